@@ -1,0 +1,502 @@
+//! The command line: `serve` (default), `migrate`, `client …`, `user …`, `openapi`.
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::oauth::RegistryError;
+use crate::oauth::clients::{self, Client, NewClient};
+use crate::oauth::password::Passwords;
+use crate::oauth::users::{self, NewUser, User};
+use crate::store::{self, Store};
+
+/// Gatehouse: OAuth 2.0 / OpenID Connect authorization server and resource API.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    /// Configuration file [default: gatehouse.toml when present]
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve HTTP (the default command)
+    Serve,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Manage clients (connected apps)
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the OpenAPI document
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// Register a client; a confidential client's secret is printed once
+    Create(Box<CreateClient>),
+    /// List clients
+    List(JsonFlag),
+    /// Show one client
+    Show(ClientRef),
+    /// Replace a client's secret (the old one stops working at once)
+    RotateSecret(ClientRef),
+    /// Disable a client: it can no longer authenticate or obtain tokens
+    Disable(ClientRef),
+    /// Enable a disabled client
+    Enable(ClientRef),
+}
+
+#[derive(Debug, Args)]
+struct CreateClient {
+    /// Name shown to users
+    #[arg(long)]
+    name: String,
+    /// public (SPA, mobile, device) or confidential (server)
+    #[arg(long = "type", value_name = "public|confidential")]
+    client_type: String,
+    /// Redirect URI, matched exactly (repeatable)
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// Grant type the client may use (repeatable)
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// Scope the client may request (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Token endpoint authentication method
+    #[arg(long = "auth-method", value_name = "METHOD")]
+    auth_method: Option<String>,
+    /// Browser origin allowed to call the API cross-origin (repeatable)
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Pre-authorize this user for the client (repeatable)
+    #[arg(long = "pre-authorize", value_name = "USERNAME")]
+    pre_authorize: Vec<String>,
+    /// Only pre-authorized users may use this client
+    #[arg(long)]
+    admin_approved_only: bool,
+    /// Access token lifetime in seconds [default: the server's]
+    #[arg(long, value_name = "SECS")]
+    access_token_ttl: Option<i64>,
+    /// Refresh token lifetime in seconds, 0 = until revoked [default: the server's]
+    #[arg(long, value_name = "SECS")]
+    refresh_token_ttl: Option<i64>,
+    /// Refresh token idle timeout in seconds [default: the server's]
+    #[arg(long, value_name = "SECS")]
+    refresh_token_idle: Option<i64>,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+struct ClientRef {
+    /// The client's id
+    client_id: String,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user; the password comes from stdin or a file, never from the command line
+    Create(CreateUser),
+    /// List users
+    List(JsonFlag),
+    /// Show one user
+    Show(UserRef),
+    /// Disable a user: they can no longer sign in
+    Disable(UserRef),
+    /// Enable a disabled user
+    Enable(UserRef),
+}
+
+#[derive(Debug, Args)]
+struct CreateUser {
+    /// Login name
+    #[arg(long)]
+    username: String,
+    /// Email address
+    #[arg(long)]
+    email: String,
+    /// Display name
+    #[arg(long)]
+    name: Option<String>,
+    /// Read the password from the first line of stdin
+    #[arg(long, conflicts_with = "password_file")]
+    password_stdin: bool,
+    /// Read the password from the first line of this file
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+struct UserRef {
+    /// The user's login name
+    username: String,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+struct JsonFlag {
+    /// Print one JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+/// Why a command failed, and the exit code that says so.
+enum Failure {
+    /// Bad configuration or arguments: exit 2.
+    Usage(String),
+    /// Anything else: exit 1.
+    Runtime(String),
+}
+
+impl From<RegistryError> for Failure {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Invalid(_) => Failure::Usage(e.to_string()),
+            other => Failure::Runtime(format!("{other:#}")),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(format!("{e:#}"))
+    }
+}
+
+impl From<store::StoreError> for Failure {
+    fn from(e: store::StoreError) -> Self {
+        Failure::Runtime(e.to_string())
+    }
+}
+
+/// Parses the command line and runs it; the process exit code is the result.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        return match crate::http::docs::spec_json() {
+            Ok(json) => {
+                print!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(Failure::Runtime(e.to_string())),
+        };
+    }
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => return fail(Failure::Usage(e.to_string())),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(Failure::Runtime(format!("cannot start the runtime: {e}"))),
+    };
+    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => fail(f),
+    }
+}
+
+fn fail(failure: Failure) -> ExitCode {
+    match failure {
+        Failure::Usage(m) => {
+            eprintln!("error: {m}");
+            ExitCode::from(2)
+        }
+        Failure::Runtime(m) => {
+            eprintln!("error: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), Failure> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = connect(&config).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Client(cmd) => client(cmd, &connect_migrated(&config).await?).await,
+        Command::User(cmd) => user(cmd, &connect_migrated(&config).await?).await,
+        Command::Openapi => Ok(()),
+    }
+}
+
+async fn serve(config: Config) -> Result<(), Failure> {
+    let _telemetry = crate::telemetry::init(&config)?;
+    let listen = config.listen;
+    let app = App::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on {listen}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    tracing::info!(address = %local, issuer = %app.state().issuer, backend = ?app.state().store.backend(), "listening");
+    app.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn connect(config: &Config) -> Result<Store, Failure> {
+    Ok(Store::connect(&config.database_url, config.database_max_connections).await?)
+}
+
+async fn connect_migrated(config: &Config) -> Result<Store, Failure> {
+    let store = connect(config).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Failure> {
+    let clock = SystemClock;
+    match cmd {
+        ClientCommand::Create(args) => {
+            let created = clients::create(
+                store,
+                &clock,
+                NewClient {
+                    name: args.name,
+                    client_type: args.client_type,
+                    redirect_uris: args.redirect_uris,
+                    grant_types: args.grants,
+                    scopes: args.scopes,
+                    auth_method: args.auth_method,
+                    cors_origins: args.cors_origins,
+                    pre_authorize: args.pre_authorize,
+                    admin_approved_only: args.admin_approved_only,
+                    access_token_ttl_secs: args.access_token_ttl,
+                    refresh_token_ttl_secs: args.refresh_token_ttl,
+                    refresh_token_idle_secs: args.refresh_token_idle,
+                },
+            )
+            .await?;
+            print_client(&created.client, created.secret.as_ref(), args.out.json)
+        }
+        ClientCommand::List(out) => {
+            let all = store::clients::list(store).await?;
+            if out.json {
+                print_json(&json!({ "clients": all }))
+            } else {
+                for c in &all {
+                    let state = if c.enabled { "enabled" } else { "disabled" };
+                    println!("{}\t{}\t{}\t{}", c.client_id, c.client_type, state, c.name);
+                }
+                Ok(())
+            }
+        }
+        ClientCommand::Show(r) => {
+            print_client(&clients::find(store, &r.client_id).await?, None, r.out.json)
+        }
+        ClientCommand::RotateSecret(r) => {
+            let rotated = clients::rotate_secret(store, &clock, &r.client_id).await?;
+            print_client(&rotated.client, rotated.secret.as_ref(), r.out.json)
+        }
+        ClientCommand::Disable(r) => print_client(
+            &clients::set_enabled(store, &clock, &r.client_id, false).await?,
+            None,
+            r.out.json,
+        ),
+        ClientCommand::Enable(r) => print_client(
+            &clients::set_enabled(store, &clock, &r.client_id, true).await?,
+            None,
+            r.out.json,
+        ),
+    }
+}
+
+async fn user(cmd: UserCommand, store: &Store) -> Result<(), Failure> {
+    let clock = SystemClock;
+    match cmd {
+        UserCommand::Create(args) => {
+            let password = read_password(args.password_stdin, args.password_file.as_ref())?;
+            let user = users::create(
+                store,
+                &clock,
+                &Passwords::default(),
+                NewUser {
+                    username: args.username,
+                    email: args.email,
+                    display_name: args.name,
+                    password,
+                },
+            )
+            .await?;
+            print_user(&user, args.out.json)
+        }
+        UserCommand::List(out) => {
+            let all = store::users::list(store).await?;
+            if out.json {
+                print_json(&json!({ "users": all }))
+            } else {
+                for u in &all {
+                    let state = if u.enabled { "enabled" } else { "disabled" };
+                    println!("{}\t{}\t{}\t{}", u.username, u.email, state, u.id);
+                }
+                Ok(())
+            }
+        }
+        UserCommand::Show(r) => print_user(&users::find(store, &r.username).await?, r.out.json),
+        UserCommand::Disable(r) => print_user(
+            &users::set_enabled(store, &clock, &r.username, false).await?,
+            r.out.json,
+        ),
+        UserCommand::Enable(r) => print_user(
+            &users::set_enabled(store, &clock, &r.username, true).await?,
+            r.out.json,
+        ),
+    }
+}
+
+fn read_password(from_stdin: bool, file: Option<&PathBuf>) -> Result<SecretString, Failure> {
+    let line = match (from_stdin, file) {
+        (true, _) => {
+            if std::io::stdin().is_terminal() {
+                eprint!("password: ");
+            }
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+                Failure::Runtime(format!("cannot read the password from stdin: {e}"))
+            })?;
+            line
+        }
+        (false, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| {
+                Failure::Usage(format!(
+                    "cannot read the password file {}: {e}",
+                    path.display()
+                ))
+            })?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        (false, None) => {
+            return Err(Failure::Usage(
+                "give the password with --password-stdin or --password-file (never on the command line)".to_owned(),
+            ));
+        }
+    };
+    Ok(SecretString::from(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+fn print_json(value: &Value) -> Result<(), Failure> {
+    let text = serde_json::to_string(value).map_err(|e| Failure::Runtime(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn print_client(
+    client: &Client,
+    secret: Option<&SecretString>,
+    as_json: bool,
+) -> Result<(), Failure> {
+    if as_json {
+        let mut value =
+            serde_json::to_value(client).map_err(|e| Failure::Runtime(e.to_string()))?;
+        if let (Some(secret), Some(map)) = (secret, value.as_object_mut()) {
+            map.insert(
+                "client_secret".to_owned(),
+                Value::String(secret.expose_secret().to_owned()),
+            );
+        }
+        return print_json(&value);
+    }
+    println!("client_id      {}", client.client_id);
+    if let Some(secret) = secret {
+        println!(
+            "client_secret  {}  (shown once: store it now)",
+            secret.expose_secret()
+        );
+    }
+    println!("name           {}", client.name);
+    println!(
+        "type           {} ({})",
+        client.client_type, client.token_endpoint_auth_method
+    );
+    println!("enabled        {}", client.enabled);
+    println!("grant_types    {}", join(&client.grant_types));
+    println!("scopes         {}", client.scopes);
+    println!("redirect_uris  {}", join(&client.redirect_uris));
+    if !client.cors_origins.is_empty() {
+        println!("cors_origins   {}", join(&client.cors_origins));
+    }
+    if !client.pre_authorized_users.is_empty() {
+        println!("pre_authorized {}", join(&client.pre_authorized_users));
+    }
+    Ok(())
+}
+
+fn print_user(user: &User, as_json: bool) -> Result<(), Failure> {
+    if as_json {
+        return print_json(
+            &serde_json::to_value(user).map_err(|e| Failure::Runtime(e.to_string()))?,
+        );
+    }
+    println!("id        {}", user.id);
+    println!("username  {}", user.username);
+    println!("email     {}", user.email);
+    if let Some(name) = &user.display_name {
+        println!("name      {name}");
+    }
+    println!("enabled   {}", user.enabled);
+    Ok(())
+}
+
+fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

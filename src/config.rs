@@ -1,0 +1,250 @@
+//! One typed configuration: defaults < `gatehouse.toml` < `GATEHOUSE_*` environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The configuration file read when no `--config` is given (it may be absent).
+pub const DEFAULT_CONFIG_FILE: &str = "gatehouse.toml";
+/// Prefix of every environment variable the server reads.
+pub const ENV_PREFIX: &str = "GATEHOUSE_";
+
+/// Whether the server may take development shortcuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Seeds a demo client and user on a new database and generates a master key file.
+    #[default]
+    Dev,
+    /// Requires an explicit https issuer and master key; never seeds anything.
+    Production,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured when stderr is a terminal.
+    #[default]
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Everything the process can be told. Every field has a default; see the README table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `dev` (default) or `production`.
+    pub mode: Mode,
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Public base URL of this server (the `iss` of every token). Defaults to `http://{listen}`.
+    pub issuer: Option<String>,
+    /// `sqlite://FILE` (created if missing) or `postgres://…`.
+    pub database_url: String,
+    /// Upper bound of pooled database connections per process.
+    pub database_max_connections: u32,
+    /// Base64 of 32 random bytes that encrypts private keys at rest.
+    pub master_key: Option<SecretString>,
+    /// A file holding the master key (base64), as an alternative to `master_key`.
+    pub master_key_file: Option<PathBuf>,
+    /// Log filter in `RUST_LOG` syntax (`RUST_LOG` itself wins when set).
+    pub log: String,
+    /// `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// Whole-request deadline; a slower request is answered 408.
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body; a larger one is answered 413.
+    pub body_limit_bytes: usize,
+    /// How long a shutdown waits for in-flight requests before it gives up.
+    pub shutdown_grace_secs: u64,
+    /// Dev mode only: seed a demo client and user into a new, empty database.
+    pub demo: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Dev,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: None,
+            database_url: "sqlite://gatehouse.db".to_owned(),
+            database_max_connections: 10,
+            master_key: None,
+            master_key_file: None,
+            log: "info".to_owned(),
+            log_format: LogFormat::Pretty,
+            request_timeout_secs: 30,
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace_secs: 30,
+            demo: true,
+        }
+    }
+}
+
+/// A configuration value that cannot be used; names the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn key(key: &str, message: impl std::fmt::Display) -> Self {
+        Self(format!(
+            "`{key}` (env {ENV_PREFIX}{}): {message}",
+            key.to_ascii_uppercase()
+        ))
+    }
+}
+
+impl Config {
+    /// Layers defaults, the TOML file and the environment, then validates the result.
+    ///
+    /// `file` is an explicit `--config` path, which must exist; without it
+    /// `gatehouse.toml` in the working directory is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let toml = match file {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError(format!(
+                    "the config file {} does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => Toml::file_exact(path),
+            None => Toml::file(DEFAULT_CONFIG_FILE),
+        };
+        let config: Config = Figment::new()
+            .merge(toml)
+            .merge(
+                // GATEHOUSE_CONFIG names the file; GATEHOUSE_TEST_* belong to the test suite.
+                Env::prefixed(ENV_PREFIX)
+                    .filter(|key| key != "config" && !key.as_str().starts_with("test_")),
+            )
+            .extract()
+            .map_err(|errors| {
+                ConfigError(
+                    errors
+                        .into_iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot: URLs, ranges and what production mode demands.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let issuer = self.issuer_url()?;
+        if !self.database_url.starts_with("sqlite:")
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            return Err(ConfigError::key(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::key(
+                "database_max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.request_timeout_secs == 0 {
+            return Err(ConfigError::key(
+                "request_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(ConfigError::key(
+                "body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.master_key.is_some() && self.master_key_file.is_some() {
+            return Err(ConfigError::key(
+                "master_key",
+                "set master_key or master_key_file, not both",
+            ));
+        }
+        if let Some(key) = &self.master_key {
+            parse_master_key(key.expose_secret()).map_err(|m| ConfigError::key("master_key", m))?;
+        }
+        if let Some(path) = &self.master_key_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::key(
+                    "master_key_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            parse_master_key(text.trim()).map_err(|m| ConfigError::key("master_key_file", m))?;
+        }
+        if self.mode == Mode::Production {
+            if self.issuer.is_none() {
+                return Err(ConfigError::key(
+                    "issuer",
+                    "production mode needs the public https URL of this server",
+                ));
+            }
+            if issuer.scheme() != "https" {
+                return Err(ConfigError::key(
+                    "issuer",
+                    "production mode needs an https URL",
+                ));
+            }
+            if self.master_key.is_none() && self.master_key_file.is_none() {
+                return Err(ConfigError::key(
+                    "master_key",
+                    "production mode needs an explicit master key (or master_key_file)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer: the configured one, or `http://{listen}` in dev mode.
+    pub fn issuer_url(&self) -> Result<Url, ConfigError> {
+        let raw = match &self.issuer {
+            Some(issuer) => issuer.clone(),
+            None => format!("http://{}", self.listen),
+        };
+        let url = Url::parse(&raw).map_err(|e| ConfigError::key("issuer", e))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::key("issuer", "must be an http or https URL"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ConfigError::key(
+                "issuer",
+                "must not have a query or fragment (RFC 8414 §2)",
+            ));
+        }
+        Ok(url)
+    }
+
+    /// The issuer as the exact string that goes into `iss` (no trailing slash).
+    pub fn issuer(&self) -> String {
+        match self.issuer_url() {
+            Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
+            Err(_) => format!("http://{}", self.listen),
+        }
+    }
+}
+
+/// Decodes a master key: base64 (standard alphabet) of exactly 32 bytes.
+pub fn parse_master_key(text: &str) -> Result<[u8; 32], String> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| "must be base64 of 32 random bytes".to_owned())?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("must be 32 bytes, got {}", bytes.len()))
+}

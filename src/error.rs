@@ -1,0 +1,265 @@
+//! Error types at each boundary and the HTTP shapes they take: RFC 9457 problem documents
+//! for the API, RFC 6749 §5.2 bodies for OAuth endpoints. Mapped here and nowhere else.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Media type of RFC 9457 problem documents.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid input field of a validation problem.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `line_items[3].quantity`.
+    pub field: String,
+    /// Machine-readable reason, e.g. `required`, `too_long`, `out_of_range`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error with the given path, code and message.
+    pub fn new(field: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document, the one error shape of the API and admin endpoints.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:gatehouse:problem:validation",
+    "title": "Unprocessable Content",
+    "status": 422,
+    "detail": "the request body has invalid fields",
+    "errors": [{"field": "line_items[3].quantity", "code": "out_of_range", "message": "must be between 1 and 1000000"}]
+}))]
+pub struct Problem {
+    /// A URI naming the kind of problem; `about:blank` when the status says it all.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// Field-level errors, for validation problems.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl Problem {
+    /// A problem for `status` with a specific `kind` slug (`None` = `about:blank`).
+    pub fn new(status: StatusCode, kind: Option<&str>, detail: impl Into<String>) -> Self {
+        Self {
+            kind: kind.map_or_else(
+                || "about:blank".to_owned(),
+                |k| format!("urn:gatehouse:problem:{k}"),
+            ),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(self)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+/// Errors of the API and admin endpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (unparseable JSON, wrong content type, bad query string).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request parsed but some fields are invalid.
+    #[error("the request has invalid fields")]
+    Validation(Vec<FieldError>),
+    /// The body is larger than the configured limit.
+    #[error("the request body is larger than this endpoint accepts")]
+    PayloadTooLarge,
+    /// The body is not of a media type the endpoint accepts.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Nothing here (also for resources the caller may not see: no existence leak).
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Something failed inside; logged, never described to the caller.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::NotFound => ApiError::NotFound,
+            crate::store::StoreError::Conflict(what) => ApiError::Conflict(what),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match self {
+            ApiError::BadRequest(detail) => {
+                Problem::new(StatusCode::BAD_REQUEST, Some("bad-request"), detail)
+            }
+            ApiError::Validation(errors) => Problem {
+                errors,
+                ..Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    Some("validation"),
+                    "the request has invalid fields",
+                )
+            },
+            e @ ApiError::PayloadTooLarge => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Some("payload-too-large"),
+                e.to_string(),
+            ),
+            ApiError::UnsupportedMediaType(detail) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("unsupported-media-type"),
+                detail,
+            ),
+            ApiError::NotFound => Problem::new(StatusCode::NOT_FOUND, None, "no such resource"),
+            ApiError::Conflict(detail) => {
+                Problem::new(StatusCode::CONFLICT, Some("conflict"), detail)
+            }
+            ApiError::Internal(error) => {
+                // The span carries the request id, so the log line and the answer meet there.
+                tracing::error!(error = format!("{error:#}"), "internal error");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "an internal error occurred; the request id in x-request-id identifies it in the logs",
+                )
+            }
+        };
+        problem.into_response()
+    }
+}
+
+/// An RFC 6749 §5.2 error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    /// The request is missing a parameter, repeats one, or is otherwise malformed.
+    InvalidRequest,
+    /// Client authentication failed.
+    InvalidClient,
+    /// The grant (code, refresh token, assertion) is invalid, expired or revoked.
+    InvalidGrant,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// The grant type is not supported by this server.
+    UnsupportedGrantType,
+    /// The requested scope is invalid or exceeds what the client may have.
+    InvalidScope,
+    /// The resource owner or the server denied the request.
+    AccessDenied,
+    /// The server failed inside.
+    ServerError,
+    /// The server is overloaded or in maintenance.
+    TemporarilyUnavailable,
+}
+
+impl OAuthErrorCode {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidClient => StatusCode::UNAUTHORIZED,
+            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// The RFC 6749 §5.2 body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// The error code.
+    pub error: OAuthErrorCode,
+    /// Which rule the request broke, for the client's developer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+/// An error answered by an OAuth endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {description}")]
+pub struct OAuthError {
+    /// The RFC 6749 error code.
+    pub code: OAuthErrorCode,
+    /// Human-readable detail (never a secret).
+    pub description: String,
+}
+
+impl OAuthError {
+    /// An error with `code` and a description for the client's developer.
+    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        if self.code == OAuthErrorCode::ServerError {
+            tracing::error!(error = %self.description, "oauth endpoint failed");
+        }
+        let status = self.code.status();
+        let description = if self.code == OAuthErrorCode::ServerError {
+            None
+        } else {
+            Some(self.description)
+        };
+        let mut response = (
+            status,
+            Json(OAuthErrorBody {
+                error: self.code,
+                error_description: description,
+            }),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> Self {
+        OAuthError::new(OAuthErrorCode::ServerError, format!("{e:#}"))
+    }
+}

@@ -1,0 +1,106 @@
+//! The OpenAPI 3.1 document and the Swagger UI that serves it at /docs (assets embedded).
+
+use axum::Router;
+use utoipa::openapi::OpenApi as Spec;
+use utoipa::openapi::security::{
+    AuthorizationCode, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Scopes,
+    SecurityScheme,
+};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::oauth::model::Scope;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Gatehouse",
+        description = "OAuth 2.0 / OpenID Connect authorization server and the resource API it protects.\n\n\
+            API errors are RFC 9457 `application/problem+json` documents; OAuth endpoint errors follow RFC 6749 §5.2.\n\n\
+            Limits: request bodies larger than the configured `body_limit_bytes` (default 1 MiB) are answered 413; \
+            requests running longer than `request_timeout_secs` (default 30 s) are answered 408.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "operations", description = "Health, readiness and metrics for operators and load balancers"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, spec: &mut Spec) {
+        let scopes = || {
+            Scopes::from_iter(
+                Scope::ALL
+                    .iter()
+                    .map(|s| (s.as_str(), scope_description(*s))),
+            )
+        };
+        let components = spec.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [
+                    Flow::AuthorizationCode(AuthorizationCode::new(
+                        "/oauth2/authorize",
+                        "/oauth2/token",
+                        scopes(),
+                    )),
+                    Flow::ClientCredentials(ClientCredentials::new("/oauth2/token", scopes())),
+                ],
+                "OAuth 2.0: authorization code with PKCE for apps acting for a user, client \
+                 credentials for servers. Partners may also use the JWT bearer grant (RFC 7523) \
+                 and devices the device authorization grant (RFC 8628) at the same token endpoint.",
+            )),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token (RFC 9068 JWT) in the Authorization header",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn scope_description(scope: Scope) -> &'static str {
+    match scope {
+        Scope::OpenId => "Sign in with OpenID Connect",
+        Scope::Profile => "Your name",
+        Scope::Email => "Your email address",
+        Scope::OfflineAccess => "Stay signed in (refresh tokens)",
+        Scope::Api => "Use the API on your behalf",
+        Scope::CasesRead => "Read cases",
+        Scope::CasesWrite => "Create and change cases",
+        Scope::Admin => "Administer clients, users and keys",
+    }
+}
+
+/// The document's fixed parts (info, security schemes, tags); routes add their paths.
+pub fn base() -> Spec {
+    ApiDoc::openapi()
+}
+
+/// The generated document, as served at /openapi.json and committed as openapi/openapi.json.
+pub fn spec() -> Spec {
+    crate::http::api_routes().split_for_parts().1
+}
+
+/// The committed form of the document: pretty JSON with a trailing newline.
+pub fn spec_json() -> Result<String, serde_json::Error> {
+    Ok(spec().to_pretty_json()? + "\n")
+}
+
+/// Swagger UI at /docs and the document at /openapi.json, served from the binary.
+pub fn swagger_ui(spec: Spec) -> Router<AppState> {
+    SwaggerUi::new("/docs").url("/openapi.json", spec).into()
+}

@@ -1,0 +1,343 @@
+//! The client registry: connected apps, their grants, scopes, redirect URIs and secrets.
+
+use secrecy::SecretString;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::model::{
+    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet, Username,
+};
+use super::secret::{self, SecretHash};
+use super::{Fields, RegistryError};
+use crate::clock::Clock;
+use crate::store::{self, Store};
+
+/// A registered client ("connected app").
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Client {
+    /// The public identifier (`client_id`).
+    pub client_id: ClientId,
+    /// Name shown to users on the consent page.
+    pub name: String,
+    /// `public` or `confidential` (RFC 6749 §2.1).
+    pub client_type: ClientType,
+    /// How the client authenticates at the token endpoint.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// SHA-256 of the client secret; never serialized.
+    #[serde(skip)]
+    pub secret_hash: Option<SecretHash>,
+    /// Redirect URIs, matched exactly.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Grant types the client may use.
+    pub grant_types: Vec<GrantType>,
+    /// Scopes the client may request.
+    #[schema(value_type = Vec<Scope>)]
+    pub scopes: ScopeSet,
+    /// Browser origins allowed to call token, userinfo, revoke and the API cross-origin.
+    pub cors_origins: Vec<CorsOrigin>,
+    /// Access token lifetime override (seconds); `null` = the server default.
+    pub access_token_ttl_secs: Option<i64>,
+    /// Refresh token lifetime override (seconds; 0 = valid until revoked); `null` = default.
+    pub refresh_token_ttl_secs: Option<i64>,
+    /// Refresh token idle timeout override (seconds); `null` = default.
+    pub refresh_token_idle_secs: Option<i64>,
+    /// When true only pre-authorized users may use the client ("admin approved users").
+    pub admin_approved_only: bool,
+    /// Users an administrator approved: they skip consent and may be JWT-bearer subjects.
+    pub pre_authorized_users: Vec<Username>,
+    /// Disabled clients cannot authenticate or obtain tokens.
+    pub enabled: bool,
+    /// When the client was registered.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    /// When the client last changed.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+}
+
+impl Client {
+    /// Whether the client may use `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+/// What registering a client takes; raw strings, validated by [`create`].
+#[derive(Debug, Default, Clone)]
+pub struct NewClient {
+    /// Display name.
+    pub name: String,
+    /// `public` or `confidential`.
+    pub client_type: String,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Grant types; empty = a default for the client type (see README).
+    pub grant_types: Vec<String>,
+    /// Scopes; empty = a default for the grants.
+    pub scopes: Vec<String>,
+    /// Token endpoint auth method; `None` = `none` for public, `client_secret_basic` otherwise.
+    pub auth_method: Option<String>,
+    /// Allowed CORS origins.
+    pub cors_origins: Vec<String>,
+    /// Usernames to pre-authorize.
+    pub pre_authorize: Vec<String>,
+    /// Restrict the client to pre-authorized users.
+    pub admin_approved_only: bool,
+    /// Lifetime overrides, seconds.
+    pub access_token_ttl_secs: Option<i64>,
+    /// Refresh token lifetime override, seconds (0 = until revoked).
+    pub refresh_token_ttl_secs: Option<i64>,
+    /// Refresh token idle timeout override, seconds.
+    pub refresh_token_idle_secs: Option<i64>,
+}
+
+/// A created client and, for secret-based clients, the secret (shown once, stored hashed).
+pub struct Created {
+    /// The stored client.
+    pub client: Client,
+    /// The plain secret; nothing keeps it after this.
+    pub secret: Option<SecretString>,
+}
+
+/// Validates and registers a client; generates its id and, if it uses one, its secret.
+pub async fn create(
+    store: &Store,
+    clock: &dyn Clock,
+    new: NewClient,
+) -> Result<Created, RegistryError> {
+    let mut f = Fields::default();
+    let name = new.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        f.fail("name", "invalid", "must be 1 to 200 characters");
+    }
+    let client_type = f.check("type", new.client_type.parse::<ClientType>());
+    let redirect_uris = f.check_all("redirect_uris", &new.redirect_uris, RedirectUri::parse);
+    let mut grant_types = f.check_all("grant_types", &new.grant_types, str::parse::<GrantType>);
+    let scopes = f.check_all("scopes", &new.scopes, str::parse::<Scope>);
+    let cors_origins = f.check_all("cors_origins", &new.cors_origins, CorsOrigin::parse);
+    let pre_authorize = f.check_all("pre_authorize", &new.pre_authorize, Username::parse);
+    let auth_method = new
+        .auth_method
+        .as_deref()
+        .and_then(|m| f.check("auth_method", m.parse::<AuthMethod>()));
+    for (field, ttl, min) in [
+        ("access_token_ttl_secs", new.access_token_ttl_secs, 1),
+        ("refresh_token_ttl_secs", new.refresh_token_ttl_secs, 0),
+        ("refresh_token_idle_secs", new.refresh_token_idle_secs, 1),
+    ] {
+        if ttl.is_some_and(|t| t < min) {
+            f.fail(field, "out_of_range", format!("must be at least {min}"));
+        }
+    }
+    let Some(client_type) = client_type else {
+        return Err(f.finish().err().unwrap_or_else(internal));
+    };
+
+    let auth_method = auth_method.unwrap_or(match client_type {
+        ClientType::Public => AuthMethod::None,
+        ClientType::Confidential => AuthMethod::ClientSecretBasic,
+    });
+    match (client_type, auth_method) {
+        (ClientType::Public, AuthMethod::None) => {}
+        (ClientType::Public, _) => f.fail("auth_method", "invalid", "a public client uses `none`"),
+        (ClientType::Confidential, AuthMethod::None) => f.fail(
+            "auth_method",
+            "invalid",
+            "a confidential client must authenticate",
+        ),
+        (ClientType::Confidential, _) => {}
+    }
+    grant_types.sort();
+    grant_types.dedup();
+    if grant_types.is_empty() && new.grant_types.is_empty() {
+        grant_types = default_grants(client_type, !redirect_uris.is_empty());
+    }
+    check_grants(&mut f, client_type, &grant_types, &redirect_uris);
+    let scopes = if scopes.is_empty() && new.scopes.is_empty() {
+        default_scopes(&grant_types)
+    } else {
+        ScopeSet::new(scopes)
+    };
+    f.finish()?;
+
+    let now = clock.unix();
+    let secret = auth_method.uses_secret().then(secret::generate);
+    let client = Client {
+        client_id: ClientId::parse(&secret::random_id(16)).map_err(|e| internal_msg(e.message))?,
+        name,
+        client_type,
+        token_endpoint_auth_method: auth_method,
+        secret_hash: secret.as_ref().map(secret::hash_secret),
+        redirect_uris,
+        grant_types,
+        scopes,
+        cors_origins,
+        access_token_ttl_secs: new.access_token_ttl_secs,
+        refresh_token_ttl_secs: new.refresh_token_ttl_secs,
+        refresh_token_idle_secs: new.refresh_token_idle_secs,
+        admin_approved_only: new.admin_approved_only,
+        pre_authorized_users: pre_authorize,
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    insert(store, client, secret).await
+}
+
+/// Registers a client whose id is fixed (the built-in demo and docs clients).
+pub(crate) async fn insert(
+    store: &Store,
+    client: Client,
+    secret: Option<SecretString>,
+) -> Result<Created, RegistryError> {
+    let mut tx = store.begin().await?;
+    let found = store::users::ids_by_username(&mut tx, &client.pre_authorized_users).await?;
+    let missing: Vec<&str> = client
+        .pre_authorized_users
+        .iter()
+        .filter(|u| !found.iter().any(|(name, _)| name == *u))
+        .map(|u| u.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(RegistryError::Invalid(vec![crate::error::FieldError::new(
+            "pre_authorize",
+            "unknown",
+            format!("no such user: {}", missing.join(", ")),
+        )]));
+    }
+    let ids: Vec<String> = found.into_iter().map(|(_, id)| id).collect();
+    store::clients::insert(&mut tx, &client, &ids).await?;
+    tx.commit().await?;
+    tracing::info!(client_id = %client.client_id, client_type = %client.client_type, "client registered");
+    Ok(Created { client, secret })
+}
+
+fn default_grants(client_type: ClientType, has_redirect: bool) -> Vec<GrantType> {
+    match (client_type, has_redirect) {
+        (_, true) => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        (ClientType::Confidential, false) => vec![GrantType::ClientCredentials],
+        // Caught by check_grants: a public client without redirect URIs needs explicit grants.
+        (ClientType::Public, false) => vec![],
+    }
+}
+
+fn default_scopes(grants: &[GrantType]) -> ScopeSet {
+    let acts_for_user = grants.iter().any(|g| {
+        matches!(
+            g,
+            GrantType::AuthorizationCode | GrantType::DeviceCode | GrantType::JwtBearer
+        )
+    });
+    if acts_for_user {
+        ScopeSet::new([
+            Scope::OpenId,
+            Scope::Profile,
+            Scope::Email,
+            Scope::OfflineAccess,
+            Scope::Api,
+        ])
+    } else {
+        ScopeSet::new([Scope::Api])
+    }
+}
+
+fn check_grants(
+    f: &mut Fields,
+    client_type: ClientType,
+    grants: &[GrantType],
+    redirects: &[RedirectUri],
+) {
+    if grants.is_empty() {
+        f.fail(
+            "grant_types",
+            "required",
+            "name at least one grant type (or a redirect URI)",
+        );
+    }
+    if grants.contains(&GrantType::AuthorizationCode) && redirects.is_empty() {
+        f.fail(
+            "redirect_uris",
+            "required",
+            "authorization_code needs at least one redirect URI",
+        );
+    }
+    if grants.contains(&GrantType::ClientCredentials) && client_type == ClientType::Public {
+        f.fail(
+            "grant_types",
+            "invalid",
+            "client_credentials needs a confidential client",
+        );
+    }
+    let issues_refresh =
+        grants.contains(&GrantType::AuthorizationCode) || grants.contains(&GrantType::DeviceCode);
+    if grants.contains(&GrantType::RefreshToken) && !issues_refresh {
+        f.fail(
+            "grant_types",
+            "invalid",
+            "refresh_token needs authorization_code or device_code",
+        );
+    }
+}
+
+fn internal() -> RegistryError {
+    internal_msg("validation state lost".to_owned())
+}
+
+fn internal_msg(message: String) -> RegistryError {
+    RegistryError::Internal(anyhow::anyhow!(message))
+}
+
+/// Finds a client by id.
+pub async fn find(store: &Store, client_id: &str) -> Result<Client, RegistryError> {
+    store::clients::get(store, client_id)
+        .await?
+        .ok_or_else(|| RegistryError::NotFound(format!("client {client_id}")))
+}
+
+/// Replaces a secret-based client's secret; the old one stops working at once.
+pub async fn rotate_secret(
+    store: &Store,
+    clock: &dyn Clock,
+    client_id: &str,
+) -> Result<Created, RegistryError> {
+    let client = find(store, client_id).await?;
+    if !client.token_endpoint_auth_method.uses_secret() {
+        return Err(RegistryError::Invalid(vec![crate::error::FieldError::new(
+            "client_id",
+            "invalid",
+            format!(
+                "client authenticates with {}, not a secret",
+                client.token_endpoint_auth_method
+            ),
+        )]));
+    }
+    let secret = secret::generate();
+    store::clients::set_secret_hash(
+        store,
+        client_id,
+        &secret::hash_secret(&secret),
+        clock.unix(),
+    )
+    .await?;
+    tracing::info!(client_id, "client secret rotated");
+    Ok(Created {
+        client: find(store, client_id).await?,
+        secret: Some(secret),
+    })
+}
+
+/// Enables or disables a client.
+pub async fn set_enabled(
+    store: &Store,
+    clock: &dyn Clock,
+    client_id: &str,
+    enabled: bool,
+) -> Result<Client, RegistryError> {
+    if !store::clients::set_enabled(store, client_id, enabled, clock.unix()).await? {
+        return Err(RegistryError::NotFound(format!("client {client_id}")));
+    }
+    tracing::info!(client_id, enabled, "client enabled flag changed");
+    find(store, client_id).await
+}

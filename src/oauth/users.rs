@@ -1,0 +1,121 @@
+//! The user registry: people who sign in.
+
+use secrecy::SecretString;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::model::{Email, Username};
+use super::password::{PasswordError, Passwords};
+use super::{Fields, RegistryError};
+use crate::clock::Clock;
+use crate::store::{self, Store};
+
+/// A user account.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct User {
+    /// Stable identifier (the `sub` of this user's tokens).
+    pub id: String,
+    /// Login name, lower case.
+    pub username: Username,
+    /// Email address.
+    pub email: Email,
+    /// Name shown to people.
+    pub display_name: Option<String>,
+    /// argon2id PHC string; never serialized.
+    #[serde(skip)]
+    pub password_hash: String,
+    /// Disabled users cannot sign in and their grants stop working.
+    pub enabled: bool,
+    /// When the user was created.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    /// When the user last changed.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+}
+
+/// What registering a user takes.
+pub struct NewUser {
+    /// Login name.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Optional display name.
+    pub display_name: Option<String>,
+    /// The initial password (never from argv: stdin, a file or a form).
+    pub password: SecretString,
+}
+
+/// Registers a user with an argon2id password hash.
+pub async fn create(
+    store: &Store,
+    clock: &dyn Clock,
+    passwords: &Passwords,
+    new: NewUser,
+) -> Result<User, RegistryError> {
+    let mut fields = Fields::default();
+    let username = fields.check("username", Username::parse(&new.username));
+    let email = fields.check("email", Email::parse(&new.email));
+    let display_name = new
+        .display_name
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if display_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 200)
+    {
+        fields.fail("display_name", "too_long", "must be at most 200 characters");
+    }
+    let hash = match passwords.hash(new.password).await {
+        Ok(hash) => Some(hash),
+        Err(e @ PasswordError::Length) => {
+            fields.fail("password", "invalid", e.to_string());
+            None
+        }
+        Err(e) => return Err(RegistryError::Internal(e.into())),
+    };
+    fields.finish()?;
+    let (Some(username), Some(email), Some(password_hash)) = (username, email, hash) else {
+        return Err(RegistryError::Internal(anyhow::anyhow!(
+            "validated fields missing"
+        )));
+    };
+    let now = clock.unix();
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        username,
+        email,
+        display_name,
+        password_hash,
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    store::users::insert(store, &user).await?;
+    tracing::info!(user_id = %user.id, username = %user.username, "user created");
+    Ok(user)
+}
+
+/// Finds a user by login name.
+pub async fn find(store: &Store, username: &str) -> Result<User, RegistryError> {
+    let name = Username::parse(username)
+        .map_err(|_| RegistryError::NotFound(format!("user {username}")))?;
+    store::users::by_username(store, &name)
+        .await?
+        .ok_or_else(|| RegistryError::NotFound(format!("user {username}")))
+}
+
+/// Enables or disables a user.
+pub async fn set_enabled(
+    store: &Store,
+    clock: &dyn Clock,
+    username: &str,
+    enabled: bool,
+) -> Result<User, RegistryError> {
+    let user = find(store, username).await?;
+    store::users::set_enabled(store, &user.username, enabled, clock.unix()).await?;
+    tracing::info!(user_id = %user.id, enabled, "user enabled flag changed");
+    find(store, username).await
+}

@@ -1,0 +1,80 @@
+//! First run in dev mode: a demo client and user, so that a new server is usable at once.
+
+use secrecy::ExposeSecret as _;
+
+use crate::config::Mode;
+use crate::oauth::clients::{self, Client};
+use crate::oauth::model::{
+    AuthMethod, ClientId, ClientType, GrantType, RedirectUri, Scope, ScopeSet,
+};
+use crate::oauth::users::{self, NewUser};
+use crate::oauth::{RegistryError, secret};
+use crate::state::AppState;
+use crate::store;
+
+/// The demo client's fixed id.
+pub const DEMO_CLIENT_ID: &str = "gatehouse-demo";
+/// The demo user's login name.
+pub const DEMO_USERNAME: &str = "demo";
+
+/// Seeds the demo client and user when the registry is empty (a new database) in dev mode,
+/// and prints how to sign in. Production mode never does this.
+pub async fn first_run(state: &AppState) -> anyhow::Result<()> {
+    if state.config.mode != Mode::Dev || !state.config.demo {
+        return Ok(());
+    }
+    let empty = store::clients::count(&state.store).await? == 0
+        && store::users::count(&state.store).await? == 0;
+    if !empty {
+        return Ok(());
+    }
+    let password = secret::random_id(12);
+    let user = users::create(
+        &state.store,
+        state.clock.as_ref(),
+        &state.passwords,
+        NewUser {
+            username: DEMO_USERNAME.to_owned(),
+            email: "demo@example.com".to_owned(),
+            display_name: Some("Demo User".to_owned()),
+            password: password.clone().into(),
+        },
+    )
+    .await?;
+    let redirect = format!("{}/docs/oauth2-redirect.html", state.issuer);
+    let now = state.clock.unix();
+    let client = Client {
+        client_id: ClientId::parse(DEMO_CLIENT_ID).map_err(|e| anyhow::anyhow!(e.message))?,
+        name: "Gatehouse demo app".to_owned(),
+        client_type: ClientType::Public,
+        token_endpoint_auth_method: AuthMethod::None,
+        secret_hash: None,
+        redirect_uris: vec![RedirectUri::parse(&redirect).map_err(|e| anyhow::anyhow!(e.message))?],
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        scopes: ScopeSet::new(Scope::ALL.iter().copied().filter(|s| *s != Scope::Admin)),
+        cors_origins: vec![],
+        access_token_ttl_secs: None,
+        refresh_token_ttl_secs: None,
+        refresh_token_idle_secs: None,
+        admin_approved_only: false,
+        pre_authorized_users: vec![],
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    match clients::insert(&state.store, client, None).await {
+        // Another replica seeded at the same moment: theirs stands.
+        Ok(_) | Err(RegistryError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let pw = secrecy::SecretString::from(password);
+    println!(
+        "\n  New database in dev mode: a demo user and a demo public client were created.\n\
+         \n    user       {}\n    password   {}\n    client_id  {DEMO_CLIENT_ID} (public, PKCE, redirect {redirect})\n    docs       {}/docs\n\
+         \n  The password is shown only now. Set GATEHOUSE_MODE=production to never seed.\n",
+        user.username,
+        pw.expose_secret(),
+        state.issuer,
+    );
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Logs, traces and metrics: tracing-subscriber for logs, OpenTelemetry (OTLP/HTTP) for
+//! traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a Prometheus recorder for metrics.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+use crate::config::{Config, LogFormat};
+
+/// Latency buckets (seconds) of `http_request_duration_seconds`.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Keeps the trace pipeline alive; flushes pending spans when dropped.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("OpenTelemetry shutdown: {e}");
+        }
+    }
+}
+
+/// Installs the global log/trace subscriber. Call once, from the binary, before anything logs.
+pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
+    let filter = || EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log));
+    let fmt = match config.log_format {
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let provider = otlp_provider()?;
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("gatehouse"))
+            .with_filter(filter().unwrap_or_else(|_| EnvFilter::new("info")))
+    });
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter()?))
+        .with(otel)
+        .try_init()?;
+    Ok(TelemetryGuard { provider })
+}
+
+/// A tracer provider exporting over OTLP/HTTP, configured by the standard `OTEL_*`
+/// variables, or `None` when no endpoint is set.
+fn otlp_provider() -> anyhow::Result<Option<SdkTracerProvider>> {
+    let configured = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()));
+    if !configured {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .build()?;
+    let resource = Resource::builder()
+        .with_service_name(service_name())
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build();
+    Ok(Some(provider))
+}
+
+fn service_name() -> String {
+    std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "gatehouse".to_owned())
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("http_request_duration_seconds".to_owned()),
+                    LATENCY_BUCKETS,
+                )
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program's); then ours
+            // only renders what it records itself, which is still correct for /metrics.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Middleware: counts requests and records latency by route template and status.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
