@@ -124,15 +124,16 @@ impl Config {
             .merge(toml)
             .merge(
                 // GATEHOUSE_CONFIG names the file; GATEHOUSE_TEST_* belong to the test suite.
-                Env::prefixed(ENV_PREFIX)
-                    .filter(|key| key != "config" && !key.as_str().starts_with("test_")),
+                Env::prefixed(ENV_PREFIX).filter(|key| {
+                    key != "config" && !key.as_str().to_ascii_lowercase().starts_with("test_")
+                }),
             )
             .extract()
             .map_err(|errors| {
                 ConfigError(
                     errors
                         .into_iter()
-                        .map(|e| e.to_string())
+                        .map(describe)
                         .collect::<Vec<_>>()
                         .join("; "),
                 )
@@ -237,6 +238,29 @@ impl Config {
             Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
             Err(_) => format!("http://{}", self.listen),
         }
+    }
+}
+
+/// One figment error as `key: what is wrong (where it came from)`, keys in lower case.
+fn describe(e: figment::Error) -> String {
+    let key = e.path.join(".").to_ascii_lowercase();
+    let source = e.metadata.as_ref().map(|m| {
+        let file = m
+            .source
+            .as_ref()
+            .map(|s| format!(" {s}"))
+            .unwrap_or_default();
+        format!(" (from {}{file})", m.name)
+    });
+    let source = source.unwrap_or_default();
+    if key.is_empty() {
+        format!("{}{source}", e.kind)
+    } else {
+        format!(
+            "`{key}` (env {ENV_PREFIX}{}): {}{source}",
+            key.to_ascii_uppercase(),
+            e.kind
+        )
     }
 }
 
