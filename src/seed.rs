@@ -29,7 +29,7 @@ pub async fn first_run(state: &AppState) -> anyhow::Result<()> {
         return Ok(());
     }
     let password = secret::random_id(12);
-    let user = users::create(
+    let created = users::create(
         &state.store,
         state.clock.as_ref(),
         &state.passwords,
@@ -40,7 +40,13 @@ pub async fn first_run(state: &AppState) -> anyhow::Result<()> {
             password: password.clone().into(),
         },
     )
-    .await?;
+    .await;
+    let user = match created {
+        Ok(user) => user,
+        // Another replica is seeding the same new database right now: leave it to that one.
+        Err(RegistryError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     let redirect = format!("{}/docs/oauth2-redirect.html", state.issuer);
     let now = state.clock.unix();
     let client = Client {

@@ -88,12 +88,13 @@ pub enum Tx {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
-/// Runs `$body` with `$c` bound to a pool that serves reads.
-macro_rules! read {
-    ($store:expr, |$c:ident| $body:expr) => {
+/// Runs `$body` with `$c` bound to the pool for `$role` (`read` or `write`): on SQLite the
+/// reader pool or the single writer; on PostgreSQL the one pool.
+macro_rules! on_pool {
+    ($store:expr, $role:ident, |$c:ident| $body:expr) => {
         match &$store.db {
-            $crate::store::Db::Sqlite { read, .. } => {
-                let $c = read;
+            $crate::store::Db::Sqlite { $role, .. } => {
+                let $c = $role;
                 $body
             }
             $crate::store::Db::Postgres(pool) => {
@@ -104,19 +105,17 @@ macro_rules! read {
     };
 }
 
+/// Runs `$body` with `$c` bound to a pool that serves reads.
+macro_rules! read {
+    ($store:expr, |$c:ident| $body:expr) => {
+        $crate::store::on_pool!($store, read, |$c| $body)
+    };
+}
+
 /// Runs `$body` with `$c` bound to a pool that serves writes.
 macro_rules! write {
     ($store:expr, |$c:ident| $body:expr) => {
-        match &$store.db {
-            $crate::store::Db::Sqlite { write, .. } => {
-                let $c = write;
-                $body
-            }
-            $crate::store::Db::Postgres(pool) => {
-                let $c = pool;
-                $body
-            }
-        }
+        $crate::store::on_pool!($store, write, |$c| $body)
     };
 }
 
@@ -136,7 +135,7 @@ macro_rules! in_tx {
     };
 }
 
-pub(crate) use {in_tx, read, write};
+pub(crate) use {in_tx, on_pool, read, write};
 
 impl Store {
     /// Connects to `url` (`sqlite:…` or `postgres://…`); a SQLite file is created if missing.

@@ -140,4 +140,3 @@ async fn sigterm_stops_an_idle_server_with_exit_0() {
     let log = server.log.lock().await.join("\n");
     assert!(log.contains("stopped"), "{log}");
 }
-
