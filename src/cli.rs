@@ -13,6 +13,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::oauth::RegistryError;
 use crate::oauth::clients::{self, Client, NewClient};
+use crate::oauth::keys::{self, MasterKey};
 use crate::oauth::password::Passwords;
 use crate::oauth::users::{self, NewUser, User};
 use crate::store::{self, Store};
@@ -40,6 +41,9 @@ enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the server's signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the OpenAPI document
     Openapi,
 }
@@ -58,6 +62,36 @@ enum ClientCommand {
     Disable(ClientRef),
     /// Enable a disabled client
     Enable(ClientRef),
+    /// Register a public key (PEM) the client signs assertions with; prints its kid
+    AddKey(AddKey),
+}
+
+#[derive(Debug, Args)]
+struct AddKey {
+    /// The client's id
+    client_id: String,
+    /// A PEM file with a `PUBLIC KEY` (RSA, EC P-256 or Ed25519)
+    #[arg(long, value_name = "FILE")]
+    pem: PathBuf,
+    #[command(flatten)]
+    out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// List signing keys and their states
+    List(JsonFlag),
+    /// Rotate: publish a new key now; it signs after key_publish_secs
+    Rotate(RotateKeys),
+}
+
+#[derive(Debug, Args)]
+struct RotateKeys {
+    /// Sign with the new key at once (a compromised key)
+    #[arg(long)]
+    immediately: bool,
+    #[command(flatten)]
+    out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +277,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         }
         Command::Client(cmd) => client(cmd, &connect_migrated(&config).await?).await,
         Command::User(cmd) => user(cmd, &connect_migrated(&config).await?).await,
+        Command::Keys(cmd) => keys_command(cmd, &config, &connect_migrated(&config).await?).await,
         Command::Openapi => Ok(()),
     }
 }
@@ -350,6 +385,60 @@ async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Failure> {
             None,
             r.out.json,
         ),
+        ClientCommand::AddKey(args) => {
+            let pem = std::fs::read_to_string(&args.pem)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", args.pem.display())))?;
+            let key = clients::add_key(store, &clock, &args.client_id, &pem).await?;
+            if args.out.json {
+                print_json(
+                    &serde_json::to_value(&key).map_err(|e| Failure::Runtime(e.to_string()))?,
+                )
+            } else {
+                println!("kid  {}\nkty  {}", key.kid, key.kty);
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn keys_command(cmd: KeysCommand, config: &Config, store: &Store) -> Result<(), Failure> {
+    let clock = SystemClock;
+    let failed = |e: crate::oauth::keys::KeyError| Failure::Runtime(e.to_string());
+    let master = MasterKey::from_config(config).map_err(failed)?;
+    match cmd {
+        KeysCommand::List(out) => {
+            keys::ensure_signing_key(store, &clock, &master, config.signing_alg)
+                .await
+                .map_err(failed)?;
+            let all = keys::list(store, &clock).await.map_err(failed)?;
+            if out.json {
+                return print_json(&json!({ "keys": all }));
+            }
+            for k in &all {
+                println!("{}\t{}\t{}", k.kid, k.alg, k.state);
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate(args) => {
+            let publish = if args.immediately {
+                0
+            } else {
+                config.key_publish_secs
+            };
+            let key = keys::rotate(store, &clock, &master, config.signing_alg, publish)
+                .await
+                .map_err(failed)?;
+            if args.out.json {
+                return print_json(
+                    &serde_json::to_value(&key).map_err(|e| Failure::Runtime(e.to_string()))?,
+                );
+            }
+            println!(
+                "new key {} ({}): {}, signs from {}",
+                key.kid, key.alg, key.state, key.activate_at
+            );
+            Ok(())
+        }
     }
 }
 

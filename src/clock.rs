@@ -73,3 +73,11 @@ pub fn as_rfc3339<S: serde::Serializer>(unix: &i64, s: S) -> Result<S::Ok, S::Er
         .unwrap_or_else(|| unix.to_string());
     s.serialize_str(&formatted)
 }
+
+/// [`as_rfc3339`] for optional timestamps (`null` when absent).
+pub fn as_rfc3339_opt<S: serde::Serializer>(unix: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match unix {
+        Some(t) => as_rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}

@@ -68,6 +68,48 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Dev mode only: seed a demo client and user into a new, empty database.
     pub demo: bool,
+    /// `aud` of access tokens (the resource API). Defaults to `{issuer}/api`.
+    pub audience: Option<String>,
+    /// Access token lifetime unless a client overrides it.
+    pub access_token_ttl_secs: i64,
+    /// Upper bound of any access token lifetime (client overrides are clamped to it); a
+    /// retired signing key stays in JWKS this long after it stops signing.
+    pub access_token_max_ttl_secs: i64,
+    /// Algorithm of new signing keys: `ES256`, `EdDSA` or `RS256`.
+    pub signing_alg: SigningAlg,
+    /// A signing key older than this is rotated automatically.
+    pub key_rotation_secs: i64,
+    /// A new key is published in JWKS this long before it starts signing.
+    pub key_publish_secs: i64,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat` of tokens and assertions.
+    pub clock_skew_secs: i64,
+    /// Longest lifetime a client assertion may claim (`exp - now`).
+    pub assertion_max_lifetime_secs: i64,
+    /// How often every process reloads signing keys and revocations from the database.
+    pub sync_interval_ms: u64,
+}
+
+/// Algorithm of the server's signing keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256 (the default: fast to sign and small).
+    #[default]
+    ES256,
+    /// Ed25519.
+    EdDSA,
+    /// RSA 2048 PKCS#1 v1.5 with SHA-256 (for old verifiers; slow to sign).
+    RS256,
+}
+
+impl SigningAlg {
+    /// The JOSE `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
 }
 
 impl Default for Config {
@@ -86,6 +128,15 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_secs: 30,
             demo: true,
+            audience: None,
+            access_token_ttl_secs: 600,
+            access_token_max_ttl_secs: 3600,
+            signing_alg: SigningAlg::ES256,
+            key_rotation_secs: 30 * 24 * 3600,
+            key_publish_secs: 600,
+            clock_skew_secs: 10,
+            assertion_max_lifetime_secs: 300,
+            sync_interval_ms: 1000,
         }
     }
 }
@@ -172,6 +223,40 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        for (key, value, min) in [
+            ("access_token_ttl_secs", self.access_token_ttl_secs, 1),
+            (
+                "access_token_max_ttl_secs",
+                self.access_token_max_ttl_secs,
+                1,
+            ),
+            ("key_rotation_secs", self.key_rotation_secs, 3600),
+            ("key_publish_secs", self.key_publish_secs, 0),
+            ("clock_skew_secs", self.clock_skew_secs, 0),
+            (
+                "assertion_max_lifetime_secs",
+                self.assertion_max_lifetime_secs,
+                1,
+            ),
+        ] {
+            if value < min {
+                return Err(ConfigError::key(key, format!("must be at least {min}")));
+            }
+        }
+        if self.access_token_ttl_secs > self.access_token_max_ttl_secs {
+            return Err(ConfigError::key(
+                "access_token_ttl_secs",
+                "must not exceed access_token_max_ttl_secs",
+            ));
+        }
+        if !(100..=60_000).contains(&self.sync_interval_ms) {
+            return Err(ConfigError::key("sync_interval_ms", "must be 100 to 60000"));
+        }
+        if let Some(aud) = &self.audience
+            && aud.trim().is_empty()
+        {
+            return Err(ConfigError::key("audience", "must not be empty"));
+        }
         if self.master_key.is_some() && self.master_key_file.is_some() {
             return Err(ConfigError::key(
                 "master_key",
@@ -238,6 +323,15 @@ impl Config {
             Ok(url) => url.as_str().trim_end_matches('/').to_owned(),
             Err(_) => format!("http://{}", self.listen),
         }
+    }
+}
+
+impl Config {
+    /// `aud` of access tokens.
+    pub fn audience(&self) -> String {
+        self.audience
+            .clone()
+            .unwrap_or_else(|| format!("{}/api", self.issuer()))
     }
 }
 

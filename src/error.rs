@@ -104,6 +104,18 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// A bearer-token failure (RFC 6750 §3): 400, 401 or 403 with `WWW-Authenticate`.
+    #[error("{description}")]
+    Bearer {
+        /// 400 invalid_request, 401 invalid_token (or no token), 403 insufficient_scope.
+        status: StatusCode,
+        /// The RFC 6750 error code; none when no token was sent (§3.1).
+        error: Option<&'static str>,
+        /// What was wrong.
+        description: String,
+        /// The scopes that would have sufficed (insufficient_scope).
+        scope: Option<String>,
+    },
     /// Something failed inside; logged, never described to the caller.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -121,6 +133,15 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Bearer {
+            status,
+            error,
+            description,
+            scope,
+        } = self
+        {
+            return bearer_challenge(status, error, &description, scope.as_deref());
+        }
         let problem = match self {
             ApiError::BadRequest(detail) => {
                 Problem::new(StatusCode::BAD_REQUEST, Some("bad-request"), detail)
@@ -147,6 +168,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(detail) => {
                 Problem::new(StatusCode::CONFLICT, Some("conflict"), detail)
             }
+            ApiError::Bearer { .. } => Problem::new(StatusCode::UNAUTHORIZED, None, "unauthorized"),
             ApiError::Internal(error) => {
                 // The span carries the request id, so the log line and the answer meet there.
                 tracing::error!(error = format!("{error:#}"), "internal error");
@@ -159,6 +181,33 @@ impl IntoResponse for ApiError {
         };
         problem.into_response()
     }
+}
+
+/// A bearer failure: the problem document plus the RFC 6750 §3 challenge.
+fn bearer_challenge(
+    status: StatusCode,
+    error: Option<&str>,
+    description: &str,
+    scope: Option<&str>,
+) -> Response {
+    let kind = error.map(|e| e.replace('_', "-"));
+    let mut response = Problem::new(status, kind.as_deref(), description).into_response();
+    let mut challenge = "Bearer realm=\"gatehouse\"".to_owned();
+    if let Some(error) = error {
+        // Descriptions are our own fixed texts: no quotes or backslashes to escape.
+        challenge.push_str(&format!(
+            ", error=\"{error}\", error_description=\"{description}\""
+        ));
+    }
+    if let Some(scope) = scope {
+        challenge.push_str(&format!(", scope=\"{scope}\""));
+    }
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// An RFC 6749 §5.2 error code.
@@ -183,6 +232,8 @@ pub enum OAuthErrorCode {
     ServerError,
     /// The server is overloaded or in maintenance.
     TemporarilyUnavailable,
+    /// RFC 7009 §2.2.1: the server cannot revoke this type of token.
+    UnsupportedTokenType,
 }
 
 impl OAuthErrorCode {
@@ -255,6 +306,24 @@ impl IntoResponse for OAuthError {
             );
         }
         response
+    }
+}
+
+impl From<crate::oauth::RegistryError> for ApiError {
+    fn from(e: crate::oauth::RegistryError) -> Self {
+        use crate::oauth::RegistryError;
+        match e {
+            RegistryError::Invalid(fields) => ApiError::Validation(fields),
+            RegistryError::NotFound(_) => ApiError::NotFound,
+            RegistryError::Conflict(what) => ApiError::Conflict(what),
+            RegistryError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<crate::oauth::keys::KeyError> for ApiError {
+    fn from(e: crate::oauth::keys::KeyError) -> Self {
+        ApiError::Internal(e.into())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Gatehouse: an OAuth 2.0 / OpenID Connect authorization server and the resource API it
 //! protects, in one binary. `Config -> AppState -> Router`; [`App`] ties them together.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -23,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::oauth::keys::{self, KeyRing, MasterKey};
 use crate::oauth::password::Passwords;
+use crate::oauth::tokens::Tokens;
 use crate::state::{AppState, Inner};
 use crate::store::Store;
 
@@ -43,13 +46,35 @@ impl App {
         config.validate()?;
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
         store.migrate().await?;
+        let master = MasterKey::from_config(&config)?;
+        keys::ensure_signing_key(&store, clock.as_ref(), &master, config.signing_alg).await?;
+        let ring = KeyRing::new(
+            master,
+            config.access_token_max_ttl_secs + config.clock_skew_secs,
+        );
+        ring.refresh(&store).await?;
+        let issuer = config.issuer();
+        let tokens = Tokens::new(
+            ring,
+            issuer.clone(),
+            config.audience(),
+            config.clock_skew_secs,
+            config.access_token_max_ttl_secs,
+        );
+        tokens.revoked.sync(&store, clock.unix()).await?;
+        let clients = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(Duration::from_millis(config.sync_interval_ms))
+            .build();
         let state = AppState::new(Inner {
             store,
             clock,
-            issuer: config.issuer(),
+            issuer,
             config,
             passwords: Passwords::default(),
             metrics: telemetry::metrics_handle(),
+            tokens,
+            clients,
         });
         seed::first_run(&state).await?;
         Ok(Self { state })
@@ -74,6 +99,8 @@ impl App {
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
         let stopping = CancellationToken::new();
+        tokio::spawn(sync_loop(self.state.clone(), stopping.clone()));
+        tokio::spawn(maintenance_loop(self.state.clone(), stopping.clone()));
         let trigger = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -94,5 +121,60 @@ impl App {
         self.state.store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Every sync interval: reload signing keys and revocations, so that rotations and
+/// revocations made by any process are honoured here.
+async fn sync_loop(state: AppState, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(state.config.sync_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = state.tokens.ring.refresh(&state.store).await {
+            tracing::warn!(error = %e, "key ring refresh failed");
+        }
+        if let Err(e) = state
+            .tokens
+            .revoked
+            .sync(&state.store, state.clock.unix())
+            .await
+        {
+            tracing::warn!(error = %e, "revocation sync failed");
+        }
+    }
+}
+
+/// How often a process checks whether the signing key is due for rotation.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Every minute: rotate the signing key when it is due, drop expired keys, revocations
+/// and used assertion ids.
+async fn maintenance_loop(state: AppState, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let ring = &state.tokens.ring;
+        if let Err(e) = keys::maintain(
+            &state.store,
+            state.clock.as_ref(),
+            ring.master(),
+            &state.config,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "key maintenance failed");
+        }
+        let horizon = state.clock.unix() - state.config.clock_skew_secs;
+        if let Err(e) = store::revocations::delete_expired(&state.store, horizon).await {
+            tracing::warn!(error = %e, "revocation cleanup failed");
+        }
     }
 }

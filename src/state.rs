@@ -7,8 +7,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::oauth::clients::Client;
 use crate::oauth::password::Passwords;
-use crate::store::Store;
+use crate::oauth::tokens::Tokens;
+use crate::store::{self, Store, StoreError};
 
 /// Everything a handler may reach; cheap to clone.
 #[derive(Clone)]
@@ -28,12 +30,45 @@ pub struct Inner {
     pub passwords: Passwords,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// Signing keys, access tokens and the revocation list.
+    pub tokens: Tokens,
+    /// Clients by id, for one sync interval: client authentication stays off the database
+    /// on the hot path, and a change made on another replica is seen within that interval.
+    pub clients: moka::sync::Cache<String, Arc<Client>>,
 }
 
 impl AppState {
     /// Wraps the parts into a state.
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+}
+
+impl AppState {
+    /// The client with this id (cached for one sync interval).
+    pub async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        if let Some(client) = self.clients.get(client_id) {
+            return Ok(Some(client));
+        }
+        let Some(client) = store::clients::get(&self.store, client_id).await? else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        self.clients.insert(client_id.to_owned(), client.clone());
+        Ok(Some(client))
+    }
+
+    /// Access token lifetime for `client`: its override or the default, at most the maximum.
+    pub fn access_token_ttl(&self, client: &Client) -> i64 {
+        client
+            .access_token_ttl_secs
+            .unwrap_or(self.config.access_token_ttl_secs)
+            .min(self.config.access_token_max_ttl_secs)
+    }
+
+    /// Forgets a cached client after this process changed it.
+    pub fn client_changed(&self, client_id: &str) {
+        self.clients.invalidate(client_id);
     }
 }
 

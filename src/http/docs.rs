@@ -24,6 +24,9 @@ use crate::state::AppState;
     ),
     modifiers(&SecuritySchemes),
     tags(
+        (name = "oauth", description = "OAuth 2.0 authorization server: tokens, introspection, revocation, keys, discovery"),
+        (name = "api", description = "The resource API (bearer tokens)"),
+        (name = "admin", description = "Administration of clients, users and signing keys (scope `admin`)"),
         (name = "operations", description = "Health, readiness and metrics for operators and load balancers"),
     )
 )]

@@ -1,8 +1,10 @@
 //! Routers and the middleware stack. Handlers only parse, call the domain and shape answers.
 
+pub mod admin;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod oauth;
 
 use std::any::Any;
 use std::time::Duration;
@@ -33,6 +35,25 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics))
+        .routes(routes!(oauth::issue_token))
+        .routes(routes!(oauth::introspect_token))
+        .routes(routes!(oauth::revoke_token))
+        .routes(routes!(oauth::get_jwks))
+        .routes(routes!(oauth::get_openid_configuration))
+        .routes(routes!(oauth::get_authorization_server_metadata))
+        .routes(routes!(crate::api::me::get_me))
+        .routes(routes!(admin::list_clients, admin::create_client))
+        .routes(routes!(admin::get_client))
+        .routes(routes!(admin::rotate_client_secret))
+        .routes(routes!(admin::disable_client))
+        .routes(routes!(admin::enable_client))
+        .routes(routes!(admin::add_client_key))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::get_user))
+        .routes(routes!(admin::disable_user))
+        .routes(routes!(admin::enable_user))
+        .routes(routes!(admin::list_keys))
+        .routes(routes!(admin::rotate_keys))
 }
 
 /// The complete application: routes, docs and the middleware stack.

@@ -12,6 +12,9 @@ use super::{Fields, RegistryError};
 use crate::clock::Clock;
 use crate::store::{self, Store};
 
+/// Most entries in each list of a client (redirect URIs, scopes, origins …).
+pub const MAX_LIST: usize = 32;
+
 /// A registered client ("connected app").
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Client {
@@ -108,6 +111,17 @@ pub async fn create(
     new: NewClient,
 ) -> Result<Created, RegistryError> {
     let mut f = Fields::default();
+    for (field, len) in [
+        ("redirect_uris", new.redirect_uris.len()),
+        ("grant_types", new.grant_types.len()),
+        ("scopes", new.scopes.len()),
+        ("cors_origins", new.cors_origins.len()),
+        ("pre_authorize", new.pre_authorize.len()),
+    ] {
+        if len > MAX_LIST {
+            f.fail(field, "too_many", format!("at most {MAX_LIST} entries"));
+        }
+    }
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
         f.fail("name", "invalid", "must be 1 to 200 characters");
@@ -340,4 +354,64 @@ pub async fn set_enabled(
     }
     tracing::info!(client_id, enabled, "client enabled flag changed");
     find(store, client_id).await
+}
+
+/// A client's registered assertion key.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ClientKey {
+    /// The key id assertions carry in their header: base64url SHA-256 of the key's DER.
+    pub kid: String,
+    /// `RSA`, `EC` or `OKP`.
+    pub kty: String,
+    /// The client.
+    pub client_id: String,
+}
+
+/// Registers a public key (PEM `PUBLIC KEY`) a client signs assertions with.
+pub async fn add_key(
+    store: &Store,
+    clock: &dyn Clock,
+    client_id: &str,
+    pem_text: &str,
+) -> Result<ClientKey, RegistryError> {
+    let invalid =
+        |m: &str| RegistryError::Invalid(vec![crate::error::FieldError::new("pem", "invalid", m)]);
+    find(store, client_id).await?;
+    let parsed = pem::parse(pem_text.trim()).map_err(|_| invalid("not a PEM document"))?;
+    if parsed.tag() != "PUBLIC KEY" {
+        return Err(invalid(
+            "expected a `PUBLIC KEY` PEM block (SubjectPublicKeyInfo)",
+        ));
+    }
+    let pem_bytes = pem_text.trim().as_bytes();
+    use jsonwebtoken::DecodingKey;
+    let kty = if DecodingKey::from_ed_pem(pem_bytes).is_ok() {
+        "OKP"
+    } else if DecodingKey::from_ec_pem(pem_bytes).is_ok() {
+        "EC"
+    } else if DecodingKey::from_rsa_pem(pem_bytes).is_ok() {
+        "RSA"
+    } else {
+        return Err(invalid(
+            "unsupported key type: use RSA, EC P-256 or Ed25519",
+        ));
+    };
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let kid = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(parsed.contents()));
+    let row = store::client_keys::ClientKeyRow {
+        kid: kid.clone(),
+        client_id: client_id.to_owned(),
+        kty: kty.to_owned(),
+        public_pem: pem::encode(&parsed),
+        created_at: clock.unix(),
+    };
+    store::client_keys::insert(store, &row).await?;
+    tracing::info!(client_id, kid = %kid, kty, "client key added");
+    Ok(ClientKey {
+        kid,
+        kty: kty.to_owned(),
+        client_id: client_id.to_owned(),
+    })
 }

@@ -1,10 +1,18 @@
 //! The authorization server: the client and user registry, grants, client authentication,
 //! tokens, keys and discovery. Nothing here knows about HTTP.
 
+pub mod client_auth;
 pub mod clients;
+pub mod discovery;
+pub mod grants;
+pub mod introspection;
+pub mod keys;
 pub mod model;
+pub mod params;
 pub mod password;
 pub mod secret;
+pub mod token;
+pub mod tokens;
 pub mod users;
 
 use crate::error::FieldError;

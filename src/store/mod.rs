@@ -7,7 +7,10 @@
 //! instead of failing with `SQLITE_BUSY`, and the busy timeout covers other processes
 //! (the CLI) writing to the same file.
 
+pub mod client_keys;
 pub mod clients;
+pub mod keys;
+pub mod revocations;
 pub mod users;
 
 use std::str::FromStr;

@@ -80,12 +80,20 @@ pub struct TestDb {
     pub backend: Backend,
     /// Working directory for child processes (and the SQLite file).
     pub dir: tempfile::TempDir,
+    /// The master key the server and the CLI share for this database.
+    pub master_key: String,
     schema: Option<String>,
 }
 
 impl TestDb {
     pub async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let master_key = {
+            use base64::Engine as _;
+            let mut bytes = [0u8; 32];
+            gatehouse::oauth::secret::fill_random(&mut bytes);
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        };
         match backend {
             Backend::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
@@ -93,6 +101,7 @@ impl TestDb {
                     url,
                     backend,
                     dir,
+                    master_key,
                     schema: None,
                 }
             }
@@ -110,6 +119,7 @@ impl TestDb {
                     url,
                     backend,
                     dir,
+                    master_key,
                     schema: Some(schema),
                 }
             }
@@ -189,6 +199,7 @@ impl TestApp {
             database_url: db.url.clone(),
             listen: addr,
             issuer: Some(format!("http://{addr}")),
+            master_key: Some(db.master_key.clone().into()),
             demo: false,
             ..Config::default()
         };
@@ -238,6 +249,7 @@ pub fn gatehouse(db: &TestDb) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
     cmd.current_dir(db.path())
         .env("GATEHOUSE_DATABASE_URL", &db.url)
+        .env("GATEHOUSE_MASTER_KEY", &db.master_key)
         .env("GATEHOUSE_LOG", "warn")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

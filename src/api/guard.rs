@@ -1,0 +1,113 @@
+//! The resource-side guard (RFC 6750): a bearer token from the Authorization header only,
+//! verified against the in-memory key ring and revocation list, then the route's scopes.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::error::ApiError;
+use crate::oauth::model::Scope;
+use crate::oauth::tokens::AccessClaims;
+use crate::state::AppState;
+
+/// Which scopes a route needs: any one of `ANY_OF` (none listed = any valid token).
+pub trait ScopePolicy: Send + Sync + 'static {
+    /// Accepted scopes.
+    const ANY_OF: &'static [Scope];
+}
+
+/// Any valid access token.
+pub struct AnyScope;
+impl ScopePolicy for AnyScope {
+    const ANY_OF: &'static [Scope] = &[];
+}
+
+/// The admin API.
+pub struct AdminScope;
+impl ScopePolicy for AdminScope {
+    const ANY_OF: &'static [Scope] = &[Scope::Admin];
+}
+
+/// The verified caller of a protected route.
+pub struct Caller<P: ScopePolicy = AnyScope> {
+    /// The token's claims.
+    pub claims: Arc<AccessClaims>,
+    policy: PhantomData<P>,
+}
+
+impl<P: ScopePolicy> Caller<P> {
+    /// Whether the token carries `scope`.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        has_scope(&self.claims, scope)
+    }
+}
+
+fn has_scope(claims: &AccessClaims, scope: Scope) -> bool {
+    claims.scope.split(' ').any(|s| s == scope.as_str())
+}
+
+impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let in_query = parts.uri.query().is_some_and(|q| {
+            form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
+        });
+        if in_query {
+            return Err(ApiError::Bearer {
+                status: StatusCode::BAD_REQUEST,
+                error: Some("invalid_request"),
+                description: "send the token in the Authorization header, not the query string"
+                    .to_owned(),
+                scope: None,
+            });
+        }
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(ApiError::Bearer {
+                status: StatusCode::UNAUTHORIZED,
+                error: None,
+                description: "a bearer token is required".to_owned(),
+                scope: None,
+            });
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Bearer {
+                status: StatusCode::UNAUTHORIZED,
+                error: Some("invalid_request"),
+                description: "the Authorization header must be `Bearer <token>`".to_owned(),
+                scope: None,
+            })?;
+        let claims = state
+            .tokens
+            .verify(token, state.clock.unix())
+            .map_err(|e| ApiError::Bearer {
+                status: StatusCode::UNAUTHORIZED,
+                error: Some("invalid_token"),
+                description: e.to_string(),
+                scope: None,
+            })?;
+        if !P::ANY_OF.is_empty() && !P::ANY_OF.iter().any(|s| has_scope(&claims, *s)) {
+            let needed: Vec<&str> = P::ANY_OF.iter().map(|s| s.as_str()).collect();
+            return Err(ApiError::Bearer {
+                status: StatusCode::FORBIDDEN,
+                error: Some("insufficient_scope"),
+                description: format!("this endpoint needs scope {}", needed.join(" or ")),
+                scope: Some(needed.join(" ")),
+            });
+        }
+        Ok(Self {
+            claims,
+            policy: PhantomData,
+        })
+    }
+}

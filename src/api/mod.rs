@@ -1,0 +1,4 @@
+//! The resource API: the bearer-token guard and the endpoints it protects.
+
+pub mod guard;
+pub mod me;

@@ -1,0 +1,387 @@
+//! The admin API (/admin/v1, scope `admin`): clients, users and signing keys, mirroring the CLI.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::ApiJson;
+use crate::api::guard::{AdminScope, Caller};
+use crate::error::{ApiError, Problem};
+use crate::oauth::clients::{self, Client, ClientKey, NewClient};
+use crate::oauth::keys::{self, KeyInfo};
+use crate::oauth::users::{self, NewUser, User};
+use crate::state::AppState;
+use crate::store;
+
+type Admin = Caller<AdminScope>;
+
+/// Registering a client.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Partner backend", "type": "confidential", "grant_types": ["client_credentials"], "scopes": ["cases.read"]}))]
+pub struct CreateClientRequest {
+    /// Name shown to users.
+    pub name: String,
+    /// `public` or `confidential`.
+    #[serde(rename = "type")]
+    pub client_type: String,
+    /// Redirect URIs (at most 32), matched exactly.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Grant types; default by type (see the README).
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    /// Allowed scopes; default by grants.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Allowed browser origins.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+    /// Usernames to pre-authorize.
+    #[serde(default)]
+    pub pre_authorized_users: Vec<String>,
+    /// Only pre-authorized users may use the client.
+    #[serde(default)]
+    pub admin_approved_only: bool,
+    /// Access token lifetime override, seconds.
+    pub access_token_ttl_secs: Option<i64>,
+    /// Refresh token lifetime override, seconds (0 = until revoked).
+    pub refresh_token_ttl_secs: Option<i64>,
+    /// Refresh token idle timeout override, seconds.
+    pub refresh_token_idle_secs: Option<i64>,
+}
+
+/// A client, with its secret when it was just created or rotated (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientWithSecret {
+    /// The client.
+    #[serde(flatten)]
+    pub client: Client,
+    /// The plain secret: store it now, it is never shown again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+fn with_secret(client: Client, secret: Option<SecretString>) -> ClientWithSecret {
+    ClientWithSecret {
+        client,
+        client_secret: secret.map(|s| s.expose_secret().to_owned()),
+    }
+}
+
+/// All clients.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientList {
+    /// The clients, oldest first.
+    pub clients: Vec<Client>,
+}
+
+/// Registering a user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// Login name (kept in lower case).
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Initial password, 8 to 1024 characters.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// All users.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    /// The users, by username.
+    pub users: Vec<User>,
+}
+
+/// A PEM public key for client assertions.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddClientKeyRequest {
+    /// `-----BEGIN PUBLIC KEY-----` … (RSA, EC P-256 or Ed25519).
+    pub pem: String,
+}
+
+/// All signing keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    /// The keys, oldest first.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// Options of a key rotation.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct RotateKeysParams {
+    /// Sign with the new key at once instead of after `key_publish_secs` (for a
+    /// compromised key; verifiers that cached the old JWKS reject new tokens until they refresh).
+    #[serde(default)]
+    pub immediately: bool,
+}
+
+/// Answers every admin endpoint may give besides its own.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminErrors {
+    /// No token, or an invalid, expired or revoked one (`WWW-Authenticate: Bearer`).
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The token lacks scope `admin` (`WWW-Authenticate: Bearer error="insufficient_scope"`).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+}
+
+/// Lists clients.
+#[utoipa::path(get, path = "/admin/v1/clients", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    responses((status = 200, body = ClientList), AdminErrors))]
+pub async fn list_clients(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<ClientList>, ApiError> {
+    Ok(Json(ClientList {
+        clients: store::clients::list(&state.store).await?,
+    }))
+}
+
+/// Registers a client; a confidential client's secret is in the answer, once.
+#[utoipa::path(post, path = "/admin/v1/clients", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    request_body = CreateClientRequest,
+    responses((status = 201, body = ClientWithSecret, headers(("location" = String, description = "The new client"))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
+        AdminErrors))]
+pub async fn create_client(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateClientRequest>,
+) -> Result<Response, ApiError> {
+    let created = clients::create(
+        &state.store,
+        state.clock.as_ref(),
+        NewClient {
+            name: body.name,
+            client_type: body.client_type,
+            redirect_uris: body.redirect_uris,
+            grant_types: body.grant_types,
+            scopes: body.scopes,
+            auth_method: body.token_endpoint_auth_method,
+            cors_origins: body.cors_origins,
+            pre_authorize: body.pre_authorized_users,
+            admin_approved_only: body.admin_approved_only,
+            access_token_ttl_secs: body.access_token_ttl_secs,
+            refresh_token_ttl_secs: body.refresh_token_ttl_secs,
+            refresh_token_idle_secs: body.refresh_token_idle_secs,
+        },
+    )
+    .await?;
+    let location = format!("/admin/v1/clients/{}", created.client.client_id);
+    let body = with_secret(created.client, created.secret);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Shows a client.
+#[utoipa::path(get, path = "/admin/v1/clients/{client_id}", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = Client), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn get_client(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Client>, ApiError> {
+    Ok(Json(clients::find(&state.store, &id).await?))
+}
+
+/// Replaces a client's secret; the old one stops working at once.
+#[utoipa::path(post, path = "/admin/v1/clients/{client_id}/rotate-secret", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientWithSecret), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The client has no secret", body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn rotate_client_secret(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ClientWithSecret>, ApiError> {
+    let rotated = clients::rotate_secret(&state.store, state.clock.as_ref(), &id).await?;
+    state.client_changed(&id);
+    Ok(Json(with_secret(rotated.client, rotated.secret)))
+}
+
+/// Disables a client: it can no longer authenticate or obtain tokens.
+#[utoipa::path(post, path = "/admin/v1/clients/{client_id}/disable", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = Client), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn disable_client(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Client>, ApiError> {
+    let client = clients::set_enabled(&state.store, state.clock.as_ref(), &id, false).await?;
+    state.client_changed(&id);
+    Ok(Json(client))
+}
+
+/// Enables a disabled client.
+#[utoipa::path(post, path = "/admin/v1/clients/{client_id}/enable", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = Client), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn enable_client(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Client>, ApiError> {
+    let client = clients::set_enabled(&state.store, state.clock.as_ref(), &id, true).await?;
+    state.client_changed(&id);
+    Ok(Json(client))
+}
+
+/// Registers a public key the client signs assertions with (private_key_jwt).
+#[utoipa::path(post, path = "/admin/v1/clients/{client_id}/keys", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path)), request_body = AddClientKeyRequest,
+    responses((status = 201, body = ClientKey), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Key already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn add_client_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AddClientKeyRequest>,
+) -> Result<(StatusCode, Json<ClientKey>), ApiError> {
+    let key = clients::add_key(&state.store, state.clock.as_ref(), &id, &body.pem).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Lists users.
+#[utoipa::path(get, path = "/admin/v1/users", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    responses((status = 200, body = UserList), AdminErrors))]
+pub async fn list_users(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<Json<UserList>, ApiError> {
+    Ok(Json(UserList {
+        users: store::users::list(&state.store).await?,
+    }))
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/admin/v1/users", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    request_body = CreateUserRequest,
+    responses((status = 201, body = User, headers(("location" = String, description = "The new user"))),
+        (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn create_user(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateUserRequest>,
+) -> Result<Response, ApiError> {
+    let user = users::create(
+        &state.store,
+        state.clock.as_ref(),
+        &state.passwords,
+        NewUser {
+            username: body.username,
+            email: body.email,
+            display_name: body.display_name,
+            password: SecretString::from(body.password),
+        },
+    )
+    .await?;
+    let location = format!("/admin/v1/users/{}", user.username);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(user),
+    )
+        .into_response())
+}
+
+/// Shows a user.
+#[utoipa::path(get, path = "/admin/v1/users/{username}", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn get_user(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(users::find(&state.store, &username).await?))
+}
+
+/// Disables a user: they can no longer sign in.
+#[utoipa::path(post, path = "/admin/v1/users/{username}/disable", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn disable_user(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(
+        users::set_enabled(&state.store, state.clock.as_ref(), &username, false).await?,
+    ))
+}
+
+/// Enables a disabled user.
+#[utoipa::path(post, path = "/admin/v1/users/{username}/enable", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn enable_user(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<User>, ApiError> {
+    Ok(Json(
+        users::set_enabled(&state.store, state.clock.as_ref(), &username, true).await?,
+    ))
+}
+
+/// Lists signing keys and their states.
+#[utoipa::path(get, path = "/admin/v1/keys", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    responses((status = 200, body = KeyList), AdminErrors))]
+pub async fn list_keys(_: Admin, State(state): State<AppState>) -> Result<Json<KeyList>, ApiError> {
+    Ok(Json(KeyList {
+        keys: keys::list(&state.store, state.clock.as_ref()).await?,
+    }))
+}
+
+/// Rotates the signing key: the new key is published now and signs after
+/// `key_publish_secs` (or at once with `immediately=true`).
+#[utoipa::path(post, path = "/admin/v1/keys/rotate", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(RotateKeysParams),
+    responses((status = 201, body = KeyInfo), AdminErrors))]
+pub async fn rotate_keys(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(params): Query<RotateKeysParams>,
+) -> Result<(StatusCode, Json<KeyInfo>), ApiError> {
+    let publish = if params.immediately {
+        0
+    } else {
+        state.config.key_publish_secs
+    };
+    let ring = &state.tokens.ring;
+    let key = keys::rotate(
+        &state.store,
+        state.clock.as_ref(),
+        ring.master(),
+        state.config.signing_alg,
+        publish,
+    )
+    .await?;
+    ring.refresh(&state.store).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}

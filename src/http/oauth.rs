@@ -1,0 +1,218 @@
+//! OAuth endpoints: token, introspection, revocation, JWKS and discovery.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::SecretString;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::{OAuthError, OAuthErrorBody, OAuthErrorCode};
+use crate::oauth::client_auth::Presented;
+use crate::oauth::grants::TokenResponse;
+use crate::oauth::introspection::{self, Introspection};
+use crate::oauth::params::Params;
+use crate::oauth::{discovery, token};
+use crate::state::AppState;
+
+/// A form-encoded OAuth request: its parameters and the client credentials it presents.
+pub struct OAuthRequest {
+    params: Params,
+    presented: Presented,
+}
+
+impl FromRequest<AppState> for OAuthRequest {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
+        let form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|ct| {
+                ct.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let basic = basic_credentials(request.headers())?;
+        let body = Bytes::from_request(request, state).await.map_err(|e| {
+            OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                format!("cannot read the body: {}", e.body_text()),
+            )
+        })?;
+        let params = Params::parse(&body)?;
+        let presented = Presented {
+            basic,
+            client_id: params.get("client_id").map(str::to_owned),
+            client_secret: params
+                .get("client_secret")
+                .map(|s| SecretString::from(s.to_owned())),
+            assertion_type: params.get("client_assertion_type").map(str::to_owned),
+            assertion: params.get("client_assertion").map(str::to_owned),
+        };
+        Ok(Self { params, presented })
+    }
+}
+
+/// `Authorization: Basic` credentials; the id and secret are form-decoded (RFC 6749 §2.3.1).
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed =
+        || OAuthError::new(OAuthErrorCode::InvalidClient, "malformed Basic credentials");
+    let text = value.to_str().map_err(|_| malformed())?;
+    let Some((scheme, encoded)) = text.split_once(' ') else {
+        return Err(malformed());
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "only Basic client authentication is accepted here",
+        ));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    let unescape = |s: &str| {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), SecretString::from(unescape(secret)))))
+}
+
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The token request (documentation of the form fields; which ones apply depends on the grant).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    /// `client_credentials` (more grants arrive with their flows).
+    grant_type: String,
+    /// Space-separated scopes; default: the client's allowed scopes.
+    scope: Option<String>,
+    /// With client_secret_post or none.
+    client_id: Option<String>,
+    /// With client_secret_post.
+    client_secret: Option<String>,
+    /// With private_key_jwt: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    client_assertion_type: Option<String>,
+    /// With private_key_jwt: a JWT signed with one of the client's registered keys.
+    client_assertion: Option<String>,
+}
+
+/// Introspection and revocation requests.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenOperand {
+    /// The token.
+    token: String,
+    /// `access_token` or `refresh_token`.
+    token_type_hint: Option<String>,
+    /// With client_secret_post or none.
+    client_id: Option<String>,
+    /// With client_secret_post.
+    client_secret: Option<String>,
+}
+
+/// Issues tokens (RFC 6749 §3.2). Clients authenticate with their registered method:
+/// HTTP Basic, `client_secret` in the body, or a `client_assertion` (RFC 7523).
+#[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Tokens issued", body = TokenResponse),
+        (status = 400, description = "RFC 6749 §5.2 error (invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody),
+    ))]
+pub async fn issue_token(
+    State(state): State<AppState>,
+    request: OAuthRequest,
+) -> Result<Response, OAuthError> {
+    let response = token::exchange(&state, &request.params, &request.presented).await?;
+    Ok(no_store(Json(response).into_response()))
+}
+
+/// Token introspection (RFC 7662) for the client the token was issued to.
+#[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth",
+    request_body(content = TokenOperand, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The token's state", body = Introspection),
+        (status = 400, description = "Malformed request", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
+    ))]
+pub async fn introspect_token(
+    State(state): State<AppState>,
+    request: OAuthRequest,
+) -> Result<Response, OAuthError> {
+    let answer = introspection::introspect(&state, &request.params, &request.presented).await?;
+    Ok(no_store(Json(answer).into_response()))
+}
+
+/// Token revocation (RFC 7009): 200 whether or not the token was known.
+#[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth",
+    request_body(content = TokenOperand, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, description = "Malformed request or unsupported_token_type", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
+    ))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    request: OAuthRequest,
+) -> Result<Response, OAuthError> {
+    introspection::revoke(&state, &request.params, &request.presented).await?;
+    Ok(no_store(().into_response()))
+}
+
+/// The public signing keys (RFC 7517): the active key, a key about to sign, and retired
+/// keys until their last token has expired.
+#[utoipa::path(get, path = "/oauth2/jwks", tag = "oauth",
+    responses((status = 200, description = "JWK Set", body = Object, content_type = "application/jwk-set+json")))]
+pub async fn get_jwks(State(state): State<AppState>) -> Response {
+    let jwks = state.tokens.ring.jwks(state.clock.unix());
+    let mut response = Json(jwks).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    response
+}
+
+/// OpenID Connect discovery document.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
+    responses((status = 200, description = "Provider metadata", body = Object)))]
+pub async fn get_openid_configuration(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(discovery::metadata(&state))
+}
+
+/// Authorization server metadata (RFC 8414).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    responses((status = 200, description = "Authorization server metadata", body = Object)))]
+pub async fn get_authorization_server_metadata(
+    State(state): State<AppState>,
+) -> Json<serde_json::Value> {
+    Json(discovery::metadata(&state))
+}

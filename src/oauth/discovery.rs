@@ -1,0 +1,54 @@
+//! Authorization server metadata (RFC 8414) and OpenID Connect discovery, generated from
+//! what this server actually has enabled.
+
+use serde_json::{Value, json};
+
+use super::model::{AuthMethod, Scope};
+use super::token::ENABLED_GRANTS;
+use crate::state::AppState;
+
+/// Algorithms accepted on client assertions.
+pub const ASSERTION_ALGS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
+
+/// The metadata document.
+pub fn metadata(state: &AppState) -> Value {
+    let issuer = &state.issuer;
+    let grants: Vec<&str> = ENABLED_GRANTS.iter().map(|g| g.as_str()).collect();
+    let client_auth = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+    ];
+    let auth_methods: Vec<&str> = client_auth.iter().map(|m| m.as_str()).collect();
+    let revoke_methods: Vec<&str> = client_auth
+        .iter()
+        .chain([&AuthMethod::None])
+        .map(|m| m.as_str())
+        .collect();
+    let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+    let signing: Vec<String> = state
+        .tokens
+        .ring
+        .algorithms()
+        .iter()
+        .map(|a| format!("{a:?}"))
+        .collect();
+    json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "jwks_uri": format!("{issuer}/oauth2/jwks"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "grant_types_supported": grants,
+        "response_types_supported": [],
+        "scopes_supported": scopes,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": revoke_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "access_token_signing_alg_values_supported": signing,
+        "service_documentation": format!("{issuer}/docs"),
+    })
+}

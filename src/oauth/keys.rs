@@ -1,0 +1,546 @@
+//! The signing key ring: generation, encryption at rest under the master key, rotation, and
+//! the in-memory ring every process signs and verifies with.
+//!
+//! A key's life: published in JWKS from creation; signs from `activate_at` (creation plus
+//! `key_publish_secs`, so verifiers can fetch it first) until its successor activates
+//! (`retire_at`); stays in JWKS `access_token_max_ttl_secs` longer, until the last token it
+//! signed has expired; then it is deleted.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use sqlx::types::Json;
+use utoipa::ToSchema;
+
+use crate::clock::Clock;
+use crate::config::{Config, Mode, SigningAlg};
+use crate::store::keys::KeyRow;
+use crate::store::{self, Store, StoreError};
+
+/// Errors of the key ring.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Key material could not be generated, sealed or opened.
+    #[error("{0}")]
+    Crypto(String),
+    /// A stored key cannot be opened with this master key.
+    #[error(
+        "signing key {kid} cannot be decrypted with this master key (was the master key changed?)"
+    )]
+    WrongMasterKey {
+        /// The key that failed.
+        kid: String,
+    },
+    /// The master key file could not be read or written.
+    #[error("master key file {path}: {message}")]
+    MasterKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn crypto(what: &str) -> impl Fn(aws_lc_rs::error::Unspecified) -> KeyError + '_ {
+    move |_| KeyError::Crypto(format!("{what} failed"))
+}
+
+/// The operator's key that seals private keys at rest (AES-256-GCM).
+pub struct MasterKey(RandomizedNonceKey);
+
+impl MasterKey {
+    /// A master key from 32 secret bytes.
+    pub fn new(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        RandomizedNonceKey::new(&AES_256_GCM, bytes)
+            .map(Self)
+            .map_err(crypto("master key setup"))
+    }
+
+    /// The configured master key; in dev mode without one, a generated key kept in a 0600
+    /// file beside the database.
+    pub fn from_config(config: &Config) -> Result<Self, KeyError> {
+        use secrecy::ExposeSecret as _;
+        let text = if let Some(key) = &config.master_key {
+            key.expose_secret().to_owned()
+        } else if let Some(path) = &config.master_key_file {
+            read_key_file(path)?
+        } else if config.mode == Mode::Dev {
+            dev_key_file(&dev_key_path(&config.database_url))?
+        } else {
+            return Err(KeyError::Crypto("no master key configured".to_owned()));
+        };
+        let bytes = crate::config::parse_master_key(&text).map_err(KeyError::Crypto)?;
+        Self::new(&bytes)
+    }
+
+    /// Seals `plaintext`, bound to `aad`: nonce || ciphertext || tag.
+    pub fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut data = plaintext.to_vec();
+        let nonce = self
+            .0
+            .seal_in_place_append_tag(Aad::from(aad.as_bytes()), &mut data)
+            .map_err(crypto("sealing"))?;
+        let mut out = nonce.as_ref().to_vec();
+        out.extend_from_slice(&data);
+        Ok(out)
+    }
+
+    /// Opens what [`MasterKey::seal`] sealed with the same `aad`.
+    pub fn open(&self, aad: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, data) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut data = data.to_vec();
+        let plain = self
+            .0
+            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut data)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<String, KeyError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|e| KeyError::MasterKeyFile {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// Where dev mode keeps its generated master key: beside the SQLite file, or in the
+/// working directory for other databases.
+pub fn dev_key_path(database_url: &str) -> PathBuf {
+    let file = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or_default())
+        .filter(|f| !f.is_empty() && !f.contains(":memory:"));
+    match file.map(Path::new).and_then(Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("gatehouse.master.key"),
+        _ => PathBuf::from("gatehouse.master.key"),
+    }
+}
+
+fn dev_key_file(path: &Path) -> Result<String, KeyError> {
+    if path.exists() {
+        return read_key_file(path);
+    }
+    let mut bytes = [0u8; 32];
+    super::secret::fill_random(&mut bytes);
+    let text = STANDARD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes()));
+    match written {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "dev mode: generated a master key file; production needs an explicit master key");
+            Ok(text)
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path),
+        Err(e) => Err(KeyError::MasterKeyFile {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// A key as the ring holds it.
+pub struct LoadedKey {
+    /// Key id.
+    pub kid: String,
+    /// JOSE algorithm.
+    pub alg: Algorithm,
+    encoding: EncodingKey,
+    /// Verifies this key's signatures.
+    pub decoding: DecodingKey,
+    /// The public JWK (with `kid`, `alg`, `use`).
+    pub public_jwk: Value,
+    /// When it starts signing.
+    pub activate_at: i64,
+    /// When it stops signing.
+    pub retire_at: Option<i64>,
+}
+
+impl LoadedKey {
+    fn signs_at(&self, now: i64) -> bool {
+        self.activate_at <= now && self.retire_at.is_none_or(|r| now < r)
+    }
+
+    fn published_at(&self, now: i64, retain: i64) -> bool {
+        self.retire_at.is_none_or(|r| now < r + retain)
+    }
+
+    /// The key to sign with.
+    pub fn encoding(&self) -> &EncodingKey {
+        &self.encoding
+    }
+}
+
+/// A key's public description (CLI, admin API).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct KeyInfo {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: String,
+    /// `pending` (published, not signing yet), `active`, `retired` (in JWKS until its tokens expire).
+    pub state: &'static str,
+    /// When it was made.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    /// When it starts signing.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub activate_at: i64,
+    /// When it stops signing.
+    #[serde(serialize_with = "crate::clock::as_rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub retire_at: Option<i64>,
+}
+
+/// The in-memory ring: replaced wholesale on refresh, read lock-free on every request.
+pub struct KeyRing {
+    keys: ArcSwap<Vec<Arc<LoadedKey>>>,
+    master: MasterKey,
+    retain_secs: i64,
+}
+
+impl KeyRing {
+    /// An empty ring; call [`KeyRing::refresh`] to load it.
+    pub fn new(master: MasterKey, retain_secs: i64) -> Self {
+        Self {
+            keys: ArcSwap::from_pointee(Vec::new()),
+            master,
+            retain_secs,
+        }
+    }
+
+    /// The master key the ring's private keys are sealed with.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// Reloads keys from the database, opening only keys not already loaded.
+    pub async fn refresh(&self, store: &Store) -> Result<(), KeyError> {
+        let rows = store::keys::list(store).await?;
+        let known: HashMap<String, Arc<LoadedKey>> = self
+            .keys
+            .load()
+            .iter()
+            .map(|k| (k.kid.clone(), k.clone()))
+            .collect();
+        let mut next = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key = match known.get(&row.kid) {
+                Some(k) if k.retire_at == row.retire_at => k.clone(),
+                _ => Arc::new(self.load(row)?),
+            };
+            next.push(key);
+        }
+        self.keys.store(Arc::new(next));
+        Ok(())
+    }
+
+    fn load(&self, row: KeyRow) -> Result<LoadedKey, KeyError> {
+        let pkcs8 = self
+            .master
+            .open(&row.kid, &row.private_key)
+            .ok_or_else(|| KeyError::WrongMasterKey {
+                kid: row.kid.clone(),
+            })?;
+        let jwk = row.public_jwk.0;
+        let text = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
+        let bad =
+            |e: jsonwebtoken::errors::Error| KeyError::Crypto(format!("key {}: {e}", row.kid));
+        let (alg, encoding, decoding) = match row.alg.as_str() {
+            "ES256" => (
+                Algorithm::ES256,
+                EncodingKey::from_ec_der(&pkcs8),
+                DecodingKey::from_ec_components(&text("x"), &text("y")).map_err(bad)?,
+            ),
+            "EdDSA" => (
+                Algorithm::EdDSA,
+                EncodingKey::from_ed_der(&pkcs8),
+                DecodingKey::from_ed_components(&text("x")).map_err(bad)?,
+            ),
+            "RS256" => {
+                let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8));
+                (
+                    Algorithm::RS256,
+                    EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(bad)?,
+                    DecodingKey::from_rsa_components(&text("n"), &text("e")).map_err(bad)?,
+                )
+            }
+            other => {
+                return Err(KeyError::Crypto(format!(
+                    "key {}: unknown alg {other}",
+                    row.kid
+                )));
+            }
+        };
+        let mut public_jwk = jwk;
+        if let Some(map) = public_jwk.as_object_mut() {
+            map.insert("kid".to_owned(), json!(row.kid));
+            map.insert("alg".to_owned(), json!(row.alg));
+            map.insert("use".to_owned(), json!("sig"));
+        }
+        Ok(LoadedKey {
+            kid: row.kid,
+            alg,
+            encoding,
+            decoding,
+            public_jwk,
+            activate_at: row.activate_at,
+            retire_at: row.retire_at,
+        })
+    }
+
+    /// The key that signs at `now`: the most recently activated one still signing.
+    pub fn signing_key(&self, now: i64) -> Option<Arc<LoadedKey>> {
+        self.keys
+            .load()
+            .iter()
+            .filter(|k| k.signs_at(now))
+            .max_by_key(|k| k.activate_at)
+            .cloned()
+    }
+
+    /// The published key with this kid.
+    pub fn verifying_key(&self, kid: &str, now: i64) -> Option<Arc<LoadedKey>> {
+        self.keys
+            .load()
+            .iter()
+            .find(|k| k.kid == kid && k.published_at(now, self.retain_secs))
+            .cloned()
+    }
+
+    /// The JWKS document at `now` (RFC 7517): pending, active and recently retired keys.
+    pub fn jwks(&self, now: i64) -> Value {
+        let loaded = self.keys.load();
+        let keys: Vec<&Value> = loaded
+            .iter()
+            .filter(|k| k.published_at(now, self.retain_secs))
+            .map(|k| &k.public_jwk)
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// Algorithms of the published keys.
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        let mut algs: Vec<Algorithm> = self.keys.load().iter().map(|k| k.alg).collect();
+        algs.dedup();
+        algs
+    }
+}
+
+/// A newly generated key, sealed for storage.
+fn generate(
+    alg: SigningAlg,
+    master: &MasterKey,
+    now: i64,
+    activate_at: i64,
+) -> Result<KeyRow, KeyError> {
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    let (pkcs8, jwk, thumbprint_input) = match alg {
+        SigningAlg::ES256 => {
+            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .map_err(crypto("EC key generation"))?;
+            let pkcs8 = pair
+                .to_pkcs8v1()
+                .map_err(crypto("EC key export"))?
+                .as_ref()
+                .to_vec();
+            // Uncompressed point: 0x04 || x || y.
+            let point = pair.public_key().as_ref();
+            let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+            let input = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+            (
+                pkcs8,
+                json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+                input,
+            )
+        }
+        SigningAlg::EdDSA => {
+            let pair = Ed25519KeyPair::generate().map_err(crypto("Ed25519 key generation"))?;
+            let pkcs8 = pair
+                .to_pkcs8()
+                .map_err(crypto("Ed25519 key export"))?
+                .as_ref()
+                .to_vec();
+            let x = b64(pair.public_key().as_ref());
+            let input = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+            (
+                pkcs8,
+                json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
+                input,
+            )
+        }
+        SigningAlg::RS256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(crypto("RSA key generation"))?;
+            let pkcs8 = pair
+                .as_der()
+                .map_err(crypto("RSA key export"))?
+                .as_ref()
+                .to_vec();
+            let public = pair.public_key();
+            let n = b64(public.modulus().big_endian_without_leading_zero());
+            let e = b64(public.exponent().big_endian_without_leading_zero());
+            let input = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+            (pkcs8, json!({"kty": "RSA", "n": n, "e": e}), input)
+        }
+    };
+    // RFC 7638 thumbprint of the required members, in lexicographic order.
+    let kid = b64(&Sha256::digest(thumbprint_input.as_bytes()));
+    let private_key = master.seal(&kid, &pkcs8)?;
+    Ok(KeyRow {
+        kid,
+        alg: alg.as_str().to_owned(),
+        public_jwk: Json(jwk),
+        private_key,
+        created_at: now,
+        activate_at,
+        retire_at: None,
+    })
+}
+
+/// Makes sure a key signs: on a new database, creates the first one, active at once
+/// (nobody can hold a JWKS without it yet). Safe from several processes at once.
+pub async fn ensure_signing_key(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    alg: SigningAlg,
+) -> Result<(), KeyError> {
+    let now = clock.unix();
+    let mut tx = store.begin().await?;
+    store::keys::lock(&mut tx).await?;
+    if store::keys::current(&mut tx).await?.is_none() {
+        let row = generate(alg, master, now, now)?;
+        store::keys::insert(&mut tx, &row).await?;
+        tracing::info!(kid = %row.kid, alg = %row.alg, "first signing key created");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Rotates: a new key is published now and signs after `publish_secs`; the current one
+/// retires then. Returns the new key.
+pub async fn rotate(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    alg: SigningAlg,
+    publish_secs: i64,
+) -> Result<KeyInfo, KeyError> {
+    let now = clock.unix();
+    let mut tx = store.begin().await?;
+    store::keys::lock(&mut tx).await?;
+    let row = rotate_locked(&mut tx, master, alg, now, publish_secs).await?;
+    tx.commit().await?;
+    Ok(info(&row, now))
+}
+
+async fn rotate_locked(
+    tx: &mut store::Tx,
+    master: &MasterKey,
+    alg: SigningAlg,
+    now: i64,
+    publish_secs: i64,
+) -> Result<KeyRow, KeyError> {
+    let row = generate(alg, master, now, now + publish_secs)?;
+    store::keys::retire_all(tx, row.activate_at).await?;
+    store::keys::insert(tx, &row).await?;
+    tracing::info!(kid = %row.kid, alg = %row.alg, activate_at = row.activate_at, "signing key rotated");
+    Ok(row)
+}
+
+/// Rotates when the current key is older than `rotation_secs`, and deletes keys whose
+/// tokens have all expired. Run periodically by every process; the lock makes one win.
+pub async fn maintain(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    config: &Config,
+) -> Result<(), KeyError> {
+    let now = clock.unix();
+    let mut tx = store.begin().await?;
+    store::keys::lock(&mut tx).await?;
+    match store::keys::current(&mut tx).await? {
+        Some((_, activated)) if activated + config.key_rotation_secs <= now => {
+            rotate_locked(
+                &mut tx,
+                master,
+                config.signing_alg,
+                now,
+                config.key_publish_secs,
+            )
+            .await?;
+        }
+        Some(_) => {}
+        None => {
+            let row = generate(config.signing_alg, master, now, now)?;
+            store::keys::insert(&mut tx, &row).await?;
+        }
+    }
+    tx.commit().await?;
+    store::keys::delete_retired_before(
+        store,
+        now - config.access_token_max_ttl_secs - config.clock_skew_secs,
+    )
+    .await?;
+    Ok(())
+}
+
+fn info(row: &KeyRow, now: i64) -> KeyInfo {
+    let state = if row.activate_at > now {
+        "pending"
+    } else if row.retire_at.is_some_and(|r| r <= now) {
+        "retired"
+    } else {
+        "active"
+    };
+    KeyInfo {
+        kid: row.kid.clone(),
+        alg: row.alg.clone(),
+        state,
+        created_at: row.created_at,
+        activate_at: row.activate_at,
+        retire_at: row.retire_at,
+    }
+}
+
+/// Every stored key with its state at `now`.
+pub async fn list(store: &Store, clock: &dyn Clock) -> Result<Vec<KeyInfo>, KeyError> {
+    let now = clock.unix();
+    Ok(store::keys::list(store)
+        .await?
+        .iter()
+        .map(|r| info(r, now))
+        .collect())
+}
