@@ -6,10 +6,15 @@
 
 mod support;
 
+mod admin;
+mod assertions;
 mod cli;
 mod config;
+mod guard;
 mod health;
 mod http;
+mod keys;
+mod oauth;
 mod openapi;
 mod store;
 mod telemetry;

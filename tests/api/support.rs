@@ -126,6 +126,17 @@ impl TestDb {
         }
     }
 
+    /// The same database (and master key) for a second server; dropping it drops nothing.
+    pub fn share(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            dir: tempfile::tempdir().unwrap(),
+            master_key: self.master_key.clone(),
+            schema: None,
+        }
+    }
+
     /// Working directory for child processes.
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -193,6 +204,28 @@ impl TestApp {
 
     /// Serves on an existing test database (its URL may be overridden by `tweak`).
     pub async fn spawn_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_full(
+            db,
+            std::sync::Arc::new(gatehouse::clock::SystemClock),
+            tweak,
+        )
+        .await
+    }
+
+    /// Serves on a fresh database with a clock the test moves.
+    pub async fn spawn_with_clock(
+        backend: Backend,
+        clock: gatehouse::clock::SharedClock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::spawn_full(TestDb::new(backend).await, clock, tweak).await
+    }
+
+    async fn spawn_full(
+        db: TestDb,
+        clock: gatehouse::clock::SharedClock,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut config = Config {
@@ -204,7 +237,7 @@ impl TestApp {
             ..Config::default()
         };
         tweak(&mut config);
-        let app = App::build(config).await.unwrap();
+        let app = App::build_with_clock(config, clock).await.unwrap();
         let app_state = app.state().clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.serve(listener, shutdown.clone().cancelled_owned()));
@@ -227,6 +260,79 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Registers a client through the library; returns its id and secret.
+    pub async fn register(
+        &self,
+        new: gatehouse::oauth::clients::NewClient,
+    ) -> (String, Option<String>) {
+        use secrecy::ExposeSecret as _;
+        let created = gatehouse::oauth::clients::create(
+            &self.app_state.store,
+            self.app_state.clock.as_ref(),
+            new,
+        )
+        .await
+        .unwrap();
+        (
+            created.client.client_id.to_string(),
+            created.secret.map(|s| s.expose_secret().to_owned()),
+        )
+    }
+
+    /// A confidential client_credentials client with these scopes.
+    pub async fn service_client(&self, scopes: &[&str]) -> (String, String) {
+        let (id, secret) = self
+            .register(gatehouse::oauth::clients::NewClient {
+                name: "service".to_owned(),
+                client_type: "confidential".to_owned(),
+                grant_types: vec!["client_credentials".to_owned()],
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            })
+            .await;
+        (id, secret.unwrap())
+    }
+
+    /// POSTs a form to `path` with HTTP Basic client credentials.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.http.post(self.url(path)).form(form);
+        if let Some((id, secret)) = basic {
+            request = request.basic_auth(id, Some(secret));
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A client_credentials access token.
+    pub async fn access_token(&self, id: &str, secret: &str, scope: Option<&str>) -> String {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let res = self
+            .post_form("/oauth2/token", Some((id, secret)), &form)
+            .await;
+        assert_eq!(res.status(), 200);
+        res.json::<serde_json::Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// GET with a bearer token.
+    pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Stops the server and waits for it.
