@@ -3,11 +3,13 @@
 #   1. start-up: process start -> first 200 on /readyz, on an existing SQLite database
 #   2. idle RSS after start-up
 #   3. /healthz throughput and p99 next to an axum hello-world floor, same tool, same run
-# Usage: benches/foundation.sh            (env: DURATION=10s CONC=32 RUNS=15 PORT=18080)
+# Usage: benches/foundation.sh  (env: DURATION=10s CONC=32 RUNS=15 ROUNDS=3 PORT=18080 LOG=info)
+# Throughput runs ours and the floor alternately, ROUNDS times, and reports the median of
+# the per-round ratios: this 2-core machine is shared with the load generator and noisy.
 # Installs wrk (Debian package) if no load tool is on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10s} CONC=${CONC:-32} RUNS=${RUNS:-15}
+DURATION=${DURATION:-10s} CONC=${CONC:-32} RUNS=${RUNS:-15} ROUNDS=${ROUNDS:-3} LOG=${LOG:-info}
 PORT=${PORT:-18080} FLOOR_PORT=${FLOOR_PORT:-18081}
 
 pids=()
@@ -30,7 +32,7 @@ gh="$PWD/target/release/gatehouse"
 floor="$PWD/target/http-floor/release/http-floor"
 
 export GATEHOUSE_DATABASE_URL="sqlite://$work/bench.db" GATEHOUSE_LISTEN="127.0.0.1:$PORT" \
-       GATEHOUSE_LOG=warn GATEHOUSE_DEMO=false
+       GATEHOUSE_LOG=$LOG GATEHOUSE_DEMO=false
 "$gh" migrate >/dev/null
 
 now_ms() { date +%s%3N; }
@@ -75,10 +77,17 @@ load() { # LABEL URL
   printf '%-22s req/s=%-10s p99=%s\n' "$1" "$rps" "$p99" >&2
   echo "$rps"
 }
-ours1=$(load "healthz gatehouse" "http://127.0.0.1:$PORT/healthz")
-floor1=$(load "hello-world floor" "http://127.0.0.1:$FLOOR_PORT/")
-ours2=$(load "healthz gatehouse" "http://127.0.0.1:$PORT/healthz")
-floor2=$(load "hello-world floor" "http://127.0.0.1:$FLOOR_PORT/")
-echo "healthz_vs_floor      $(awk -v a="$ours1" -v b="$ours2" -v c="$floor1" -v d="$floor2" -v conc="$CONC" \
-  'BEGIN { printf "%.2f (ours %.0f req/s, floor %.0f req/s; wrk, %s connections)", (a + b) / (c + d), (a + b) / 2, (c + d) / 2, conc }')"
+ratios=()
+for round in $(seq "$ROUNDS"); do
+  if [ $((round % 2)) = 1 ]; then
+    ours=$(load "healthz gatehouse" "http://127.0.0.1:$PORT/healthz")
+    floor_rps=$(load "hello-world floor" "http://127.0.0.1:$FLOOR_PORT/")
+  else
+    floor_rps=$(load "hello-world floor" "http://127.0.0.1:$FLOOR_PORT/")
+    ours=$(load "healthz gatehouse" "http://127.0.0.1:$PORT/healthz")
+  fi
+  ratios+=("$(awk -v a="$ours" -v b="$floor_rps" 'BEGIN { printf "%.3f", a / b }')")
+done
+sorted=$(printf '%s\n' "${ratios[@]}" | sort -n)
+echo "healthz_vs_floor      median=$(echo "$sorted" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)') rounds: ${ratios[*]} (wrk, $CONC connections, log=$LOG)"
 echo "idle_rss_after_load_mb $(awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$gh_pid/status")"

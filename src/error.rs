@@ -171,7 +171,7 @@ impl IntoResponse for ApiError {
             ApiError::Bearer { .. } => Problem::new(StatusCode::UNAUTHORIZED, None, "unauthorized"),
             ApiError::Internal(error) => {
                 // The span carries the request id, so the log line and the answer meet there.
-                tracing::error!(error = format!("{error:#}"), "internal error");
+                tracing::error!(request_id = %crate::telemetry::request_id(), error = format!("{error:#}"), "internal error");
                 Problem::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     None,
@@ -280,7 +280,7 @@ impl OAuthError {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         if self.code == OAuthErrorCode::ServerError {
-            tracing::error!(error = %self.description, "oauth endpoint failed");
+            tracing::error!(request_id = %crate::telemetry::request_id(), error = %self.description, "oauth endpoint failed");
         }
         let status = self.code.status();
         let description = if self.code == OAuthErrorCode::ServerError {

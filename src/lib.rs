@@ -101,6 +101,7 @@ impl App {
         let stopping = CancellationToken::new();
         tokio::spawn(sync_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(maintenance_loop(self.state.clone(), stopping.clone()));
+        tokio::spawn(metrics_upkeep_loop(self.state.clone(), stopping.clone()));
         let trigger = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -175,6 +176,18 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         let horizon = state.clock.unix() - state.config.clock_skew_secs;
         if let Err(e) = store::revocations::delete_expired(&state.store, horizon).await {
             tracing::warn!(error = %e, "revocation cleanup failed");
+        }
+    }
+}
+
+/// Histograms keep raw samples until upkeep folds them into buckets: without it they
+/// grow with every request between two scrapes.
+async fn metrics_upkeep_loop(state: AppState, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => state.metrics.run_upkeep(),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! Logs, traces and metrics: tracing-subscriber for logs, OpenTelemetry (OTLP/HTTP) for
 //! traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a Prometheus recorder for metrics.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::MatchedPath;
+use axum::http::{HeaderValue, Method, StatusCode};
+use metrics::{Counter, Histogram, Label, SharedString};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
@@ -64,6 +65,16 @@ pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
     Ok(TelemetryGuard { provider })
 }
 
+/// Whether traces are exported (an OTLP endpoint is configured).
+pub fn tracing_exported() -> bool {
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|s| !s.is_empty()))
+}
+
 /// A tracer provider exporting over OTLP/HTTP, configured by the standard `OTEL_*`
 /// variables, or `None` when no endpoint is set.
 fn otlp_provider() -> anyhow::Result<Option<SdkTracerProvider>> {
@@ -114,19 +125,85 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware: counts requests and records latency by route template and status.
-pub async fn track_requests(request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(start.elapsed().as_secs_f64());
-    response
+tokio::task_local! {
+    /// The id of the request the current task serves (set by the observe middleware).
+    pub static REQUEST_ID: HeaderValue;
+}
+
+/// The current request's id, for log lines outside the request span; `-` outside requests.
+pub fn request_id() -> String {
+    REQUEST_ID
+        .try_with(|id| id.to_str().unwrap_or("-").to_owned())
+        .unwrap_or_else(|_| "-".to_owned())
+}
+
+/// The counter and histogram of one (method, route, status).
+#[derive(Clone)]
+struct RequestMetrics {
+    count: Counter,
+    latency: Histogram,
+}
+
+/// Metric handles by route template, then method and status. Route templates are a small
+/// closed set (the router's), so each is interned once; a request then finds its handles
+/// without allocating or hashing label sets.
+type HandleCache = RwLock<HashMap<&'static str, Vec<(Method, u16, RequestMetrics)>>>;
+
+fn handles(method: &Method, route: &str, status: u16) -> RequestMetrics {
+    static CACHE: OnceLock<HandleCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Ok(map) = cache.read()
+        && let Some(found) = map
+            .get(route)
+            .and_then(|list| list.iter().find(|(m, s, _)| m == method && *s == status))
+    {
+        return found.2.clone();
+    }
+    let labels = [
+        Label::from_static_parts("method", method_label(method)),
+        Label::new("route", SharedString::from_owned(route.to_owned())),
+        Label::new("status", SharedString::from_owned(status.to_string())),
+    ];
+    let created = RequestMetrics {
+        count: metrics::counter!("http_requests_total", labels.iter()),
+        latency: metrics::histogram!("http_request_duration_seconds", labels.iter()),
+    };
+    if let Ok(mut map) = cache.write() {
+        let key: &'static str = match map.get_key_value(route) {
+            Some((k, _)) => k,
+            // Bounded by the number of route templates (plus "unmatched").
+            None => Box::leak(route.to_owned().into_boxed_str()),
+        };
+        map.entry(key)
+            .or_default()
+            .push((method.clone(), status, created.clone()));
+    }
+    created
+}
+
+/// Records one request in `http_requests_total` and `http_request_duration_seconds`,
+/// labelled by method, route template and status.
+pub fn record_request(
+    method: &Method,
+    route: Option<&MatchedPath>,
+    status: StatusCode,
+    started: Instant,
+) {
+    let route = route.map_or("unmatched", |r| r.as_str());
+    let metrics = handles(method, route, status.as_u16());
+    metrics.count.increment(1);
+    metrics.latency.record(started.elapsed().as_secs_f64());
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
 }

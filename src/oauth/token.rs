@@ -45,6 +45,6 @@ pub async fn exchange(
             ));
         }
     };
-    tracing::info!(client_id = %client.client_id, grant = %grant, "token issued");
+    tracing::debug!(client_id = %client.client_id, grant = %grant, "token issued");
     Ok(response)
 }
