@@ -77,11 +77,23 @@ pub fn router(state: AppState) -> Router {
                     StatusCode::REQUEST_TIMEOUT,
                     timeout,
                 ))
-                .layer(CompressionLayer::new())
+                .layer(CompressionLayer::new().compress_when(worth_compressing()))
                 .layer(RequestBodyLimitLayer::new(limit))
                 .layer(DefaultBodyLimit::max(limit)),
         )
         .with_state(state)
+}
+
+/// Compress only bodies of 1 KiB or more (the spec, the docs' assets, metrics, lists):
+/// for a small JSON answer, setting up a brotli or gzip stream costs far more than the
+/// bytes it saves.
+fn worth_compressing() -> impl tower_http::compression::Predicate {
+    use tower_http::compression::Predicate as _;
+    use tower_http::compression::predicate::{NotForContentType, SizeAbove};
+    SizeAbove::new(1024)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE)
 }
 
 async fn not_found() -> Problem {

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Shared helpers of the load scripts in this folder. Source it; do not run it.
+# Everything binds 127.0.0.1; every process started is stopped on exit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DURATION=${DURATION:-10s} CONC=${CONC:-32} ROUNDS=${ROUNDS:-3} LOG=${LOG:-info}
+PORT=${PORT:-18080} FLOOR_PORT=${FLOOR_PORT:-18081}
+
+pids=()
+work=$(mktemp -d)
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)" >&2
+  { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
+fi
+
+echo "building (release)" >&2
+cargo build --release --quiet
+(cd benches/http-floor && CARGO_TARGET_DIR="$PWD/../../target/http-floor" cargo build --release --quiet)
+gh="$PWD/target/release/gatehouse"
+floor="$PWD/target/http-floor/release/http-floor"
+
+export GATEHOUSE_DATABASE_URL="sqlite://$work/bench.db" GATEHOUSE_LISTEN="127.0.0.1:$PORT" \
+       GATEHOUSE_LOG=$LOG GATEHOUSE_DEMO=false
+"$gh" migrate >/dev/null
+
+now_ms() { date +%s%3N; }
+wait_ready() { # URL TIMEOUT_S
+  local end=$(( $(now_ms) + $2 * 1000 ))
+  until curl -sf -o /dev/null "$1"; do
+    [ "$(now_ms)" -lt "$end" ] || { echo "timed out waiting for $1" >&2; return 1; }
+    sleep 0.002
+  done
+}
+
+start_gatehouse() { # sets gh_pid
+  "$gh" serve >/dev/null 2>&1 &
+  gh_pid=$!; pids+=("$gh_pid")
+  wait_ready "http://127.0.0.1:$PORT/readyz" 10
+}
+
+start_floor() {
+  "$floor" "$FLOOR_PORT" &
+  pids+=("$!")
+  wait_ready "http://127.0.0.1:$FLOOR_PORT/" 10
+}
+
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+# load LABEL URL [wrk args...]: prints a line to stderr, the req/s (2xx only) to stdout.
+load() {
+  local label=$1 url=$2 out rps p99 non2xx
+  shift 2
+  out=$(wrk -t2 -c"$CONC" -d"$DURATION" --latency "$@" "$url")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
+  if [ -n "$non2xx" ]; then echo "$label: $non2xx non-2xx answers" >&2; exit 1; fi
+  printf '%-24s req/s=%-10s p99=%s\n' "$label" "$rps" "$p99" >&2
+  echo "$rps"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
