@@ -34,11 +34,20 @@ pub fn generate() -> SecretString {
     SecretString::from(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// A random, URL-safe identifier of `bytes` random bytes (not a secret: client ids).
+/// A random, URL-safe identifier of `bytes` random bytes from the OS (client ids, the demo
+/// password).
 pub fn random_id(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     fill_random(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// A unique token id (`jti`): 128 bits from the thread-local CSPRNG (ChaCha, seeded and
+/// reseeded from the OS). A `jti` must be unique and unguessable, not secret, and this
+/// avoids a system call on every token issued.
+pub fn token_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Hashes a presented or generated secret for storage and lookup.

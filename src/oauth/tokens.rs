@@ -177,7 +177,7 @@ impl Tokens {
             exp: now + ttl,
             iat: now,
             nbf: None,
-            jti: super::secret::random_id(16),
+            jti: super::secret::token_id(),
             client_id: client_id.to_owned(),
             scope: scope.to_string(),
         };

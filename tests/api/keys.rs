@@ -267,3 +267,34 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_two_seconds()
     assert_eq!(a.wait().await, 0);
     assert_eq!(b.wait().await, 0);
 }
+
+on_both_backends! {
+    async fn eddsa_and_rs256_keys_sign_tokens_that_verify_independently(backend: Backend) {
+        use base64::Engine as _;
+        use jwt_simple::prelude::*;
+        for alg in [gatehouse::config::SigningAlg::EdDSA, gatehouse::config::SigningAlg::RS256] {
+            let app = TestApp::spawn_with(backend, |c| c.signing_alg = alg).await;
+            let (id, secret) = app.service_client(&["api"]).await;
+            let token = app.access_token(&id, &secret, None).await;
+            let metadata = Token::decode_metadata(&token).unwrap();
+            assert_eq!(metadata.algorithm(), alg.as_str());
+            let jwks: Value = app.get("/oauth2/jwks").await.json().await.unwrap();
+            let jwk = &jwks["keys"][0];
+            assert_eq!(jwk["alg"], alg.as_str());
+            let claims = match alg {
+                gatehouse::config::SigningAlg::EdDSA => {
+                    assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str()), (Some("OKP"), Some("Ed25519")));
+                    Ed25519PublicKey::from_jwk(&jwk.to_string()).unwrap().verify_token::<Value>(&token, None).unwrap()
+                }
+                _ => {
+                    assert_eq!(jwk["kty"], "RSA");
+                    let b = |f: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwk[f].as_str().unwrap()).unwrap();
+                    RS256PublicKey::from_components(&b("n"), &b("e")).unwrap().verify_token::<Value>(&token, None).unwrap()
+                }
+            };
+            assert_eq!(claims.subject.as_deref(), Some(id.as_str()));
+            assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 200);
+            app.stop().await;
+        }
+    }
+}

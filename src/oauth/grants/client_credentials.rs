@@ -16,7 +16,7 @@ const USER_SCOPES: [Scope; 4] = [
 ];
 
 /// Issues an access token whose subject is the client; no refresh token.
-#[tracing::instrument(skip_all, fields(client_id = %client.client_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
 pub fn exchange(
     state: &AppState,
     client: &Client,
