@@ -133,16 +133,15 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Bearer {
-            status,
-            error,
-            description,
-            scope,
-        } = self
-        {
-            return bearer_challenge(status, error, &description, scope.as_deref());
-        }
         let problem = match self {
+            ApiError::Bearer {
+                status,
+                error,
+                description,
+                scope,
+            } => {
+                return bearer_challenge(status, error, &description, scope.as_deref());
+            }
             ApiError::BadRequest(detail) => {
                 Problem::new(StatusCode::BAD_REQUEST, Some("bad-request"), detail)
             }
@@ -168,7 +167,6 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(detail) => {
                 Problem::new(StatusCode::CONFLICT, Some("conflict"), detail)
             }
-            ApiError::Bearer { .. } => Problem::new(StatusCode::UNAUTHORIZED, None, "unauthorized"),
             ApiError::Internal(error) => {
                 // The span carries the request id, so the log line and the answer meet there.
                 tracing::error!(request_id = %crate::telemetry::request_id(), error = format!("{error:#}"), "internal error");

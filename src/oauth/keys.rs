@@ -350,10 +350,14 @@ impl KeyRing {
         json!({ "keys": keys })
     }
 
-    /// Algorithms of the published keys.
+    /// Algorithms of the published keys, each once.
     pub fn algorithms(&self) -> Vec<Algorithm> {
-        let mut algs: Vec<Algorithm> = self.keys.load().iter().map(|k| k.alg).collect();
-        algs.dedup();
+        let mut algs: Vec<Algorithm> = Vec::new();
+        for key in self.keys.load().iter() {
+            if !algs.contains(&key.alg) {
+                algs.push(key.alg);
+            }
+        }
         algs
     }
 }

@@ -21,6 +21,25 @@ async fn kids(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+async fn client_credentials(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    id: &str,
+    secret: &str,
+) -> String {
+    let res: Value = http
+        .post(server.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    res["access_token"].as_str().unwrap().to_owned()
+}
+
 async fn kid_of(token: &str) -> String {
     jwt_simple::token::Token::decode_metadata(token)
         .unwrap()
@@ -186,17 +205,8 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_two_seconds()
     let mut a = ServerProcess::start(&db, &[]).await;
     let mut b = ServerProcess::start(&db, &[]).await;
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(a.url("/oauth2/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap();
+    let token = client_credentials(&http, &a, id, secret).await;
+    let token = token.as_str();
     assert_eq!(
         http.get(b.url("/api/v1/me"))
             .bearer_auth(token)
@@ -244,17 +254,8 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_two_seconds()
         .json();
     let new_kid = rotated["kid"].as_str().unwrap();
     let picked_up = eventually(3, || async {
-        let res: Value = http
-            .post(b.url("/oauth2/token"))
-            .basic_auth(id, Some(secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (kid_of(res["access_token"].as_str().unwrap()).await == new_kid).then_some(())
+        let token = client_credentials(&http, &b, id, secret).await;
+        (kid_of(&token).await == new_kid).then_some(())
     })
     .await;
     assert!(
