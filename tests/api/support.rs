@@ -56,7 +56,10 @@ pub fn postgres_available(test: &str) -> bool {
         !require_all(),
         "{test}: GATEHOUSE_TEST_REQUIRE_ALL=1 but GATEHOUSE_TEST_POSTGRES_URL is not set"
     );
-    eprintln!(
+    // Written to the stream directly: the test harness swallows eprintln! of passing tests.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED {test}: set GATEHOUSE_TEST_POSTGRES_URL=postgres://… to run it on PostgreSQL"
     );
     false
