@@ -140,3 +140,30 @@ async fn sigterm_stops_an_idle_server_with_exit_0() {
     let log = server.log.lock().await.join("\n");
     assert!(log.contains("stopped"), "{log}");
 }
+
+on_both_backends! {
+    async fn sigterm_lets_a_request_still_uploading_its_body_finish(backend: Backend) {
+        // The request is in flight while its body arrives: half before SIGTERM, half after.
+        let db = TestDb::new(backend).await;
+        let mut server = ServerProcess::start(&db, &[]).await;
+        let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let body = "grant_type=client_credentials&client_id=nobody";
+        let head = format!(
+            "POST /oauth2/token HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+             content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&body.as_bytes()[..10]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.terminate();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        conn.write_all(&body.as_bytes()[10..]).await.unwrap();
+
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), conn.read_to_string(&mut answer)).await.unwrap().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 401"), "the in-flight request got its answer: {answer}");
+        assert!(answer.contains("invalid_client"), "{answer}");
+        assert_eq!(server.wait().await, 0);
+    }
+}
