@@ -153,6 +153,13 @@ on_both_backends! {
         let res = app.get_bearer("/api/v1/me", &token).await;
         assert_invalid_token(&res);
         assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("expired"));
+        let introspected: Value = app
+            .post_form("/oauth2/introspect", Some((&id, &secret)), &[("token", &token)])
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(introspected, json!({"active": false}), "introspection calls an expired token inactive");
         app.stop().await;
     }
 }
