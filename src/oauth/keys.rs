@@ -7,17 +7,16 @@
 //! signed has expired; then it is deleted.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
 };
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -25,8 +24,9 @@ use sha2::{Digest as _, Sha256};
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
+pub use super::master_key::MasterKey;
 use crate::clock::Clock;
-use crate::config::{Config, Mode, SigningAlg};
+use crate::config::{Config, SigningAlg};
 use crate::store::keys::KeyRow;
 use crate::store::{self, Store, StoreError};
 
@@ -57,115 +57,8 @@ pub enum KeyError {
     Store(#[from] StoreError),
 }
 
-fn crypto(what: &str) -> impl Fn(aws_lc_rs::error::Unspecified) -> KeyError + '_ {
+pub(crate) fn crypto(what: &str) -> impl Fn(aws_lc_rs::error::Unspecified) -> KeyError + '_ {
     move |_| KeyError::Crypto(format!("{what} failed"))
-}
-
-/// The operator's key that seals private keys at rest (AES-256-GCM).
-pub struct MasterKey(RandomizedNonceKey);
-
-impl MasterKey {
-    /// A master key from 32 secret bytes.
-    pub fn new(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        RandomizedNonceKey::new(&AES_256_GCM, bytes)
-            .map(Self)
-            .map_err(crypto("master key setup"))
-    }
-
-    /// The configured master key; in dev mode without one, a generated key kept in a 0600
-    /// file beside the database.
-    pub fn from_config(config: &Config) -> Result<Self, KeyError> {
-        use secrecy::ExposeSecret as _;
-        let text = if let Some(key) = &config.master_key {
-            key.expose_secret().to_owned()
-        } else if let Some(path) = &config.master_key_file {
-            read_key_file(path)?
-        } else if config.mode == Mode::Dev {
-            dev_key_file(&dev_key_path(&config.database_url))?
-        } else {
-            return Err(KeyError::Crypto("no master key configured".to_owned()));
-        };
-        let bytes = crate::config::parse_master_key(&text).map_err(KeyError::Crypto)?;
-        Self::new(&bytes)
-    }
-
-    /// Seals `plaintext`, bound to `aad`: nonce || ciphertext || tag.
-    pub fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let mut data = plaintext.to_vec();
-        let nonce = self
-            .0
-            .seal_in_place_append_tag(Aad::from(aad.as_bytes()), &mut data)
-            .map_err(crypto("sealing"))?;
-        let mut out = nonce.as_ref().to_vec();
-        out.extend_from_slice(&data);
-        Ok(out)
-    }
-
-    /// Opens what [`MasterKey::seal`] sealed with the same `aad`.
-    pub fn open(&self, aad: &str, sealed: &[u8]) -> Option<Vec<u8>> {
-        if sealed.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, data) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-        let mut data = data.to_vec();
-        let plain = self
-            .0
-            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut data)
-            .ok()?;
-        Some(plain.to_vec())
-    }
-}
-
-fn read_key_file(path: &Path) -> Result<String, KeyError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .map_err(|e| KeyError::MasterKeyFile {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
-}
-
-/// Where dev mode keeps its generated master key: beside the SQLite file, or in the
-/// working directory for other databases.
-pub fn dev_key_path(database_url: &str) -> PathBuf {
-    let file = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or_default())
-        .filter(|f| !f.is_empty() && !f.contains(":memory:"));
-    match file.map(Path::new).and_then(Path::parent) {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join("gatehouse.master.key"),
-        _ => PathBuf::from("gatehouse.master.key"),
-    }
-}
-
-fn dev_key_file(path: &Path) -> Result<String, KeyError> {
-    if path.exists() {
-        return read_key_file(path);
-    }
-    let mut bytes = [0u8; 32];
-    super::secret::fill_random(&mut bytes);
-    let text = STANDARD.encode(bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options
-        .open(path)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes()));
-    match written {
-        Ok(()) => {
-            tracing::warn!(path = %path.display(), "dev mode: generated a master key file; production needs an explicit master key");
-            Ok(text)
-        }
-        // Another process created it first: use theirs.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path),
-        Err(e) => Err(KeyError::MasterKeyFile {
-            path: path.to_owned(),
-            message: e.to_string(),
-        }),
-    }
 }
 
 /// A key as the ring holds it.

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod grants;
 pub mod introspection;
 pub mod keys;
+pub mod master_key;
 pub mod model;
 pub mod params;
 pub mod password;
