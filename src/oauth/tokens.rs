@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, Header, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
@@ -181,10 +181,8 @@ impl Tokens {
             client_id: client_id.to_owned(),
             scope: scope.to_string(),
         };
-        let mut header = Header::new(key.alg);
-        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-        header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, key.encoding())
+        let token = key
+            .sign_jws(&claims)
             .map_err(|e| TokenError::Signing(e.to_string()))?;
         Ok(Issued { token, claims })
     }
