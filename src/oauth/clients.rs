@@ -179,7 +179,7 @@ pub async fn create(
     let now = clock.unix();
     let secret = auth_method.uses_secret().then(secret::generate);
     let client = Client {
-        client_id: ClientId::parse(&secret::random_id(16)).map_err(|e| internal_msg(e.message))?,
+        client_id: ClientId::parse(&secret::client_id()).map_err(|e| internal_msg(e.message))?,
         name,
         client_type,
         token_endpoint_auth_method: auth_method,

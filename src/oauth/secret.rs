@@ -42,6 +42,17 @@ pub fn random_id(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// A new client id: 22 letters and digits (131 random bits). Only alphanumerics, so that an
+/// id never starts with `-` and reads as an option on a command line.
+pub fn client_id() -> String {
+    use rand::Rng as _;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(22)
+        .map(char::from)
+        .collect()
+}
+
 /// A unique token id (`jti`): 128 bits from the thread-local CSPRNG (ChaCha, seeded and
 /// reseeded from the OS). A `jti` must be unique and unguessable, not secret, and this
 /// avoids a system call on every token issued.

@@ -162,3 +162,15 @@ async fn openapi_command_prints_the_committed_document() {
         std::fs::read_to_string(crate::support::manifest_path("openapi/openapi.json")).unwrap();
     assert_eq!(out.stdout, committed);
 }
+
+on_both_backends! {
+    async fn generated_client_ids_are_alphanumeric_so_the_cli_takes_them(backend: Backend) {
+        let db = TestDb::new(backend).await;
+        for _ in 0..20 {
+            let c = cli(&db, &["client", "create", "--name", "x", "--type", "confidential", "--json"], None).await.ok().json();
+            let id = c["client_id"].as_str().unwrap();
+            assert_eq!(id.len(), 22);
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()), "{id}");
+        }
+    }
+}
