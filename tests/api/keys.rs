@@ -6,7 +6,6 @@ use std::time::Instant;
 use gatehouse::clock::ManualClock;
 use serde_json::Value;
 
-use crate::oauth::verify_independently;
 use crate::support::{
     Backend, ServerProcess, TestApp, TestDb, cli, eventually, on_both_backends, postgres_available,
 };
@@ -96,7 +95,6 @@ on_both_backends! {
 async fn verify_independently_at(app: &TestApp, token: &str) {
     // jwt-simple checks exp against the real clock; the manual clock is in the future,
     // so only check what does not depend on time here: signature, iss, aud.
-    let _ = verify_independently;
     let jwks: Value = app.get("/oauth2/jwks").await.json().await.unwrap();
     let kid = kid_of(token).await;
     let jwk = jwks["keys"]
@@ -150,28 +148,22 @@ on_both_backends! {
 #[tokio::test]
 async fn dev_mode_generates_a_private_master_key_file_beside_the_database() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let out = crate::support::run(
-        crate::support::gatehouse(&db)
-            .env_remove("GATEHOUSE_MASTER_KEY")
-            .args(["keys", "list"]),
-        None,
-    )
-    .await
-    .ok();
-    assert!(out.stdout.contains("ES256"));
+    let list_keys = || async {
+        let mut cmd = crate::support::gatehouse(&db);
+        cmd.env_remove("GATEHOUSE_MASTER_KEY")
+            .args(["keys", "list", "--json"]);
+        crate::support::run(&mut cmd, None).await.ok().json()
+    };
+    let first = list_keys().await;
+    assert_eq!(first["keys"][0]["alg"], "ES256");
     let file = db.path().join("gatehouse.master.key");
     let meta = std::fs::metadata(&file).expect("the key file exists beside the database");
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
-    // The same file is used again next time.
-    crate::support::run(
-        crate::support::gatehouse(&db)
-            .env_remove("GATEHOUSE_MASTER_KEY")
-            .args(["keys", "list"]),
-        None,
-    )
-    .await
-    .ok();
+    let written = std::fs::read_to_string(&file).unwrap();
+    // The next process reuses the file and so can open the key the first one sealed.
+    assert_eq!(list_keys().await, first);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
