@@ -87,6 +87,20 @@ pub struct Config {
     pub assertion_max_lifetime_secs: i64,
     /// How often every process reloads signing keys and revocations from the database.
     pub sync_interval_ms: u64,
+    /// How long a browser stays signed in.
+    pub session_ttl_secs: i64,
+    /// Refresh token (family) lifetime unless a client overrides it; 0 = until revoked.
+    pub refresh_token_ttl_secs: i64,
+    /// A refresh token unused this long expires, unless a client overrides it.
+    pub refresh_token_idle_secs: i64,
+    /// Failed sign-ins for one account within `login_window_secs` that lock it.
+    pub login_lock_after: i64,
+    /// Failed sign-ins from one address within `login_window_secs` that lock it.
+    pub login_lock_after_per_address: i64,
+    /// Window in which failed sign-ins are counted.
+    pub login_window_secs: i64,
+    /// How long a locked account or address stays locked.
+    pub login_lock_secs: i64,
 }
 
 /// Algorithm of the server's signing keys.
@@ -137,6 +151,13 @@ impl Default for Config {
             clock_skew_secs: 10,
             assertion_max_lifetime_secs: 300,
             sync_interval_ms: 1000,
+            session_ttl_secs: 8 * 3600,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            refresh_token_idle_secs: 7 * 24 * 3600,
+            login_lock_after: 5,
+            login_lock_after_per_address: 50,
+            login_window_secs: 900,
+            login_lock_secs: 900,
         }
     }
 }
@@ -238,6 +259,17 @@ impl Config {
                 self.assertion_max_lifetime_secs,
                 1,
             ),
+            ("session_ttl_secs", self.session_ttl_secs, 60),
+            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs, 0),
+            ("refresh_token_idle_secs", self.refresh_token_idle_secs, 60),
+            ("login_lock_after", self.login_lock_after, 1),
+            (
+                "login_lock_after_per_address",
+                self.login_lock_after_per_address,
+                1,
+            ),
+            ("login_window_secs", self.login_window_secs, 1),
+            ("login_lock_secs", self.login_lock_secs, 1),
         ] {
             if value < min {
                 return Err(ConfigError::key(key, format!("must be at least {min}")));

@@ -12,6 +12,7 @@ pub mod seed;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ impl App {
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
         store.migrate().await?;
         let master = MasterKey::from_config(&config)?;
+        let csrf_key = master.derive_hmac("csrf")?;
         keys::ensure_signing_key(&store, clock.as_ref(), &master, config.signing_alg).await?;
         let ring = KeyRing::new(
             master,
@@ -75,8 +77,12 @@ impl App {
             metrics: telemetry::metrics_handle(),
             tokens,
             clients,
+            csrf_key,
+            cors_origins: http::cors::Origins::default(),
         });
+        state.cors_origins.refresh(&state.store).await?;
         seed::first_run(&state).await?;
+        seed::docs_client(&state).await?;
         Ok(Self { state })
     }
 
@@ -146,6 +152,9 @@ async fn sync_loop(state: AppState, stop: CancellationToken) {
         {
             tracing::warn!(error = %e, "revocation sync failed");
         }
+        if let Err(e) = state.cors_origins.refresh(&state.store).await {
+            tracing::warn!(error = %e, "CORS origin refresh failed");
+        }
     }
 }
 
@@ -176,6 +185,16 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         let horizon = state.clock.unix() - state.config.clock_skew_secs;
         if let Err(e) = store::revocations::delete_expired(&state.store, horizon).await {
             tracing::warn!(error = %e, "revocation cleanup failed");
+        }
+        let now = state.clock.unix();
+        // A used or expired code is kept a day, so that a late replay is still recognised.
+        if let Err(e) = store::grants::cleanup(&state.store, now - 24 * 3600).await {
+            tracing::warn!(error = %e, "grant cleanup failed");
+        }
+        if let Err(e) =
+            store::sessions::cleanup(&state.store, now, now - state.config.login_window_secs).await
+        {
+            tracing::warn!(error = %e, "session cleanup failed");
         }
     }
 }

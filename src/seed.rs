@@ -17,6 +17,60 @@ pub const DEMO_CLIENT_ID: &str = "gatehouse-demo";
 /// The demo user's login name.
 pub const DEMO_USERNAME: &str = "demo";
 
+/// The built-in public client of the docs page (Swagger UI's Authorize button).
+pub const DOCS_CLIENT_ID: &str = "gatehouse-docs";
+/// What the docs client may ask for: every user scope except refresh tokens.
+pub const DOCS_CLIENT_SCOPES: &[Scope] = &[
+    Scope::OpenId,
+    Scope::Profile,
+    Scope::Email,
+    Scope::Api,
+    Scope::CasesRead,
+    Scope::CasesWrite,
+];
+
+/// Registers the docs client, in every mode, if it is missing. Its redirect URI follows
+/// the issuer; a database whose docs client names another issuer is told about in the log.
+pub async fn docs_client(state: &AppState) -> anyhow::Result<()> {
+    let redirect = format!("{}/docs/oauth2-redirect.html", state.issuer);
+    if let Some(existing) = store::clients::get(&state.store, DOCS_CLIENT_ID).await? {
+        if !existing
+            .redirect_uris
+            .iter()
+            .any(|r| r.as_str() == redirect)
+        {
+            tracing::warn!(client_id = DOCS_CLIENT_ID, expected = %redirect,
+                "the docs client is registered for another issuer; /docs sign-in will fail");
+        }
+        return Ok(());
+    }
+    let now = state.clock.unix();
+    let client = Client {
+        client_id: ClientId::parse(DOCS_CLIENT_ID).map_err(|e| anyhow::anyhow!(e.message))?,
+        name: "Gatehouse API docs".to_owned(),
+        client_type: ClientType::Public,
+        token_endpoint_auth_method: AuthMethod::None,
+        secret_hash: None,
+        redirect_uris: vec![RedirectUri::parse(&redirect).map_err(|e| anyhow::anyhow!(e.message))?],
+        grant_types: vec![GrantType::AuthorizationCode],
+        scopes: ScopeSet::new(DOCS_CLIENT_SCOPES.iter().copied()),
+        cors_origins: vec![],
+        access_token_ttl_secs: None,
+        refresh_token_ttl_secs: None,
+        refresh_token_idle_secs: None,
+        admin_approved_only: false,
+        pre_authorized_users: vec![],
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    match clients::insert(&state.store, client, None).await {
+        // Another replica registered it at the same moment.
+        Ok(_) | Err(RegistryError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Seeds the demo client and user when the registry is empty (a new database) in dev mode,
 /// and prints how to sign in. Production mode never does this.
 pub async fn first_run(state: &AppState) -> anyhow::Result<()> {

@@ -35,6 +35,10 @@ pub struct Inner {
     /// Clients by id, for one sync interval: client authentication stays off the database
     /// on the hot path, and a change made on another replica is seen within that interval.
     pub clients: moka::sync::Cache<String, Arc<Client>>,
+    /// Signs the CSRF tokens of the HTML forms (derived from the master key).
+    pub csrf_key: aws_lc_rs::hmac::Key,
+    /// Browser origins registered by any client (CORS), refreshed every sync interval.
+    pub cors_origins: crate::http::cors::Origins,
 }
 
 impl AppState {

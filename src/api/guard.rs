@@ -32,6 +32,12 @@ impl ScopePolicy for AdminScope {
     const ANY_OF: &'static [Scope] = &[Scope::Admin];
 }
 
+/// OpenID Connect userinfo.
+pub struct OpenIdScope;
+impl ScopePolicy for OpenIdScope {
+    const ANY_OF: &'static [Scope] = &[Scope::OpenId];
+}
+
 /// The verified caller of a protected route.
 pub struct Caller<P: ScopePolicy = AnyScope> {
     /// The token's claims.

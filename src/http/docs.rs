@@ -104,6 +104,20 @@ pub fn spec_json() -> Result<String, serde_json::Error> {
 }
 
 /// Swagger UI at /docs and the document at /openapi.json, served from the binary.
+/// Its Authorize button signs in through the authorization-code flow with PKCE as the
+/// built-in public docs client, so every call can be tried from the page.
 pub fn swagger_ui(spec: Spec) -> Router<AppState> {
-    SwaggerUi::new("/docs").url("/openapi.json", spec).into()
+    let scopes = crate::seed::DOCS_CLIENT_SCOPES
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let oauth = utoipa_swagger_ui::oauth::Config::new()
+        .client_id(crate::seed::DOCS_CLIENT_ID)
+        .app_name("Gatehouse API docs")
+        .scopes(scopes)
+        .use_pkce_with_authorization_code_grant(true);
+    SwaggerUi::new("/docs")
+        .url("/openapi.json", spec)
+        .oauth(oauth)
+        .into()
 }

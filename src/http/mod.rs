@@ -1,6 +1,7 @@
 //! Routers and the middleware stack. Handlers only parse, call the domain and shape answers.
 
 pub mod admin;
+pub mod cors;
 pub mod docs;
 pub mod extract;
 pub mod health;
@@ -33,9 +34,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .routes(routes!(health::get_metrics))
+        .routes(routes!(crate::web::authorize::authorize))
         .routes(routes!(oauth::issue_token))
         .routes(routes!(oauth::introspect_token))
         .routes(routes!(oauth::revoke_token))
+        .routes(routes!(oauth::get_userinfo, oauth::post_userinfo))
         .routes(routes!(oauth::get_jwks))
         .routes(routes!(oauth::get_openid_configuration))
         .routes(routes!(oauth::get_authorization_server_metadata))
@@ -64,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     };
     routes
         .merge(docs::swagger_ui(spec))
+        .merge(crate::web::routes())
         .fallback(not_found)
         .layer(
             // Outermost first: every answer below, panics and timeouts included, passes
@@ -77,6 +81,7 @@ pub fn router(state: AppState) -> Router {
                     StatusCode::REQUEST_TIMEOUT,
                     timeout,
                 ))
+                .layer(cors::layer(state.cors_origins.clone()))
                 .layer(CompressionLayer::new().compress_when(worth_compressing()))
                 .layer(RequestBodyLimitLayer::new(limit))
                 .layer(DefaultBodyLimit::max(limit)),

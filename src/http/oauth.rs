@@ -11,13 +11,18 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::error::{OAuthError, OAuthErrorBody, OAuthErrorCode};
+use crate::api::guard::{Caller, OpenIdScope};
+use crate::error::{ApiError, OAuthError, OAuthErrorBody, OAuthErrorCode, Problem};
 use crate::oauth::client_auth::Presented;
 use crate::oauth::grants::TokenResponse;
+use crate::oauth::id_token::{self, UserInfo};
 use crate::oauth::introspection::{self, Introspection};
+use crate::oauth::model::ScopeSet;
 use crate::oauth::params::Params;
 use crate::oauth::{discovery, token};
 use crate::state::AppState;
+use crate::store;
+use axum::http::StatusCode;
 
 /// A form-encoded OAuth request: its parameters and the client credentials it presents.
 pub struct OAuthRequest {
@@ -45,6 +50,11 @@ impl FromRequest<AppState> for OAuthRequest {
             ));
         }
         let basic = basic_credentials(request.headers())?;
+        let origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = Bytes::from_request(request, state).await.map_err(|e| {
             OAuthError::new(
                 OAuthErrorCode::InvalidRequest,
@@ -60,6 +70,7 @@ impl FromRequest<AppState> for OAuthRequest {
                 .map(|s| SecretString::from(s.to_owned())),
             assertion_type: params.get("client_assertion_type").map(str::to_owned),
             assertion: params.get("client_assertion").map(str::to_owned),
+            origin,
         };
         Ok(Self { params, presented })
     }
@@ -180,6 +191,52 @@ pub async fn revoke_token(
 ) -> Result<Response, OAuthError> {
     introspection::revoke(&state, &request.params, &request.presented).await?;
     Ok(no_store(().into_response()))
+}
+
+/// OpenID Connect userinfo (Core §5.3): the claims the token's scopes release
+/// (`profile`: name, preferred_username, updated_at; `email`: email, email_verified).
+#[utoipa::path(get, path = "/oauth2/userinfo", tag = "oauth",
+    security(("bearer" = ["openid"]), ("oauth2" = ["openid"])),
+    responses(
+        (status = 200, description = "The user's claims", body = UserInfo),
+        (status = 401, description = "Missing or invalid token (WWW-Authenticate: Bearer)", body = Problem),
+        (status = 403, description = "The token lacks `openid`", body = Problem),
+    ))]
+pub async fn get_userinfo(
+    State(state): State<AppState>,
+    caller: Caller<OpenIdScope>,
+) -> Result<Response, ApiError> {
+    userinfo(&state, &caller).await
+}
+
+/// The same as GET (Core §5.3.1 allows both).
+#[utoipa::path(post, path = "/oauth2/userinfo", tag = "oauth",
+    security(("bearer" = ["openid"]), ("oauth2" = ["openid"])),
+    responses(
+        (status = 200, description = "The user's claims", body = UserInfo),
+        (status = 401, description = "Missing or invalid token", body = Problem),
+    ))]
+pub async fn post_userinfo(
+    State(state): State<AppState>,
+    caller: Caller<OpenIdScope>,
+) -> Result<Response, ApiError> {
+    userinfo(&state, &caller).await
+}
+
+async fn userinfo(state: &AppState, caller: &Caller<OpenIdScope>) -> Result<Response, ApiError> {
+    let user = store::users::by_id(&state.store, &caller.claims.sub)
+        .await?
+        .filter(|u| u.enabled)
+        .ok_or_else(|| ApiError::Bearer {
+            status: StatusCode::UNAUTHORIZED,
+            error: Some("invalid_token"),
+            description: "the token's user no longer exists or is disabled".to_owned(),
+            scope: None,
+        })?;
+    let scope = ScopeSet::parse(&caller.claims.scope).unwrap_or_default();
+    Ok(no_store(
+        Json(id_token::userinfo(&user, &scope)).into_response(),
+    ))
 }
 
 /// The public signing keys (RFC 7517): the active key, a key about to sign, and retired

@@ -30,6 +30,8 @@ pub struct Presented {
     pub assertion_type: Option<String>,
     /// `client_assertion` from the body.
     pub assertion: Option<String>,
+    /// The browser origin the request came from (`Origin` header), if any.
+    pub origin: Option<String>,
 }
 
 fn invalid_client(description: impl Into<String>) -> OAuthError {

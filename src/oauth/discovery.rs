@@ -26,6 +26,7 @@ pub fn metadata(state: &AppState) -> Value {
         .map(|m| m.as_str())
         .collect();
     let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+    // `none`: public clients at revocation; the token endpoint accepts them too (PKCE).
     let signing: Vec<String> = state
         .tokens
         .ring
@@ -39,10 +40,20 @@ pub fn metadata(state: &AppState) -> Value {
         "jwks_uri": format!("{issuer}/oauth2/jwks"),
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "authorization_endpoint": format!("{issuer}/oauth2/authorize"),
+        "userinfo_endpoint": format!("{issuer}/oauth2/userinfo"),
         "grant_types_supported": grants,
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": signing,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
+            "azp", "name", "preferred_username", "updated_at", "email", "email_verified"],
+        "authorization_response_iss_parameter_supported": true,
         "scopes_supported": scopes,
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": revoke_methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,

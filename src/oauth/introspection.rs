@@ -7,8 +7,10 @@ use super::client_auth::{self, Presented};
 use super::model::AuthMethod;
 use super::params::Params;
 use super::tokens::Audience;
+use super::{grants, secret};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
+use crate::store;
 
 /// An introspection answer: `{"active": false}` or the token's claims.
 #[derive(Debug, Serialize, ToSchema)]
@@ -119,11 +121,32 @@ pub async fn revoke(
         ));
     }
     let now = state.clock.unix();
-    if let Ok(claims) = state.tokens.verify(token, now)
-        && claims.client_id == client.client_id.as_str()
-    {
-        state.tokens.revoke(&state.store, &claims, now).await?;
-        tracing::info!(client_id = %client.client_id, jti = %claims.jti, "access token revoked");
+    // A JWT is an access token, anything else may be a refresh token; the hint only
+    // orders the lookups (RFC 7009 §2.1), so try both.
+    if let Ok(claims) = state.tokens.verify(token, now) {
+        if claims.client_id == client.client_id.as_str() {
+            state.tokens.revoke(&state.store, &claims, now).await?;
+            tracing::info!(client_id = %client.client_id, jti = %claims.jti, "access token revoked");
+        }
+        return Ok(());
     }
+    let Some(family) = store::grants::family_of(&state.store, &secret::hash(token)).await? else {
+        return Ok(());
+    };
+    if family.client_id != client.client_id.as_str() {
+        return Ok(());
+    }
+    let mut tx = state.store.begin().await?;
+    let revoked = grants::revoke_families(
+        state,
+        &mut tx,
+        std::slice::from_ref(&family.id),
+        client.client_id.as_str(),
+        "revoked by the client",
+    )
+    .await?;
+    tx.commit().await?;
+    grants::note_revoked(state, &revoked);
+    tracing::info!(client_id = %client.client_id, family = %family.id, "refresh token family revoked");
     Ok(())
 }

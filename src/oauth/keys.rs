@@ -70,8 +70,10 @@ pub struct LoadedKey {
     /// JOSE algorithm.
     pub alg: Algorithm,
     signer: Signer,
-    /// The base64url JWS header of tokens this key signs (`alg`, `typ`, `kid`).
+    /// The base64url JWS header of access tokens this key signs (`alg`, `typ`, `kid`).
     header: String,
+    /// The same for ID tokens (`typ: JWT`).
+    id_header: String,
     /// Verifies this key's signatures.
     pub decoding: DecodingKey,
     /// The public JWK (with `kid`, `alg`, `use`).
@@ -98,9 +100,18 @@ impl LoadedKey {
     /// multiplication per token, about a third of the token endpoint's CPU. The signature
     /// itself is aws-lc's; only the compact serialization is done here.
     pub fn sign_jws<T: serde::Serialize>(&self, claims: &T) -> Result<String, KeyError> {
+        self.sign_with(&self.header, claims)
+    }
+
+    /// Signs an OpenID Connect ID token (`typ: JWT`).
+    pub fn sign_id_token<T: serde::Serialize>(&self, claims: &T) -> Result<String, KeyError> {
+        self.sign_with(&self.id_header, claims)
+    }
+
+    fn sign_with<T: serde::Serialize>(&self, header: &str, claims: &T) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Crypto(e.to_string()))?;
-        let mut jws = String::with_capacity(self.header.len() + payload.len() * 4 / 3 + 400);
-        jws.push_str(&self.header);
+        let mut jws = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
+        jws.push_str(header);
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(payload, &mut jws);
         let signature = self.signer.sign(jws.as_bytes())?;
@@ -249,15 +260,19 @@ impl KeyRing {
             map.insert("alg".to_owned(), json!(row.alg));
             map.insert("use".to_owned(), json!("sig"));
         }
-        let header = serde_json::to_vec(
-            &json!({"alg": row.alg, "typ": super::tokens::ACCESS_TOKEN_TYP, "kid": row.kid}),
-        )
-        .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let header = |typ: &str| {
+            serde_json::to_vec(&json!({"alg": row.alg, "typ": typ, "kid": row.kid}))
+                .map(|h| URL_SAFE_NO_PAD.encode(h))
+                .map_err(|e| KeyError::Crypto(e.to_string()))
+        };
+        let access_header = header(super::tokens::ACCESS_TOKEN_TYP)?;
+        let id_header = header("JWT")?;
         Ok(LoadedKey {
             kid: row.kid,
             alg,
             signer,
-            header: URL_SAFE_NO_PAD.encode(header),
+            header: access_header,
+            id_header,
             decoding,
             public_jwk,
             activate_at: row.activate_at,

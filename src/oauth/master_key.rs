@@ -3,21 +3,37 @@
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::{hkdf, hmac};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::keys::{KeyError, crypto};
 use crate::config::{Config, Mode};
 
-/// The operator's key that seals private keys at rest (AES-256-GCM).
-pub struct MasterKey(RandomizedNonceKey);
+/// The operator's key that seals private keys at rest (AES-256-GCM) and from which the
+/// other server-wide keys are derived (HKDF-SHA-256), so every replica agrees on them.
+pub struct MasterKey {
+    aead: RandomizedNonceKey,
+    prk: hkdf::Prk,
+}
 
 impl MasterKey {
     /// A master key from 32 secret bytes.
     pub fn new(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        RandomizedNonceKey::new(&AES_256_GCM, bytes)
-            .map(Self)
-            .map_err(crypto("master key setup"))
+        let aead =
+            RandomizedNonceKey::new(&AES_256_GCM, bytes).map_err(crypto("master key setup"))?;
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"gatehouse master key v1").extract(bytes);
+        Ok(Self { aead, prk })
+    }
+
+    /// An HMAC-SHA-256 key for one purpose, derived from the master key.
+    pub fn derive_hmac(&self, purpose: &str) -> Result<hmac::Key, KeyError> {
+        let info = [purpose.as_bytes()];
+        let okm = self
+            .prk
+            .expand(&info, hmac::HMAC_SHA256)
+            .map_err(crypto("key derivation"))?;
+        Ok(hmac::Key::from(okm))
     }
 
     /// The configured master key; in dev mode without one, a generated key kept in a 0600
@@ -41,7 +57,7 @@ impl MasterKey {
     pub fn seal(&self, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
         let mut data = plaintext.to_vec();
         let nonce = self
-            .0
+            .aead
             .seal_in_place_append_tag(Aad::from(aad.as_bytes()), &mut data)
             .map_err(crypto("sealing"))?;
         let mut out = nonce.as_ref().to_vec();
@@ -58,7 +74,7 @@ impl MasterKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut data = data.to_vec();
         let plain = self
-            .0
+            .aead
             .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut data)
             .ok()?;
         Some(plain.to_vec())

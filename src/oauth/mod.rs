@@ -1,16 +1,20 @@
 //! The authorization server: the client and user registry, grants, client authentication,
 //! tokens, keys and discovery. Nothing here knows about HTTP.
 
+pub mod authorize;
 pub mod client_auth;
 pub mod clients;
 pub mod discovery;
 pub mod grants;
+pub mod id_token;
 pub mod introspection;
 pub mod keys;
+pub mod login;
 pub mod master_key;
 pub mod model;
 pub mod params;
 pub mod password;
+pub mod pkce;
 pub mod secret;
 pub mod token;
 pub mod tokens;

@@ -340,10 +340,15 @@ impl ScopeSet {
     }
 
     /// Parses a space-delimited `scope` parameter; every scope must be known.
+    /// `refresh_token` is accepted as another name of `offline_access` (the Connected App
+    /// name for it).
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         s.split(' ')
             .filter(|p| !p.is_empty())
-            .map(Scope::from_str)
+            .map(|p| match p {
+                "refresh_token" => Ok(Scope::OfflineAccess),
+                other => Scope::from_str(other),
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Self::new)
     }
@@ -366,6 +371,11 @@ impl ScopeSet {
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The scopes of both sets.
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet::new(self.iter().chain(other.iter()))
     }
 }
 

@@ -28,7 +28,7 @@ pub enum PasswordError {
     Hashing(String),
 }
 
-/// Hashes and verifies passwords on blocking threads, at most one per core at a time, so
+/// Hashes and verifies passwords on blocking threads, on at most half the cores at once, so
 /// that a burst of sign-ins queues instead of starving the request threads or memory.
 #[derive(Clone)]
 pub struct Passwords {
@@ -37,9 +37,11 @@ pub struct Passwords {
 
 impl Default for Passwords {
     fn default() -> Self {
+        // Half the cores (at least one): a flood of sign-ins queues here and leaves the
+        // other half to everything else (token and API calls keep their throughput).
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
-            permits: Arc::new(Semaphore::new(cores)),
+            permits: Arc::new(Semaphore::new((cores / 2).max(1))),
         }
     }
 }

@@ -8,7 +8,11 @@ use crate::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
 
 /// Grants this server answers at the token endpoint (the others arrive with their flows).
-pub const ENABLED_GRANTS: &[GrantType] = &[GrantType::ClientCredentials];
+pub const ENABLED_GRANTS: &[GrantType] = &[
+    GrantType::AuthorizationCode,
+    GrantType::RefreshToken,
+    GrantType::ClientCredentials,
+];
 
 /// Exchanges a grant for tokens.
 pub async fn exchange(
@@ -28,6 +32,21 @@ pub async fn exchange(
             )
         })?;
     let client = client_auth::authenticate(state, presented).await?;
+    // A browser app may call from its own registered origins only (this server's own
+    // pages, such as /docs, are same-origin).
+    if let Some(origin) = &presented.origin
+        && url::Url::parse(&state.issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .ok()
+            .as_deref()
+            != Some(origin.as_str())
+        && !client.cors_origins.iter().any(|o| o.as_str() == origin)
+    {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            format!("this client does not allow calls from origin {origin}"),
+        ));
+    }
     if !client.allows_grant(grant) {
         return Err(OAuthError::new(
             OAuthErrorCode::UnauthorizedClient,
@@ -38,6 +57,10 @@ pub async fn exchange(
         GrantType::ClientCredentials => {
             grants::client_credentials::exchange(state, &client, params)?
         }
+        GrantType::AuthorizationCode => {
+            grants::authorization_code::exchange(state, &client, params).await?
+        }
+        GrantType::RefreshToken => grants::refresh_token::exchange(state, &client, params).await?,
         other => {
             return Err(OAuthError::new(
                 OAuthErrorCode::UnsupportedGrantType,

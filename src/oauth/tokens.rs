@@ -302,7 +302,8 @@ impl RevocationList {
         self.jtis.read().is_ok_and(|set| set.contains_key(jti))
     }
 
-    fn insert(&self, jti: &str, expires_at: i64) {
+    /// Adds a revocation already recorded in the database, so this process honours it at once.
+    pub fn insert(&self, jti: &str, expires_at: i64) {
         if let Ok(mut set) = self.jtis.write() {
             set.insert(jti.to_owned(), expires_at);
         }

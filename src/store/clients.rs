@@ -238,3 +238,11 @@ async fn preauthorized(
     }
     Ok(map)
 }
+
+/// Every origin an enabled client registered for CORS (duplicates included).
+pub async fn cors_origins(store: &super::Store) -> Result<Vec<String>, StoreError> {
+    const SQL: &str = "SELECT cors_origins FROM clients WHERE enabled";
+    let rows: Vec<Json<Vec<String>>> =
+        read!(store, |pool| sqlx::query_scalar(SQL).fetch_all(pool).await)?;
+    Ok(rows.into_iter().flat_map(|j| j.0).collect())
+}

@@ -9,8 +9,11 @@
 
 pub mod client_keys;
 pub mod clients;
+pub mod consents;
+pub mod grants;
 pub mod keys;
 pub mod revocations;
+pub mod sessions;
 pub mod users;
 
 use std::str::FromStr;

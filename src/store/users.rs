@@ -77,6 +77,26 @@ pub async fn by_username(store: &Store, username: &Username) -> Result<Option<Us
     row.map(User::try_from).transpose()
 }
 
+/// The user with this id, if any.
+pub async fn by_id(store: &Store, id: &str) -> Result<Option<User>, StoreError> {
+    const SQL: &str = select_users!("WHERE id = $1");
+    let row: Option<UserRow> = read!(store, |pool| sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    row.map(User::try_from).transpose()
+}
+
+/// The user with this id, read inside a transaction.
+pub async fn by_id_in(tx: &mut Tx, id: &str) -> Result<Option<User>, StoreError> {
+    const SQL: &str = select_users!("WHERE id = $1");
+    let row: Option<UserRow> = in_tx!(tx, |c| sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?;
+    row.map(User::try_from).transpose()
+}
+
 /// Every user, ordered by username.
 pub async fn list(store: &Store) -> Result<Vec<User>, StoreError> {
     const SQL: &str = select_users!("ORDER BY username");

@@ -281,7 +281,14 @@ on_both_backends! {
         assert_eq!(oidc["token_endpoint"], app.url("/oauth2/token"));
         assert_eq!(oidc["introspection_endpoint"], app.url("/oauth2/introspect"));
         assert_eq!(oidc["revocation_endpoint"], app.url("/oauth2/revoke"));
-        assert_eq!(oidc["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(oidc["authorization_endpoint"], app.url("/oauth2/authorize"));
+        assert_eq!(oidc["userinfo_endpoint"], app.url("/oauth2/userinfo"));
+        assert_eq!(oidc["grant_types_supported"],
+            serde_json::json!(["authorization_code", "refresh_token", "client_credentials"]));
+        assert_eq!(oidc["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(oidc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(oidc["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+        assert_eq!(oidc["subject_types_supported"], serde_json::json!(["public"]));
         assert_eq!(oidc["access_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
         let methods = oidc["token_endpoint_auth_methods_supported"].as_array().unwrap();
         for m in ["client_secret_basic", "client_secret_post", "private_key_jwt"] {

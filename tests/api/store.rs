@@ -58,7 +58,7 @@ on_both_backends! {
             out.ok();
         }
         server_side.await.unwrap();
-        assert_eq!(gatehouse::store::clients::count(&app.app_state.store).await.unwrap(), 28);
+        assert_eq!(gatehouse::store::clients::count(&app.app_state.store).await.unwrap(), 28 + 1, "28 written, and the docs client");
         app.stop().await;
     }
 }

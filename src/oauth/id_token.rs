@@ -1,0 +1,118 @@
+//! OpenID Connect ID tokens (Core §2, §3.1.3.6) and the userinfo claims (Core §5.3).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256, Sha512};
+use utoipa::ToSchema;
+
+use super::grants::UserGrant;
+use super::keys::KeyError;
+use super::model::{Scope, ScopeSet};
+use super::users::User;
+use crate::state::AppState;
+
+/// The claims of an ID token.
+#[derive(Debug, Serialize)]
+struct IdClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    azp: &'a str,
+}
+
+/// Signs the ID token of `grant`, bound to `access_token` by `at_hash`.
+pub fn sign(
+    state: &AppState,
+    grant: &UserGrant<'_>,
+    access_token: &str,
+    now: i64,
+    ttl: i64,
+) -> Result<String, KeyError> {
+    let key = state
+        .tokens
+        .ring
+        .signing_key(now)
+        .ok_or_else(|| KeyError::Crypto("no signing key is active".to_owned()))?;
+    let client_id = grant.client.client_id.as_str();
+    let claims = IdClaims {
+        iss: &state.issuer,
+        sub: &grant.user.id,
+        aud: client_id,
+        exp: now + ttl,
+        iat: now,
+        auth_time: grant.auth_time,
+        nonce: grant.nonce,
+        at_hash: token_hash(key.alg, access_token),
+        azp: client_id,
+    };
+    key.sign_id_token(&claims)
+}
+
+/// The left half of the token's hash with the signature's hash function, base64url
+/// (Core §3.1.3.6): SHA-256 for ES256 and RS256, SHA-512 for Ed25519.
+pub fn token_hash(alg: Algorithm, token: &str) -> String {
+    match alg {
+        Algorithm::EdDSA => {
+            let digest = Sha512::digest(token.as_bytes());
+            URL_SAFE_NO_PAD.encode(&digest[..32])
+        }
+        _ => {
+            let digest = Sha256::digest(token.as_bytes());
+            URL_SAFE_NO_PAD.encode(&digest[..16])
+        }
+    }
+}
+
+/// The userinfo answer: `sub` and the claims of the granted scopes.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"sub": "0193a5c4-5d1e-7c2a-9f4e-1b2c3d4e5f60", "preferred_username": "ada",
+    "name": "Ada Lovelace", "email": "ada@example.com", "email_verified": false}))]
+pub struct UserInfo {
+    /// The user's stable id (the `sub` of their tokens).
+    pub sub: String,
+    /// With `profile`: the username.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    /// With `profile`: the display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// With `profile`: last change, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
+    /// With `email`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// With `email`: always false — Gatehouse does not verify addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+/// The claims `scope` releases about `user`.
+pub fn userinfo(user: &User, scope: &ScopeSet) -> UserInfo {
+    let profile = scope.contains(Scope::Profile);
+    let email = scope.contains(Scope::Email);
+    UserInfo {
+        sub: user.id.clone(),
+        preferred_username: profile.then(|| user.username.to_string()),
+        name: if profile {
+            Some(
+                user.display_name
+                    .clone()
+                    .unwrap_or_else(|| user.username.to_string()),
+            )
+        } else {
+            None
+        },
+        updated_at: profile.then_some(user.updated_at),
+        email: email.then(|| user.email.to_string()),
+        email_verified: email.then_some(false),
+    }
+}

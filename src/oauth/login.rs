@@ -1,0 +1,135 @@
+//! Checking a user's password, with throttling shared by every replica: failures are
+//! counted per account and per address; past a few, answers slow down, and past the
+//! configured limit the account (or address) is locked for a while. The answer never
+//! tells whether the account exists: unknown names are hashed against a dummy hash and
+//! counted and locked like real ones.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::OnceCell;
+
+use super::model::Username;
+use super::users::User;
+use crate::state::AppState;
+use crate::store::{self, StoreError};
+
+/// Failures after which each further failed answer is delayed.
+const SLOW_AFTER: i64 = 2;
+/// Longest added delay.
+const MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// Why a sign-in failed.
+#[derive(Debug)]
+pub enum LoginError {
+    /// Wrong username or password (which one is never said).
+    Invalid,
+    /// Too many failures: try again after this many seconds.
+    Locked(i64),
+    /// The store or hasher failed.
+    Internal(String),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        LoginError::Internal(e.to_string())
+    }
+}
+
+static DUMMY_HASH: OnceCell<String> = OnceCell::const_new();
+
+fn account_key(username: &str) -> String {
+    format!("user:{}", username.to_lowercase())
+}
+
+fn address_key(address: &str) -> String {
+    format!("addr:{address}")
+}
+
+/// Checks `username` and `password` from `address`.
+pub async fn authenticate(
+    state: &AppState,
+    username: &str,
+    password: SecretString,
+    address: &str,
+) -> Result<User, LoginError> {
+    let now = state.clock.unix();
+    let config = &state.config;
+    let account = account_key(username);
+    let addr = address_key(address);
+    let throttles = store::sessions::throttles(&state.store, &[&account, &addr]).await?;
+    if let Some(until) = throttles
+        .iter()
+        .filter_map(|(_, t)| t.locked_until)
+        .filter(|until| *until > now)
+        .max()
+    {
+        return Err(LoginError::Locked(until - now));
+    }
+    let user = match Username::parse(username) {
+        Ok(name) => store::users::by_username(&state.store, &name).await?,
+        Err(_) => None,
+    };
+    let phc = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => dummy_hash(state).await?,
+    };
+    let matches = state
+        .passwords
+        .verify(password, phc)
+        .await
+        .map_err(|e| LoginError::Internal(e.to_string()))?;
+    match user {
+        Some(user) if matches && user.enabled => {
+            store::sessions::clear_failures(&state.store, &account).await?;
+            Ok(user)
+        }
+        _ => {
+            let window = config.login_window_secs;
+            let lock = config.login_lock_secs;
+            let by_account = store::sessions::record_failure(
+                &state.store,
+                &account,
+                now,
+                window,
+                config.login_lock_after,
+                lock,
+            )
+            .await?;
+            let by_address = store::sessions::record_failure(
+                &state.store,
+                &addr,
+                now,
+                window,
+                config.login_lock_after_per_address,
+                lock,
+            )
+            .await?;
+            let failures = by_account.failures.max(by_address.failures);
+            tracing::info!(failures, "sign-in failed");
+            if failures > SLOW_AFTER {
+                let exp = u32::try_from(failures - SLOW_AFTER - 1)
+                    .unwrap_or(u32::MAX)
+                    .min(8);
+                let delay = Duration::from_millis(250u64.saturating_mul(1u64 << exp));
+                tokio::time::sleep(delay.min(MAX_DELAY)).await;
+            }
+            Err(LoginError::Invalid)
+        }
+    }
+}
+
+/// A valid hash of a random password, made once per process, so that an unknown username
+/// costs the same argon2 work as a known one.
+async fn dummy_hash(state: &AppState) -> Result<String, LoginError> {
+    DUMMY_HASH
+        .get_or_try_init(|| async {
+            state
+                .passwords
+                .hash(super::secret::generate())
+                .await
+                .map_err(|e| LoginError::Internal(e.to_string()))
+        })
+        .await
+        .cloned()
+}

@@ -1,0 +1,360 @@
+//! Authorization codes and refresh-token families: what a user's grant issued, and the
+//! single-use and rotation rules, each enforced by one conditional UPDATE so that two
+//! replicas redeeming the same code or token at once cannot both win.
+
+use super::{Store, StoreError, Tx, in_tx, read, write};
+
+/// An authorization code as stored (the code itself only as its hash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CodeRow {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user who approved it.
+    pub user_id: String,
+    /// The redirect URI of the authorization request.
+    pub redirect_uri: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// OpenID Connect nonce.
+    pub nonce: Option<String>,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// When the code stops being redeemable.
+    pub expires_at: i64,
+}
+
+/// Stores a new code.
+pub async fn insert_code(
+    store: &Store,
+    code_hash: &[u8; 32],
+    row: &CodeRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
+        scope, code_challenge, nonce, auth_time, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    write!(store, |pool| sqlx::query(SQL)
+        .bind(code_hash.as_slice())
+        .bind(&row.client_id)
+        .bind(&row.user_id)
+        .bind(&row.redirect_uri)
+        .bind(&row.scope)
+        .bind(&row.code_challenge)
+        .bind(&row.nonce)
+        .bind(row.auth_time)
+        .bind(now)
+        .bind(row.expires_at)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// What redeeming a code found.
+pub enum Redeemed {
+    /// First use: the code, now marked used inside the transaction.
+    First(CodeRow),
+    /// Already used: what that first use issued, to revoke.
+    Replayed(Issued),
+    /// No such code.
+    Unknown,
+}
+
+/// What one use of a code or refresh token issued.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct Issued {
+    /// The access token's jti.
+    pub access_jti: Option<String>,
+    /// Its expiry.
+    pub access_exp: Option<i64>,
+    /// The refresh-token family started, if any.
+    pub family_id: Option<String>,
+}
+
+/// Marks a code used inside `tx` — exactly one caller ever gets [`Redeemed::First`].
+pub async fn redeem_code(
+    tx: &mut Tx,
+    code_hash: &[u8; 32],
+    now: i64,
+) -> Result<Redeemed, StoreError> {
+    const CLAIM: &str = "UPDATE authorization_codes SET used_at = $2 \
+        WHERE code_hash = $1 AND used_at IS NULL \
+        RETURNING client_id, user_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at";
+    const USED: &str = "SELECT access_jti, access_exp, family_id FROM authorization_codes \
+        WHERE code_hash = $1";
+    let claimed: Option<CodeRow> = in_tx!(tx, |c| sqlx::query_as(CLAIM)
+        .bind(code_hash.as_slice())
+        .bind(now)
+        .fetch_optional(&mut *c)
+        .await)?;
+    if let Some(row) = claimed {
+        return Ok(Redeemed::First(row));
+    }
+    let used: Option<Issued> = in_tx!(tx, |c| sqlx::query_as(USED)
+        .bind(code_hash.as_slice())
+        .fetch_optional(&mut *c)
+        .await)?;
+    Ok(used.map_or(Redeemed::Unknown, Redeemed::Replayed))
+}
+
+/// Records what the first use of a code issued.
+pub async fn record_code_issue(
+    tx: &mut Tx,
+    code_hash: &[u8; 32],
+    issued: &Issued,
+) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE authorization_codes SET access_jti = $2, access_exp = $3, family_id = $4 \
+        WHERE code_hash = $1";
+    in_tx!(tx, |c| sqlx::query(SQL)
+        .bind(code_hash.as_slice())
+        .bind(&issued.access_jti)
+        .bind(issued.access_exp)
+        .bind(&issued.family_id)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// A refresh-token family: one grant and every token rotated from it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FamilyRow {
+    /// Family id.
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The scopes originally granted (the upper bound of every refresh).
+    pub scope: String,
+    /// When the user authenticated for the grant.
+    pub auth_time: i64,
+    /// When the family ends; `None` = valid until revoked.
+    pub expires_at: Option<i64>,
+}
+
+/// One refresh token of a family.
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    /// Expires when unused this long; `None` = no idle timeout.
+    pub idle_expires_at: Option<i64>,
+    /// The access token issued with it.
+    pub access_jti: String,
+    /// That access token's expiry.
+    pub access_exp: i64,
+}
+
+/// Starts a family.
+pub async fn insert_family(tx: &mut Tx, family: &FamilyRow, now: i64) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO refresh_families (id, client_id, user_id, scope, auth_time, \
+        created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    in_tx!(tx, |c| sqlx::query(SQL)
+        .bind(&family.id)
+        .bind(&family.client_id)
+        .bind(&family.user_id)
+        .bind(&family.scope)
+        .bind(family.auth_time)
+        .bind(now)
+        .bind(family.expires_at)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Adds a refresh token to a family.
+pub async fn insert_refresh(
+    tx: &mut Tx,
+    token_hash: &[u8; 32],
+    family_id: &str,
+    row: &RefreshRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO refresh_tokens (token_hash, family_id, created_at, \
+        idle_expires_at, access_jti, access_exp) VALUES ($1, $2, $3, $4, $5, $6)";
+    in_tx!(tx, |c| sqlx::query(SQL)
+        .bind(token_hash.as_slice())
+        .bind(family_id)
+        .bind(now)
+        .bind(row.idle_expires_at)
+        .bind(&row.access_jti)
+        .bind(row.access_exp)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// What presenting a refresh token found.
+pub enum Rotation {
+    /// The current token of a live family, now marked rotated inside the transaction.
+    Current {
+        /// Its family.
+        family: FamilyRow,
+        /// Its idle expiry (checked by the caller against the clock).
+        idle_expires_at: Option<i64>,
+    },
+    /// A token that was already rotated: reuse (RFC 9700 §4.14.2).
+    Reused(FamilyRow),
+    /// The family is revoked.
+    Revoked,
+    /// No such token.
+    Unknown,
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenFamilyRow {
+    id: String,
+    client_id: String,
+    user_id: String,
+    scope: String,
+    auth_time: i64,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    idle_expires_at: Option<i64>,
+    rotated_at: Option<i64>,
+}
+
+/// Claims a refresh token for rotation inside `tx`: exactly one caller gets
+/// [`Rotation::Current`]; everyone after sees [`Rotation::Reused`].
+pub async fn rotate(tx: &mut Tx, token_hash: &[u8; 32], now: i64) -> Result<Rotation, StoreError> {
+    const CLAIM: &str = "UPDATE refresh_tokens SET rotated_at = $2 \
+        WHERE token_hash = $1 AND rotated_at IS NULL RETURNING family_id";
+    const FIND: &str = "SELECT f.id, f.client_id, f.user_id, f.scope, f.auth_time, f.expires_at, \
+        f.revoked_at, t.idle_expires_at, t.rotated_at \
+        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1";
+    let claimed: Option<String> = in_tx!(tx, |c| sqlx::query_scalar(CLAIM)
+        .bind(token_hash.as_slice())
+        .bind(now)
+        .fetch_optional(&mut *c)
+        .await)?;
+    let found: Option<TokenFamilyRow> = in_tx!(tx, |c| sqlx::query_as(FIND)
+        .bind(token_hash.as_slice())
+        .fetch_optional(&mut *c)
+        .await)?;
+    let Some(row) = found else {
+        return Ok(Rotation::Unknown);
+    };
+    if row.revoked_at.is_some() {
+        return Ok(Rotation::Revoked);
+    }
+    let idle_expires_at = row.idle_expires_at;
+    let rotated_before = claimed.is_none() && row.rotated_at.is_some();
+    let family = FamilyRow {
+        id: row.id,
+        client_id: row.client_id,
+        user_id: row.user_id,
+        scope: row.scope,
+        auth_time: row.auth_time,
+        expires_at: row.expires_at,
+    };
+    Ok(if rotated_before {
+        Rotation::Reused(family)
+    } else {
+        Rotation::Current {
+            family,
+            idle_expires_at,
+        }
+    })
+}
+
+/// The family a refresh token belongs to (for revocation), if the token is known.
+pub async fn family_of(
+    store: &Store,
+    token_hash: &[u8; 32],
+) -> Result<Option<FamilyRow>, StoreError> {
+    const SQL: &str = "SELECT f.id, f.client_id, f.user_id, f.scope, f.auth_time, f.expires_at \
+        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1";
+    Ok(read!(store, |pool| sqlx::query_as(SQL)
+        .bind(token_hash.as_slice())
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// Revokes families: marks them revoked and returns the access tokens they issued that
+/// may still be live (jti, exp), for the revocation list.
+pub async fn revoke_families(
+    tx: &mut Tx,
+    family_ids: &[String],
+    reason: &str,
+    now: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    const MARK: &str = "UPDATE refresh_families SET revoked_at = $2, revoke_reason = $3 \
+        WHERE id = $1 AND revoked_at IS NULL";
+    const LIVE: &str = "SELECT access_jti, access_exp FROM refresh_tokens \
+        WHERE family_id = $1 AND access_exp >= $2";
+    let mut live = Vec::new();
+    for id in family_ids {
+        in_tx!(tx, |c| sqlx::query(MARK)
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))?;
+        let rows: Vec<(String, i64)> = in_tx!(tx, |c| sqlx::query_as(LIVE)
+            .bind(id)
+            .bind(now)
+            .fetch_all(&mut *c)
+            .await)?;
+        live.extend(rows);
+    }
+    Ok(live)
+}
+
+/// Live (unrevoked) families of a user, optionally for one client.
+pub async fn live_families(
+    tx: &mut Tx,
+    user_id: &str,
+    client_id: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    const SQL: &str = "SELECT id FROM refresh_families WHERE user_id = $1 \
+        AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL";
+    Ok(in_tx!(tx, |c| sqlx::query_scalar(SQL)
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_all(&mut *c)
+        .await)?)
+}
+
+/// Records revoked access tokens inside `tx` (the list every replica syncs).
+pub async fn revoke_access_tokens(
+    tx: &mut Tx,
+    tokens: &[(String, i64)],
+    client_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) \
+        VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";
+    for (jti, exp) in tokens {
+        in_tx!(tx, |c| sqlx::query(SQL)
+            .bind(jti)
+            .bind(client_id)
+            .bind(*exp)
+            .bind(now)
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))?;
+    }
+    Ok(())
+}
+
+/// Deletes codes and refresh data no longer needed: codes expired before `before` (kept
+/// a while after expiry so that a late replay is still recognised), tokens of families
+/// that ended or were revoked before `before`, and rotated tokens idle since then.
+pub async fn cleanup(store: &Store, before: i64) -> Result<u64, StoreError> {
+    const CODES: &str = "DELETE FROM authorization_codes WHERE expires_at < $1";
+    const FAMILIES: &str = "DELETE FROM refresh_families WHERE revoked_at < $1 \
+        OR (expires_at IS NOT NULL AND expires_at < $1)";
+    let mut n = 0;
+    for sql in [CODES, FAMILIES] {
+        n += write!(store, |pool| sqlx::query(sql)
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(n)
+}

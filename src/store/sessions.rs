@@ -1,0 +1,162 @@
+//! Signed-in browser sessions (the cookie's SHA-256 is the key) and sign-in throttling.
+
+use super::{Store, StoreError, write};
+
+/// A stored session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    /// The user signed in.
+    pub user_id: String,
+    /// When they entered their password (OpenID Connect `auth_time`).
+    pub auth_time: i64,
+    /// When the session ends.
+    pub expires_at: i64,
+}
+
+/// Stores a new session and deletes the one it replaces (rotation at sign-in), atomically.
+pub async fn insert(
+    store: &Store,
+    id_hash: &[u8; 32],
+    replaces: Option<&[u8; 32]>,
+    row: &SessionRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    const DELETE: &str = "DELETE FROM sessions WHERE id_hash = $1";
+    const INSERT: &str = "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) \
+        VALUES ($1, $2, $3, $4, $5)";
+    let mut tx = store.begin().await?;
+    super::in_tx!(&mut tx, |c| {
+        if let Some(old) = replaces {
+            sqlx::query(DELETE)
+                .bind(old.as_slice())
+                .execute(&mut *c)
+                .await?;
+        }
+        sqlx::query(INSERT)
+            .bind(id_hash.as_slice())
+            .bind(&row.user_id)
+            .bind(row.auth_time)
+            .bind(now)
+            .bind(row.expires_at)
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+    })?;
+    tx.commit().await
+}
+
+/// The live session with this hash, if any (an expired one counts as absent).
+pub async fn get(
+    store: &Store,
+    id_hash: &[u8; 32],
+    now: i64,
+) -> Result<Option<SessionRow>, StoreError> {
+    const SQL: &str = "SELECT s.user_id, s.auth_time, s.expires_at FROM sessions s \
+        JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.enabled";
+    Ok(super::read!(store, |pool| sqlx::query_as(SQL)
+        .bind(id_hash.as_slice())
+        .bind(now)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// Ends a session.
+pub async fn delete(store: &Store, id_hash: &[u8; 32]) -> Result<(), StoreError> {
+    const SQL: &str = "DELETE FROM sessions WHERE id_hash = $1";
+    write!(store, |pool| sqlx::query(SQL)
+        .bind(id_hash.as_slice())
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// The state of one throttle key.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub struct Throttle {
+    /// Failures in the current window.
+    pub failures: i64,
+    /// Start of the window.
+    pub window_start: i64,
+    /// Locked until then (no attempt is checked before).
+    pub locked_until: Option<i64>,
+}
+
+/// The throttle states of `keys` (absent keys are left out).
+pub async fn throttles(
+    store: &Store,
+    keys: &[&str],
+) -> Result<Vec<(String, Throttle)>, StoreError> {
+    const SQL: &str = "SELECT failures, window_start, locked_until FROM login_failures \
+        WHERE throttle_key = $1";
+    let mut found = Vec::with_capacity(keys.len());
+    for key in keys {
+        let row: Option<Throttle> = super::read!(store, |pool| sqlx::query_as(SQL)
+            .bind(*key)
+            .fetch_optional(pool)
+            .await)?;
+        if let Some(row) = row {
+            found.push(((*key).to_owned(), row));
+        }
+    }
+    Ok(found)
+}
+
+/// Counts one failure for `key`: a window older than `window` starts over; reaching
+/// `lock_after` failures locks the key until `now + lock_secs`. Returns the new state.
+pub async fn record_failure(
+    store: &Store,
+    key: &str,
+    now: i64,
+    window: i64,
+    lock_after: i64,
+    lock_secs: i64,
+) -> Result<Throttle, StoreError> {
+    // One statement, so that replicas counting at once never lose a failure.
+    const SQL: &str = "INSERT INTO login_failures AS f (throttle_key, failures, window_start, locked_until) \
+        VALUES ($1, 1, $2, NULL) \
+        ON CONFLICT (throttle_key) DO UPDATE SET \
+          failures = CASE WHEN f.window_start <= $2 - $3 THEN 1 ELSE f.failures + 1 END, \
+          window_start = CASE WHEN f.window_start <= $2 - $3 THEN $2 ELSE f.window_start END, \
+          locked_until = CASE WHEN f.window_start > $2 - $3 AND f.failures + 1 >= $4 THEN $2 + $5 \
+                         ELSE f.locked_until END \
+        RETURNING failures, window_start, locked_until";
+    Ok(write!(store, |pool| sqlx::query_as(SQL)
+        .bind(key)
+        .bind(now)
+        .bind(window)
+        .bind(lock_after)
+        .bind(lock_secs)
+        .fetch_one(pool)
+        .await)?)
+}
+
+/// Forgets the failures of `key` (after a successful sign-in).
+pub async fn clear_failures(store: &Store, key: &str) -> Result<(), StoreError> {
+    const SQL: &str = "DELETE FROM login_failures WHERE throttle_key = $1";
+    write!(store, |pool| sqlx::query(SQL)
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Deletes expired sessions and stale throttle rows.
+pub async fn cleanup(store: &Store, now: i64, stale_before: i64) -> Result<u64, StoreError> {
+    const SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+    const THROTTLES: &str = "DELETE FROM login_failures WHERE window_start < $1 \
+        AND (locked_until IS NULL OR locked_until < $2)";
+    let a = write!(store, |pool| sqlx::query(SESSIONS)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    let b = write!(store, |pool| sqlx::query(THROTTLES)
+        .bind(stale_before)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(a + b)
+}
