@@ -1,0 +1,235 @@
+//! A browser-like client for the authorization-code flow over plain HTTP: a cookie jar,
+//! no automatic redirects, and the form fields of each page read from its HTML.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+use sha2::Digest as _;
+
+use crate::support::TestApp;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A user with [`PASSWORD`].
+pub async fn user(app: &TestApp, username: &str) -> gatehouse::oauth::users::User {
+    gatehouse::oauth::users::create(
+        &app.app_state.store,
+        app.app_state.clock.as_ref(),
+        &app.app_state.passwords,
+        gatehouse::oauth::users::NewUser {
+            username: username.to_owned(),
+            email: format!("{username}@example.com"),
+            display_name: Some(format!("{username} Example")),
+            password: PASSWORD.to_owned().into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// A public PKCE client with `redirect` and every user scope.
+pub async fn public_client(app: &TestApp, redirect: &str) -> String {
+    app.register(gatehouse::oauth::clients::NewClient {
+        name: "Phone App".to_owned(),
+        client_type: "public".to_owned(),
+        redirect_uris: vec![redirect.to_owned()],
+        cors_origins: vec!["https://spa.example".to_owned()],
+        ..Default::default()
+    })
+    .await
+    .0
+}
+
+/// A PKCE verifier and its S256 challenge.
+pub fn pkce() -> (String, String) {
+    let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// `/oauth2/authorize?…` with these parameters.
+pub fn authorize_path(params: &[(&str, &str)]) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    format!("/oauth2/authorize?{query}")
+}
+
+/// The value of `<input name="NAME" … value="…">` in `html`, unescaped.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[at..];
+    let start = rest.find("value=\"")? + 7;
+    let end = rest[start..].find('"')?;
+    Some(unescape(&rest[start..start + end]))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+}
+
+/// A browser: cookies kept, redirects not followed.
+pub struct Browser<'a> {
+    pub app: &'a TestApp,
+    pub http: reqwest::Client,
+}
+
+impl<'a> Browser<'a> {
+    pub fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub async fn get(&self, path_or_url: &str) -> reqwest::Response {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            self.app.url(path_or_url)
+        };
+        self.http.get(url).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.app.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in on the login page `login` (a path with query) and returns the response.
+    pub async fn sign_in(&self, login: &str, username: &str, password: &str) -> reqwest::Response {
+        let page = self.get(login).await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let csrf = input_value(&html, "csrf_token").expect("login form has a CSRF token");
+        let return_to = input_value(&html, "return_to").unwrap_or_default();
+        self.post(
+            "/login",
+            &[
+                ("username", username),
+                ("password", password),
+                ("csrf_token", &csrf),
+                ("return_to", &return_to),
+            ],
+        )
+        .await
+    }
+
+    /// Answers the consent page at `consent` with `decision`.
+    pub async fn consent(&self, consent: &str, decision: &str) -> reqwest::Response {
+        let page = self.get(consent).await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let csrf = input_value(&html, "csrf_token").unwrap();
+        let request = input_value(&html, "request").unwrap();
+        self.post(
+            "/consent",
+            &[
+                ("csrf_token", &csrf),
+                ("request", &request),
+                ("decision", decision),
+            ],
+        )
+        .await
+    }
+
+    /// Follows the whole flow from `authorize` as `username`, approving consent when asked;
+    /// returns the final redirect's URL (to the client).
+    pub async fn authorize(&self, authorize: &str, username: &str) -> url::Url {
+        let mut response = self.get(authorize).await;
+        for _ in 0..6 {
+            assert!(
+                response.status().is_redirection(),
+                "expected a redirect, got {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+            let location = location(&response);
+            if location.starts_with("/login") {
+                response = self.sign_in(&location, username, PASSWORD).await;
+            } else if location.starts_with("/consent") {
+                response = self.consent(&location, "approve").await;
+            } else if location.starts_with('/') {
+                response = self.get(&location).await;
+            } else {
+                return url::Url::parse(&location).unwrap();
+            }
+        }
+        panic!("the flow did not end at the client");
+    }
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The query parameter `name` of `url`.
+pub fn param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Redeems `code` as a public client.
+pub async fn redeem(
+    app: &TestApp,
+    client_id: &str,
+    code: &str,
+    redirect: &str,
+    verifier: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id),
+        ("code", code),
+        ("redirect_uri", redirect),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
+    app.post_form("/oauth2/token", None, &form).await
+}
+
+/// Refreshes as a public client.
+pub async fn refresh(
+    app: &TestApp,
+    client_id: &str,
+    token: &str,
+    scope: Option<&str>,
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("client_id", client_id),
+        ("refresh_token", token),
+    ];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    app.post_form("/oauth2/token", None, &form).await
+}
+
+pub async fn json(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
+}
