@@ -8,6 +8,8 @@ mod support;
 
 mod admin;
 mod assertions;
+mod browser;
+mod chromium;
 mod cli;
 mod config;
 mod flow;
