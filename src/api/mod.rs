@@ -1,4 +1,5 @@
 //! The resource API: the bearer-token guard and the endpoints it protects.
 
+pub mod grants;
 pub mod guard;
 pub mod me;

@@ -321,6 +321,38 @@ pub async fn get_user(
     Ok(Json(users::find(&state.store, &username).await?))
 }
 
+/// The apps a user has granted access to.
+#[utoipa::path(get, path = "/admin/v1/users/{username}/grants", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = crate::api::grants::GrantList), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn list_user_grants(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<crate::api::grants::GrantList>, ApiError> {
+    let user = users::find(&state.store, &username).await?;
+    Ok(Json(crate::api::grants::GrantList {
+        grants: crate::oauth::user_grants::list(&state, &user.id).await?,
+    }))
+}
+
+/// Withdraws an app's access to a user's account (consent forgotten, tokens revoked).
+#[utoipa::path(delete, path = "/admin/v1/users/{username}/grants/{client_id}", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("username" = String, Path), ("client_id" = String, Path)),
+    responses((status = 204, description = "Withdrawn"), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn revoke_user_grant(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((username, client_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let user = users::find(&state.store, &username).await?;
+    if crate::oauth::user_grants::revoke(&state, &user.id, &client_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
 /// Disables a user: they can no longer sign in.
 #[utoipa::path(post, path = "/admin/v1/users/{username}/disable", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
     params(("username" = String, Path)),

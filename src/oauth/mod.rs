@@ -18,6 +18,7 @@ pub mod pkce;
 pub mod secret;
 pub mod token;
 pub mod tokens;
+pub mod user_grants;
 pub mod users;
 
 use crate::error::FieldError;

@@ -446,3 +446,37 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+on_both_backends! {
+    async fn users_and_admins_list_and_withdraw_grants(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "jo").await;
+        let client = public_client(&app, REDIRECT).await;
+        let browser = Browser::new(&app);
+        let (path, verifier) = start(&client, "offline_access api", "s");
+        let code = param(&browser.authorize(&path, "jo").await, "code").unwrap();
+        let tokens = json(redeem(&app, &client, &code, REDIRECT, Some(&verifier)).await).await;
+        let access = tokens["access_token"].as_str().unwrap();
+        let refresh_token = tokens["refresh_token"].as_str().unwrap();
+
+        let mine = json(app.get_bearer("/api/v1/me/grants", access).await).await;
+        assert_eq!(mine["grants"][0]["client_id"], client.as_str(), "{mine}");
+        assert_eq!(mine["grants"][0]["client_name"], "Phone App");
+        assert_eq!(mine["grants"][0]["scope"], "offline_access api");
+        let (admin_id, admin_secret) = app.service_client(&["admin"]).await;
+        let admin = app.access_token(&admin_id, &admin_secret, None).await;
+        let listed = json(app.get_bearer("/admin/v1/users/jo/grants", &admin).await).await;
+        assert_eq!(listed["grants"], mine["grants"]);
+
+        // The user withdraws the app's access: its tokens stop working, consent is asked again.
+        let res = app.http.delete(app.url(&format!("/api/v1/me/grants/{client}"))).bearer_auth(access).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        assert_eq!(app.get_bearer("/api/v1/me", access).await.status(), 401);
+        assert_eq!(json(refresh(&app, &client, refresh_token, None).await).await["error"], "invalid_grant");
+        let (path, _) = start(&client, "api", "again");
+        assert!(location(&browser.get(&path).await).starts_with("/consent"));
+        let res = app.http.delete(app.url(&format!("/admin/v1/users/jo/grants/{client}"))).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status(), 404, "nothing left to withdraw");
+        app.stop().await;
+    }
+}

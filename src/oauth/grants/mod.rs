@@ -169,7 +169,7 @@ pub async fn revoke_families(
     family_ids: &[String],
     client_id: &str,
     reason: &str,
-) -> Result<Vec<(String, i64)>, OAuthError> {
+) -> Result<Vec<(String, i64)>, store::StoreError> {
     let now = state.clock.unix();
     let live = store::grants::revoke_families(tx, family_ids, reason, now).await?;
     store::grants::revoke_access_tokens(tx, &live, client_id, now).await?;

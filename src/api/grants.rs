@@ -1,0 +1,58 @@
+//! A user's own grants: which apps may act for them, and withdrawing that access.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::guard::Caller;
+use crate::error::{ApiError, Problem};
+use crate::oauth::user_grants::{self, Grant};
+use crate::state::AppState;
+
+/// The apps a user has granted access to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantList {
+    /// Newest first.
+    pub grants: Vec<Grant>,
+}
+
+/// Lists the apps the token's user has approved (a client-credentials token has no user
+/// and gets an empty list).
+#[utoipa::path(get, path = "/api/v1/me/grants", tag = "api",
+    security(("bearer" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "The user's grants", body = GrantList),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_my_grants(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<GrantList>, ApiError> {
+    Ok(Json(GrantList {
+        grants: user_grants::list(&state, &caller.claims.sub).await?,
+    }))
+}
+
+/// Withdraws an app's access: its consent is forgotten and every refresh and access
+/// token it holds for the user is revoked (on every replica within the sync interval).
+#[utoipa::path(delete, path = "/api/v1/me/grants/{client_id}", tag = "api",
+    security(("bearer" = []), ("oauth2" = [])),
+    params(("client_id" = String, Path, description = "The app")),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 404, description = "The app holds no grant of this user", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke_my_grant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(client_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if user_grants::revoke(&state, &caller.claims.sub, &client_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
