@@ -18,6 +18,7 @@ mod health;
 mod http;
 mod keys;
 mod oauth;
+mod oidc;
 mod openapi;
 mod store;
 mod telemetry;
