@@ -57,7 +57,9 @@ CREATE TABLE refresh_tokens (
     rotated_at      BIGINT,
     -- the access token issued together with this refresh token (revoked with the family)
     access_jti      TEXT    NOT NULL,
-    access_exp      BIGINT  NOT NULL
+    access_exp      BIGINT  NOT NULL,
+    -- the token this one replaced (NULL for the first of a family)
+    parent_hash     BYTEA   CHECK (parent_hash IS NULL OR length(parent_hash) = 32)
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
 

@@ -57,9 +57,20 @@ CREATE TABLE refresh_tokens (
     rotated_at      INTEGER,
     -- the access token issued together with this refresh token (revoked with the family)
     access_jti      TEXT    NOT NULL,
-    access_exp      INTEGER NOT NULL
+    access_exp      INTEGER NOT NULL,
+    -- the token this one replaced (NULL for the first of a family)
+    parent_hash     BLOB    CHECK (parent_hash IS NULL OR length(parent_hash) = 32)
 );
 CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+
+-- Rotation is one statement: inserting a successor (INSERT … SELECT from a parent not yet
+-- rotated) marks the parent rotated in the same statement. SQLite runs one writer at a
+-- time, so two requests presenting one token cannot both insert a successor.
+CREATE TRIGGER refresh_tokens_rotate AFTER INSERT ON refresh_tokens
+WHEN NEW.parent_hash IS NOT NULL
+BEGIN
+    UPDATE refresh_tokens SET rotated_at = NEW.created_at WHERE token_hash = NEW.parent_hash;
+END;
 
 -- Authorization codes: 60 s, single use, bound to everything the request said.
 CREATE TABLE authorization_codes (

@@ -187,77 +187,108 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-/// What presenting a refresh token found.
-pub enum Rotation {
-    /// The current token of a live family, now marked rotated inside the transaction.
-    Current {
-        /// Its family.
-        family: FamilyRow,
-        /// Its idle expiry (checked by the caller against the clock).
-        idle_expires_at: Option<i64>,
-    },
-    /// A token that was already rotated: reuse (RFC 9700 §4.14.2).
-    Reused(FamilyRow),
-    /// The family is revoked.
-    Revoked,
-    /// No such token.
-    Unknown,
+/// A presented refresh token as stored, with its family.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshLookup {
+    /// Family id.
+    pub id: String,
+    /// The client.
+    pub client_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The scopes originally granted.
+    pub scope: String,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// The family's end.
+    pub expires_at: Option<i64>,
+    /// Set when the family was revoked.
+    pub revoked_at: Option<i64>,
+    /// The token's idle expiry.
+    pub idle_expires_at: Option<i64>,
+    /// Set when the token was exchanged for its successor.
+    pub rotated_at: Option<i64>,
 }
 
-#[derive(sqlx::FromRow)]
-struct TokenFamilyRow {
-    id: String,
-    client_id: String,
-    user_id: String,
-    scope: String,
-    auth_time: i64,
-    expires_at: Option<i64>,
-    revoked_at: Option<i64>,
-    idle_expires_at: Option<i64>,
-    rotated_at: Option<i64>,
+impl RefreshLookup {
+    /// The family part.
+    pub fn family(&self) -> FamilyRow {
+        FamilyRow {
+            id: self.id.clone(),
+            client_id: self.client_id.clone(),
+            user_id: self.user_id.clone(),
+            scope: self.scope.clone(),
+            auth_time: self.auth_time,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
-/// Claims a refresh token for rotation inside `tx`: exactly one caller gets
-/// [`Rotation::Current`]; everyone after sees [`Rotation::Reused`].
-pub async fn rotate(tx: &mut Tx, token_hash: &[u8; 32], now: i64) -> Result<Rotation, StoreError> {
-    const CLAIM: &str = "UPDATE refresh_tokens SET rotated_at = $2 \
-        WHERE token_hash = $1 AND rotated_at IS NULL RETURNING family_id";
-    const FIND: &str = "SELECT f.id, f.client_id, f.user_id, f.scope, f.auth_time, f.expires_at, \
+/// Reads a refresh token and its family (no lock: the write in [`rotate`] decides).
+pub async fn lookup_refresh(
+    store: &Store,
+    token_hash: &[u8; 32],
+) -> Result<Option<RefreshLookup>, StoreError> {
+    const SQL: &str = "SELECT f.id, f.client_id, f.user_id, f.scope, f.auth_time, f.expires_at, \
         f.revoked_at, t.idle_expires_at, t.rotated_at \
         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1";
-    let claimed: Option<String> = in_tx!(tx, |c| sqlx::query_scalar(CLAIM)
+    Ok(read!(store, |pool| sqlx::query_as(SQL)
         .bind(token_hash.as_slice())
-        .bind(now)
-        .fetch_optional(&mut *c)
-        .await)?;
-    let found: Option<TokenFamilyRow> = in_tx!(tx, |c| sqlx::query_as(FIND)
-        .bind(token_hash.as_slice())
-        .fetch_optional(&mut *c)
-        .await)?;
-    let Some(row) = found else {
-        return Ok(Rotation::Unknown);
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// Rotates in one statement: stores `successor` and marks `parent` rotated, only if the
+/// parent has not been rotated yet. False when another request rotated it first.
+///
+/// SQLite: an INSERT … SELECT whose trigger marks the parent; the single writer makes it
+/// atomic. PostgreSQL: a data-modifying CTE whose UPDATE takes the parent's row lock, so a
+/// concurrent rotation waits, re-checks `rotated_at IS NULL` and inserts nothing. Either
+/// way a revoked family gets no successor; on PostgreSQL the family row is share-locked,
+/// so a revocation running at the same moment either waits for this successor (and
+/// revokes its access token too) or makes this rotation insert nothing.
+pub async fn rotate(
+    store: &Store,
+    parent: &[u8; 32],
+    successor: &[u8; 32],
+    row: &RefreshRow,
+    now: i64,
+) -> Result<bool, StoreError> {
+    const SQLITE: &str = "INSERT INTO refresh_tokens (token_hash, family_id, created_at, \
+        idle_expires_at, access_jti, access_exp, parent_hash) \
+        SELECT $1, family_id, $2, $3, $4, $5, token_hash FROM refresh_tokens t \
+        WHERE token_hash = $6 AND rotated_at IS NULL AND EXISTS \
+          (SELECT 1 FROM refresh_families f WHERE f.id = t.family_id AND f.revoked_at IS NULL)";
+    const POSTGRES: &str = "WITH parent AS (UPDATE refresh_tokens t SET rotated_at = $2 \
+        WHERE token_hash = $6 AND rotated_at IS NULL AND family_id IN \
+          (SELECT id FROM refresh_families WHERE id = t.family_id AND revoked_at IS NULL FOR SHARE) \
+        RETURNING token_hash, family_id) \
+        INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, \
+        access_jti, access_exp, parent_hash) \
+        SELECT $1, family_id, $2, $3, $4, $5, token_hash FROM parent";
+    let inserted = match &store.db {
+        super::Db::Sqlite { write, .. } => sqlx::query(SQLITE)
+            .bind(successor.as_slice())
+            .bind(now)
+            .bind(row.idle_expires_at)
+            .bind(&row.access_jti)
+            .bind(row.access_exp)
+            .bind(parent.as_slice())
+            .execute(write)
+            .await?
+            .rows_affected(),
+        super::Db::Postgres(pool) => sqlx::query(POSTGRES)
+            .bind(successor.as_slice())
+            .bind(now)
+            .bind(row.idle_expires_at)
+            .bind(&row.access_jti)
+            .bind(row.access_exp)
+            .bind(parent.as_slice())
+            .execute(pool)
+            .await?
+            .rows_affected(),
     };
-    if row.revoked_at.is_some() {
-        return Ok(Rotation::Revoked);
-    }
-    let idle_expires_at = row.idle_expires_at;
-    let rotated_before = claimed.is_none() && row.rotated_at.is_some();
-    let family = FamilyRow {
-        id: row.id,
-        client_id: row.client_id,
-        user_id: row.user_id,
-        scope: row.scope,
-        auth_time: row.auth_time,
-        expires_at: row.expires_at,
-    };
-    Ok(if rotated_before {
-        Rotation::Reused(family)
-    } else {
-        Rotation::Current {
-            family,
-            idle_expires_at,
-        }
-    })
+    Ok(inserted == 1)
 }
 
 /// The family a refresh token belongs to (for revocation), if the token is known.

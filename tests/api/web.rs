@@ -480,3 +480,31 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+on_both_backends! {
+    async fn one_refresh_token_presented_twice_at_once_rotates_once_and_revokes_the_family(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "kit").await;
+        let client = public_client(&app, REDIRECT).await;
+        let browser = Browser::new(&app);
+        let (path, verifier) = start(&client, "offline_access api", "s");
+        let code = param(&browser.authorize(&path, "kit").await, "code").unwrap();
+        let first = json(redeem(&app, &client, &code, REDIRECT, Some(&verifier)).await).await;
+        let token = first["refresh_token"].as_str().unwrap();
+        let answers = futures::future::join_all((0..8).map(|_| refresh(&app, &client, token, None))).await;
+        let mut winners = Vec::new();
+        for a in answers {
+            if a.status() == 200 {
+                winners.push(json(a).await);
+            } else {
+                assert_eq!(json(a).await["error"], "invalid_grant");
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one rotation wins");
+        // The losers presented a used token: the winner's successor is revoked as well.
+        let successor = winners[0]["refresh_token"].as_str().unwrap();
+        assert_eq!(json(refresh(&app, &client, successor, None).await).await["error"], "invalid_grant");
+        assert_eq!(app.get_bearer("/api/v1/me", winners[0]["access_token"].as_str().unwrap()).await.status(), 401);
+        app.stop().await;
+    }
+}

@@ -2,7 +2,7 @@
 //! the first redemption claims it inside the transaction that writes what it issues; a
 //! second one finds it used and revokes everything the first issued (RFC 6749 §4.1.2).
 
-use super::{Family, UserGrant, invalid_grant, issue_for_user, note_revoked, revoke_families};
+use super::{UserGrant, invalid_grant, issue_for_user, note_revoked, revoke_families};
 use crate::error::OAuthError;
 use crate::oauth::clients::Client;
 use crate::oauth::model::ScopeSet;
@@ -103,7 +103,7 @@ pub async fn exchange(
         auth_time: row.auth_time,
         nonce: row.nonce.as_deref(),
     };
-    let issuance = issue_for_user(state, &mut tx, &grant, Family::Start).await?;
+    let issuance = issue_for_user(state, &mut tx, &grant).await?;
     store::grants::record_code_issue(&mut tx, &code_hash, &issuance.issued).await?;
     tx.commit().await?;
     Ok(issuance.response)

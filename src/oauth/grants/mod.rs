@@ -52,19 +52,6 @@ pub struct UserGrant<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// Where the refresh token of an issuance belongs.
-pub enum Family<'a> {
-    /// Start a family if `offline_access` was granted (and the client may refresh).
-    Start,
-    /// Continue this family (a rotation).
-    Continue {
-        /// The family.
-        id: &'a str,
-        /// Its end, if any.
-        expires_at: Option<i64>,
-    },
-}
-
 /// What an issuance wrote, for a replayed code to revoke.
 pub struct Issuance {
     /// The response to send.
@@ -73,14 +60,36 @@ pub struct Issuance {
     pub issued: store::grants::Issued,
 }
 
-/// Signs the access token (and ID token) and writes the refresh token, inside `tx`.
-pub async fn issue_for_user(
+/// The signed tokens of an issuance (no database involved).
+pub struct Signed {
+    /// The access token and its claims.
+    pub access: super::tokens::Issued,
+    /// The ID token, when `openid` is in the scope.
+    pub id_token: Option<String>,
+    /// The access token's lifetime.
+    pub ttl: i64,
+}
+
+impl Signed {
+    /// The token response, with `refresh_token` if one was issued.
+    pub fn into_response(self, refresh_token: Option<String>) -> TokenResponse {
+        TokenResponse {
+            access_token: self.access.token,
+            token_type: "Bearer",
+            expires_in: self.ttl,
+            scope: self.access.claims.scope,
+            refresh_token,
+            id_token: self.id_token,
+        }
+    }
+}
+
+/// Signs the access token (and the ID token) of `grant` at `now`.
+pub fn sign_for_user(
     state: &AppState,
-    tx: &mut Tx,
     grant: &UserGrant<'_>,
-    family: Family<'_>,
-) -> Result<Issuance, OAuthError> {
-    let now = state.clock.unix();
+    now: i64,
+) -> Result<Signed, OAuthError> {
     let ttl = state.access_token_ttl(grant.client);
     let access = state
         .tokens
@@ -92,72 +101,81 @@ pub async fn issue_for_user(
             ttl,
         )
         .map_err(server_error)?;
-    let refresh_allowed = grant.granted.contains(Scope::OfflineAccess)
-        && grant.client.allows_grant(GrantType::RefreshToken);
-    let family = match family {
-        Family::Start if refresh_allowed => {
-            let lifetime = grant
-                .client
-                .refresh_token_ttl_secs
-                .unwrap_or(state.config.refresh_token_ttl_secs);
-            let row = store::grants::FamilyRow {
-                id: secret::token_id(),
-                client_id: grant.client.client_id.to_string(),
-                user_id: grant.user.id.clone(),
-                scope: grant.granted.to_string(),
-                auth_time: grant.auth_time,
-                expires_at: (lifetime > 0).then_some(now + lifetime),
-            };
-            store::grants::insert_family(tx, &row, now).await?;
-            Some((row.id, row.expires_at))
-        }
-        Family::Start => None,
-        Family::Continue { id, expires_at } => Some((id.to_owned(), expires_at)),
-    };
-    let refresh_token = match &family {
-        Some((family_id, family_expires)) => {
-            let idle = grant
-                .client
-                .refresh_token_idle_secs
-                .unwrap_or(state.config.refresh_token_idle_secs);
-            let idle_expires_at = match family_expires {
-                Some(end) => Some((now + idle).min(*end)),
-                None => Some(now + idle),
-            };
-            let token = secret::generate();
-            let row = store::grants::RefreshRow {
-                idle_expires_at,
-                access_jti: access.claims.jti.clone(),
-                access_exp: access.claims.exp,
-            };
-            store::grants::insert_refresh(tx, &secret::hash_secret(&token), family_id, &row, now)
-                .await?;
-            Some(token.expose_secret().to_owned())
-        }
-        None => None,
-    };
     let id_token = if grant.scope.contains(Scope::OpenId) {
-        Some(
-            id_token::sign(state, grant, &access.token, now, ttl)
-                .map_err(|e| OAuthError::new(OAuthErrorCode::ServerError, e.to_string()))?,
-        )
+        Some(id_token::sign(state, grant, &access.token, now, ttl).map_err(server_error)?)
     } else {
         None
     };
+    Ok(Signed {
+        access,
+        id_token,
+        ttl,
+    })
+}
+
+/// A new refresh token of a family, idle-limited by the client's policy (never past the
+/// family's end): the plain token and the row to store.
+pub fn new_refresh_token(
+    state: &AppState,
+    client: &Client,
+    family_expires_at: Option<i64>,
+    access: &super::tokens::Issued,
+    now: i64,
+) -> (secrecy::SecretString, store::grants::RefreshRow) {
+    let idle = client
+        .refresh_token_idle_secs
+        .unwrap_or(state.config.refresh_token_idle_secs);
+    let idle_expires_at = Some(family_expires_at.map_or(now + idle, |end| (now + idle).min(end)));
+    let row = store::grants::RefreshRow {
+        idle_expires_at,
+        access_jti: access.claims.jti.clone(),
+        access_exp: access.claims.exp,
+    };
+    (secret::generate(), row)
+}
+
+/// Signs the tokens of a new grant (a code redeemed) and, if `offline_access` was granted
+/// and the client may refresh, starts a refresh-token family — inside `tx`.
+pub async fn issue_for_user(
+    state: &AppState,
+    tx: &mut Tx,
+    grant: &UserGrant<'_>,
+) -> Result<Issuance, OAuthError> {
+    let now = state.clock.unix();
+    let signed = sign_for_user(state, grant, now)?;
+    let refresh_allowed = grant.granted.contains(Scope::OfflineAccess)
+        && grant.client.allows_grant(GrantType::RefreshToken);
+    let mut family_id = None;
+    let mut refresh_token = None;
+    if refresh_allowed {
+        let lifetime = grant
+            .client
+            .refresh_token_ttl_secs
+            .unwrap_or(state.config.refresh_token_ttl_secs);
+        let family = store::grants::FamilyRow {
+            id: secret::token_id(),
+            client_id: grant.client.client_id.to_string(),
+            user_id: grant.user.id.clone(),
+            scope: grant.granted.to_string(),
+            auth_time: grant.auth_time,
+            expires_at: (lifetime > 0).then_some(now + lifetime),
+        };
+        store::grants::insert_family(tx, &family, now).await?;
+        let (token, row) =
+            new_refresh_token(state, grant.client, family.expires_at, &signed.access, now);
+        store::grants::insert_refresh(tx, &secret::hash_secret(&token), &family.id, &row, now)
+            .await?;
+        family_id = Some(family.id);
+        refresh_token = Some(token.expose_secret().to_owned());
+    }
+    let issued = store::grants::Issued {
+        access_jti: Some(signed.access.claims.jti.clone()),
+        access_exp: Some(signed.access.claims.exp),
+        family_id,
+    };
     Ok(Issuance {
-        issued: store::grants::Issued {
-            access_jti: Some(access.claims.jti.clone()),
-            access_exp: Some(access.claims.exp),
-            family_id: family.map(|(id, _)| id),
-        },
-        response: TokenResponse {
-            access_token: access.token,
-            token_type: "Bearer",
-            expires_in: ttl,
-            scope: access.claims.scope,
-            refresh_token,
-            id_token,
-        },
+        issued,
+        response: signed.into_response(refresh_token),
     })
 }
 

@@ -1,14 +1,22 @@
 //! RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every use of a refresh token retires it
 //! and issues its successor; presenting a retired token revokes the whole family.
+//!
+//! The checks and the signing happen before anything is written; the write is then one
+//! atomic statement that inserts the successor only if the presented token is still
+//! current. Whoever loses that race presented a token twice — reuse.
 
-use super::{Family, UserGrant, invalid_grant, issue_for_user, note_revoked, revoke_families};
+use secrecy::ExposeSecret as _;
+
+use super::{
+    UserGrant, invalid_grant, new_refresh_token, note_revoked, revoke_families, sign_for_user,
+};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::oauth::clients::Client;
 use crate::oauth::model::ScopeSet;
 use crate::oauth::params::Params;
 use crate::oauth::secret;
 use crate::state::AppState;
-use crate::store::{self, grants::Rotation};
+use crate::store::{self, grants::FamilyRow};
 
 /// Exchanges a refresh token for a new access token and refresh token.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
@@ -20,43 +28,21 @@ pub async fn exchange(
     let token = params.require("refresh_token")?;
     let hash = secret::hash(token);
     let now = state.clock.unix();
-    let mut tx = state.store.begin().await?;
-    let (family, idle_expires_at) = match store::grants::rotate(&mut tx, &hash, now).await? {
-        Rotation::Current {
-            family,
-            idle_expires_at,
-        } => (family, idle_expires_at),
-        Rotation::Unknown | Rotation::Revoked => {
-            return Err(invalid_grant("the refresh token is invalid or revoked"));
-        }
-        Rotation::Reused(family) => {
-            if family.client_id != client.client_id.as_str() {
-                return Err(invalid_grant("the refresh token is invalid or revoked"));
-            }
-            let revoked = revoke_families(
-                state,
-                &mut tx,
-                std::slice::from_ref(&family.id),
-                client.client_id.as_str(),
-                "refresh token reused",
-            )
-            .await?;
-            tx.commit().await?;
-            note_revoked(state, &revoked);
-            tracing::warn!(client_id = %client.client_id, family = %family.id, "refresh token reuse detected; family revoked");
-            return Err(invalid_grant(
-                "the refresh token was already used; every token of this grant is revoked",
-            ));
-        }
-    };
-    // Failures below drop `tx`: the token stays current.
-    if family.client_id != client.client_id.as_str() {
-        return Err(invalid_grant("the refresh token is invalid or revoked"));
+    let invalid = || invalid_grant("the refresh token is invalid or revoked");
+    let found = store::grants::lookup_refresh(&state.store, &hash)
+        .await?
+        .ok_or_else(invalid)?;
+    if found.client_id != client.client_id.as_str() || found.revoked_at.is_some() {
+        return Err(invalid());
+    }
+    let family = found.family();
+    if found.rotated_at.is_some() {
+        return Err(reused(state, client, &family).await?);
     }
     if family.expires_at.is_some_and(|end| end <= now) {
         return Err(invalid_grant("the refresh token has expired"));
     }
-    if idle_expires_at.is_some_and(|end| end <= now) {
+    if found.idle_expires_at.is_some_and(|end| end <= now) {
         return Err(invalid_grant(
             "the refresh token has expired (unused for too long)",
         ));
@@ -76,7 +62,7 @@ pub async fn exchange(
             requested
         }
     };
-    let user = store::users::by_id_in(&mut tx, &family.user_id)
+    let user = store::users::by_id(&state.store, &family.user_id)
         .await?
         .filter(|u| u.enabled)
         .ok_or_else(|| invalid_grant("the user is disabled"))?;
@@ -88,11 +74,41 @@ pub async fn exchange(
         auth_time: family.auth_time,
         nonce: None,
     };
-    let continues = Family::Continue {
-        id: &family.id,
-        expires_at: family.expires_at,
-    };
-    let issuance = issue_for_user(state, &mut tx, &grant, continues).await?;
+    let signed = sign_for_user(state, &grant, now)?;
+    let (successor, row) = new_refresh_token(state, client, family.expires_at, &signed.access, now);
+    let won = store::grants::rotate(
+        &state.store,
+        &hash,
+        &secret::hash_secret(&successor),
+        &row,
+        now,
+    )
+    .await?;
+    if !won {
+        return Err(reused(state, client, &family).await?);
+    }
+    Ok(signed.into_response(Some(successor.expose_secret().to_owned())))
+}
+
+/// A rotated token came back: revoke the family and every access token it issued.
+async fn reused(
+    state: &AppState,
+    client: &Client,
+    family: &FamilyRow,
+) -> Result<OAuthError, OAuthError> {
+    let mut tx = state.store.begin().await?;
+    let revoked = revoke_families(
+        state,
+        &mut tx,
+        std::slice::from_ref(&family.id),
+        client.client_id.as_str(),
+        "refresh token reused",
+    )
+    .await?;
     tx.commit().await?;
-    Ok(issuance.response)
+    note_revoked(state, &revoked);
+    tracing::warn!(client_id = %client.client_id, family = %family.id, "refresh token reuse detected; family revoked");
+    Ok(invalid_grant(
+        "the refresh token was already used; every token of this grant is revoked",
+    ))
 }
