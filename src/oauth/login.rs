@@ -64,6 +64,9 @@ pub async fn authenticate(
         .filter(|until| *until > now)
         .max()
     {
+        // A tarpit: a locked caller waits as long as the slowest failure, so that a flood
+        // of attempts against a lock costs the server almost nothing per second.
+        tokio::time::sleep(MAX_DELAY).await;
         return Err(LoginError::Locked(until - now));
     }
     let user = match Username::parse(username) {

@@ -28,20 +28,53 @@ pub enum PasswordError {
     Hashing(String),
 }
 
-/// Hashes and verifies passwords on blocking threads, on at most half the cores at once, so
-/// that a burst of sign-ins queues instead of starving the request threads or memory.
+/// A unit of hashing work for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords on dedicated threads of the lowest scheduling priority,
+/// at most half the cores at once: a burst of sign-ins queues here, and whatever CPU it
+/// gets is what token and API requests leave over — a sign-in flood slows sign-ins, not
+/// the API.
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Default for Passwords {
     fn default() -> Self {
-        // Half the cores (at least one): a flood of sign-ins queues here and leaves the
-        // other half to everything else (token and API calls keep their throughput).
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let workers = (cores / 2).max(1);
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for i in 0..workers {
+            let queue = queue.clone();
+            let spawned = thread_priority::ThreadBuilder::default()
+                .name(format!("argon2-{i}"))
+                .priority(thread_priority::ThreadPriority::Min)
+                .spawn(move |priority| {
+                    if let Err(e) = priority {
+                        tracing::warn!(error = ?e, "could not lower the password thread's priority");
+                    }
+                    // Ends when every sender is gone (the server shut down).
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password thread");
+            }
+        }
         Self {
-            permits: Arc::new(Semaphore::new((cores / 2).max(1))),
+            permits: Arc::new(Semaphore::new(workers)),
+            jobs,
         }
     }
 }
@@ -93,8 +126,14 @@ impl Passwords {
             .acquire()
             .await
             .map_err(|e| PasswordError::Hashing(e.to_string()))?;
-        tokio::task::spawn_blocking(work)
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(work());
+            }))
+            .map_err(|_| PasswordError::Hashing("the password threads are gone".to_owned()))?;
+        result
             .await
-            .map_err(|e| PasswordError::Hashing(e.to_string()))?
+            .map_err(|_| PasswordError::Hashing("a password thread failed".to_owned()))?
     }
 }

@@ -187,55 +187,70 @@ pub async fn insert_refresh(
     Ok(())
 }
 
-/// A presented refresh token as stored, with its family.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A presented refresh token as stored, with its family and user.
+#[derive(Debug, Clone)]
 pub struct RefreshLookup {
-    /// Family id.
-    pub id: String,
-    /// The client.
-    pub client_id: String,
-    /// The user.
-    pub user_id: String,
-    /// The scopes originally granted.
-    pub scope: String,
-    /// When the user authenticated.
-    pub auth_time: i64,
-    /// The family's end.
-    pub expires_at: Option<i64>,
+    /// The family.
+    pub family: FamilyRow,
     /// Set when the family was revoked.
     pub revoked_at: Option<i64>,
     /// The token's idle expiry.
     pub idle_expires_at: Option<i64>,
     /// Set when the token was exchanged for its successor.
     pub rotated_at: Option<i64>,
+    /// The user the family belongs to.
+    pub user: crate::oauth::users::User,
 }
 
-impl RefreshLookup {
-    /// The family part.
-    pub fn family(&self) -> FamilyRow {
-        FamilyRow {
-            id: self.id.clone(),
-            client_id: self.client_id.clone(),
-            user_id: self.user_id.clone(),
-            scope: self.scope.clone(),
-            auth_time: self.auth_time,
-            expires_at: self.expires_at,
-        }
-    }
+#[derive(sqlx::FromRow)]
+struct LookupRow {
+    family_id: String,
+    client_id: String,
+    scope: String,
+    auth_time: i64,
+    family_expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    idle_expires_at: Option<i64>,
+    rotated_at: Option<i64>,
+    #[sqlx(flatten)]
+    user: super::users::UserRow,
 }
 
-/// Reads a refresh token and its family (no lock: the write in [`rotate`] decides).
+/// Reads a refresh token with its family and user in one query (no lock: the write in
+/// [`rotate`] decides).
 pub async fn lookup_refresh(
     store: &Store,
     token_hash: &[u8; 32],
 ) -> Result<Option<RefreshLookup>, StoreError> {
-    const SQL: &str = "SELECT f.id, f.client_id, f.user_id, f.scope, f.auth_time, f.expires_at, \
-        f.revoked_at, t.idle_expires_at, t.rotated_at \
-        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1";
-    Ok(read!(store, |pool| sqlx::query_as(SQL)
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT f.id AS family_id, f.client_id, f.scope, f.auth_time, \
+             f.expires_at AS family_expires_at, f.revoked_at, t.idle_expires_at, t.rotated_at, {} \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1",
+            super::users::JOINED_USER_COLUMNS
+        )
+    });
+    let row: Option<LookupRow> = read!(store, |pool| sqlx::query_as(SQL.as_str())
         .bind(token_hash.as_slice())
         .fetch_optional(pool)
-        .await)?)
+        .await)?;
+    let Some(row) = row else { return Ok(None) };
+    let user = crate::oauth::users::User::try_from(row.user)?;
+    Ok(Some(RefreshLookup {
+        family: FamilyRow {
+            id: row.family_id,
+            client_id: row.client_id,
+            user_id: user.id.clone(),
+            scope: row.scope,
+            auth_time: row.auth_time,
+            expires_at: row.family_expires_at,
+        },
+        revoked_at: row.revoked_at,
+        idle_expires_at: row.idle_expires_at,
+        rotated_at: row.rotated_at,
+        user,
+    }))
 }
 
 /// Rotates in one statement: stores `successor` and marks `parent` rotated, only if the

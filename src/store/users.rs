@@ -15,7 +15,7 @@ macro_rules! select_users {
 }
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: String,
     username: String,
     email: String,
@@ -25,6 +25,10 @@ struct UserRow {
     created_at: i64,
     updated_at: i64,
 }
+
+/// The user columns under the names [`UserRow`] reads, for queries that join `users u`.
+pub(crate) const JOINED_USER_COLUMNS: &str = "u.id, u.username, u.email, u.display_name, \
+    u.password_hash, u.enabled, u.created_at, u.updated_at";
 
 impl TryFrom<UserRow> for User {
     type Error = StoreError;

@@ -32,12 +32,12 @@ pub async fn exchange(
     let found = store::grants::lookup_refresh(&state.store, &hash)
         .await?
         .ok_or_else(invalid)?;
-    if found.client_id != client.client_id.as_str() || found.revoked_at.is_some() {
+    let family = &found.family;
+    if family.client_id != client.client_id.as_str() || found.revoked_at.is_some() {
         return Err(invalid());
     }
-    let family = found.family();
     if found.rotated_at.is_some() {
-        return Err(reused(state, client, &family).await?);
+        return Err(reused(state, client, family).await?);
     }
     if family.expires_at.is_some_and(|end| end <= now) {
         return Err(invalid_grant("the refresh token has expired"));
@@ -62,13 +62,13 @@ pub async fn exchange(
             requested
         }
     };
-    let user = store::users::by_id(&state.store, &family.user_id)
-        .await?
-        .filter(|u| u.enabled)
-        .ok_or_else(|| invalid_grant("the user is disabled"))?;
+    let user = &found.user;
+    if !user.enabled {
+        return Err(invalid_grant("the user is disabled"));
+    }
     let grant = UserGrant {
         client,
-        user: &user,
+        user,
         granted: &granted,
         scope: &scope,
         auth_time: family.auth_time,
@@ -85,7 +85,7 @@ pub async fn exchange(
     )
     .await?;
     if !won {
-        return Err(reused(state, client, &family).await?);
+        return Err(reused(state, client, family).await?);
     }
     Ok(signed.into_response(Some(successor.expose_secret().to_owned())))
 }
