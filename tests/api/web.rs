@@ -508,3 +508,104 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+on_both_backends! {
+    async fn prompt_login_and_max_age_ask_for_a_fresh_sign_in(backend: Backend) {
+        let clock = ManualClock::at(1_900_000_000);
+        let app = TestApp::spawn_with_clock(backend, clock.clone(), |_| {}).await;
+        user(&app, "lee").await;
+        let client = app.register(gatehouse::oauth::clients::NewClient {
+            name: "Bank App".to_owned(),
+            client_type: "public".to_owned(),
+            redirect_uris: vec![REDIRECT.to_owned()],
+            pre_authorize: vec!["lee".to_owned()],
+            ..Default::default()
+        }).await.0;
+        let browser = Browser::new(&app);
+        let (path, _) = start(&client, "openid api", "1");
+        browser.authorize(&path, "lee").await;
+        // Signed in: a plain request goes straight back …
+        let (path, _) = start(&client, "openid api", "2");
+        assert_eq!(browser.get(&path).await.status(), 302);
+        // … prompt=login sends the user to the sign-in page (with login_hint pre-filled) …
+        let res = browser.get(&format!("{path}&prompt=login&login_hint=lee")).await;
+        let login = location(&res);
+        assert!(login.starts_with("/login?"), "{login}");
+        let page = browser.get(&login).await.text().await.unwrap();
+        assert_eq!(input_value(&page, "username").as_deref(), Some("lee"));
+        let back = browser.sign_in(&login, "lee", PASSWORD).await;
+        let back = browser.get(&location(&back)).await;
+        assert!(param(&url::Url::parse(&location(&back)).unwrap(), "code").is_some());
+        // … and so does max_age once the sign-in is older than that.
+        clock.advance(120);
+        let res = browser.get(&format!("{path}&max_age=60")).await;
+        assert!(location(&res).starts_with("/login?"));
+        let res = browser.get(&format!("{path}&max_age=600")).await;
+        assert_eq!(res.status(), 302);
+        assert!(param(&url::Url::parse(&location(&res)).unwrap(), "code").is_some());
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn refresh_tokens_follow_the_clients_lifetime_and_idle_policy(backend: Backend) {
+        let clock = ManualClock::at(1_900_000_000);
+        let app = TestApp::spawn_with_clock(backend, clock.clone(), |_| {}).await;
+        user(&app, "mo").await;
+        let client = app.register(gatehouse::oauth::clients::NewClient {
+            name: "Kiosk".to_owned(),
+            client_type: "public".to_owned(),
+            redirect_uris: vec![REDIRECT.to_owned()],
+            refresh_token_ttl_secs: Some(1000),
+            refresh_token_idle_secs: Some(300),
+            ..Default::default()
+        }).await.0;
+        let browser = Browser::new(&app);
+        let issue = async || {
+            let (path, verifier) = start(&client, "offline_access api", "s");
+            let code = param(&browser.authorize(&path, "mo").await, "code").unwrap();
+            json(redeem(&app, &client, &code, REDIRECT, Some(&verifier)).await).await["refresh_token"]
+                .as_str().unwrap().to_owned()
+        };
+        // Idle: unused for longer than 300 s, a token expires.
+        let token = issue().await;
+        clock.advance(301);
+        let body = json(refresh(&app, &client, &token, None).await).await;
+        assert_eq!(body["error"], "invalid_grant");
+        assert!(body["error_description"].as_str().unwrap().contains("unused"), "{body}");
+        // Used every 250 s it lives on — but never past the grant's 1000 s.
+        let mut token = issue().await;
+        for _ in 0..3 {
+            clock.advance(250);
+            let next = json(refresh(&app, &client, &token, None).await).await;
+            token = next["refresh_token"].as_str().unwrap().to_owned();
+        }
+        clock.advance(251);
+        let body = json(refresh(&app, &client, &token, None).await).await;
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+        assert!(body["error_description"].as_str().unwrap().contains("expired"), "{body}");
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn a_disabled_user_can_neither_sign_in_nor_refresh(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "ned").await;
+        let client = public_client(&app, REDIRECT).await;
+        let browser = Browser::new(&app);
+        let (path, verifier) = start(&client, "offline_access api", "s");
+        let code = param(&browser.authorize(&path, "ned").await, "code").unwrap();
+        let tokens = json(redeem(&app, &client, &code, REDIRECT, Some(&verifier)).await).await;
+        let username = gatehouse::oauth::model::Username::parse("ned").unwrap();
+        gatehouse::store::users::set_enabled(&app.app_state.store, &username, false, 1).await.unwrap();
+        let r = tokens["refresh_token"].as_str().unwrap();
+        assert_eq!(json(refresh(&app, &client, r, None).await).await["error"], "invalid_grant");
+        // The session no longer counts, and signing in again fails like a wrong password.
+        let (path, _) = start(&client, "api", "2");
+        let res = browser.get(&path).await;
+        assert!(location(&res).starts_with("/login"));
+        assert_eq!(browser.sign_in(&location(&res), "ned", PASSWORD).await.status(), 401);
+        app.stop().await;
+    }
+}
