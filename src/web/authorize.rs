@@ -68,15 +68,9 @@ async fn proceed(
     query: &str,
 ) -> Result<Response, store::StoreError> {
     let now = state.clock.unix();
-    let signed_in = match session::current(state, jar).await? {
-        Some(s) if !request.prompt.login && request.session_fresh(s.row.auth_time, now) => {
-            store::users::by_id(&state.store, &s.row.user_id)
-                .await?
-                .filter(|u| u.enabled)
-                .map(|user| (user, s.row.auth_time))
-        }
-        _ => None,
-    };
+    let signed_in = session::current_user(state, jar)
+        .await?
+        .filter(|(_, auth_time)| !request.prompt.login && request.session_fresh(*auth_time, now));
     let Some((user, auth_time)) = signed_in else {
         if request.prompt.none {
             return Ok(error(

@@ -18,7 +18,6 @@ use super::{MessagePage, describe_scope, error_page, page, see_other, session};
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
 use crate::oauth::login::{self, LoginError};
 use crate::state::AppState;
-use crate::store;
 
 /// The peer address of the connection (the load balancer's, behind one).
 pub struct PeerAddr(pub String);
@@ -334,21 +333,13 @@ async fn signed_in_user(
     state: &AppState,
     jar: &CookieJar,
 ) -> Result<Option<(crate::oauth::users::User, i64)>, Response> {
-    let failed = |e: store::StoreError| {
+    session::current_user(state, jar).await.map_err(|e| {
         tracing::error!(error = %e, "session lookup failed");
         error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "The server failed; try again.",
         )
-    };
-    let Some(s) = session::current(state, jar).await.map_err(failed)? else {
-        return Ok(None);
-    };
-    let user = store::users::by_id(&state.store, &s.row.user_id)
-        .await
-        .map_err(failed)?
-        .filter(|u| u.enabled);
-    Ok(user.map(|u| (u, s.row.auth_time)))
+    })
 }
 
 #[derive(Template)]

@@ -19,15 +19,6 @@ use crate::oauth::secret;
 use crate::state::AppState;
 use crate::store::{self, StoreError, sessions::SessionRow};
 
-/// A signed-in browser.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// SHA-256 of the cookie value.
-    pub id_hash: [u8; 32],
-    /// The stored row.
-    pub row: SessionRow,
-}
-
 /// Cookie names: `__Host-` prefixed (Secure, host-only, path /) when the issuer is https.
 pub struct CookieNames {
     /// The session cookie.
@@ -65,14 +56,23 @@ fn cookie(state: &AppState, name: &'static str, value: String, max_age: i64) -> 
         .build()
 }
 
-/// The live session of this browser, if it has one.
-pub async fn current(state: &AppState, jar: &CookieJar) -> Result<Option<Session>, StoreError> {
-    let Some(value) = jar.get(cookie_names(state).session) else {
+/// The signed-in, enabled user of this browser and when they signed in.
+pub async fn current_user(
+    state: &AppState,
+    jar: &CookieJar,
+) -> Result<Option<(crate::oauth::users::User, i64)>, StoreError> {
+    let Some(cookie) = jar.get(cookie_names(state).session) else {
         return Ok(None);
     };
-    let id_hash = secret::hash(value.value());
-    let row = store::sessions::get(&state.store, &id_hash, state.clock.unix()).await?;
-    Ok(row.map(|row| Session { id_hash, row }))
+    let id_hash = secret::hash(cookie.value());
+    let Some(session) = store::sessions::get(&state.store, &id_hash, state.clock.unix()).await?
+    else {
+        return Ok(None);
+    };
+    let user = store::users::by_id(&state.store, &session.user_id)
+        .await?
+        .filter(|u| u.enabled);
+    Ok(user.map(|u| (u, session.auth_time)))
 }
 
 /// Signs `user_id` in: a new session id (the old session, if any, is deleted).
