@@ -32,7 +32,7 @@ pub const DOCS_CLIENT_SCOPES: &[Scope] = &[
 /// Registers the docs client, in every mode, if it is missing. Its redirect URI follows
 /// the issuer; a database whose docs client names another issuer is told about in the log.
 pub async fn docs_client(state: &AppState) -> anyhow::Result<()> {
-    let redirect = format!("{}/docs/oauth2-redirect.html", state.issuer);
+    let redirect = docs_redirect(state);
     if let Some(existing) = store::clients::get(&state.store, DOCS_CLIENT_ID).await? {
         if !existing
             .redirect_uris
@@ -44,16 +44,40 @@ pub async fn docs_client(state: &AppState) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    let client = builtin_public_client(
+        state,
+        DOCS_CLIENT_ID,
+        "Gatehouse API docs",
+        vec![GrantType::AuthorizationCode],
+        ScopeSet::new(DOCS_CLIENT_SCOPES.iter().copied()),
+    )?;
+    register_builtin(state, client).await
+}
+
+/// Where Swagger UI receives the authorization response.
+fn docs_redirect(state: &AppState) -> String {
+    format!("{}/docs/oauth2-redirect.html", state.issuer)
+}
+
+/// A public PKCE client of the server's own, redirecting to the docs page.
+fn builtin_public_client(
+    state: &AppState,
+    id: &str,
+    name: &str,
+    grant_types: Vec<GrantType>,
+    scopes: ScopeSet,
+) -> anyhow::Result<Client> {
+    let redirect = docs_redirect(state);
     let now = state.clock.unix();
-    let client = Client {
-        client_id: ClientId::parse(DOCS_CLIENT_ID).map_err(|e| anyhow::anyhow!(e.message))?,
-        name: "Gatehouse API docs".to_owned(),
+    Ok(Client {
+        client_id: ClientId::parse(id).map_err(|e| anyhow::anyhow!(e.message))?,
+        name: name.to_owned(),
         client_type: ClientType::Public,
         token_endpoint_auth_method: AuthMethod::None,
         secret_hash: None,
         redirect_uris: vec![RedirectUri::parse(&redirect).map_err(|e| anyhow::anyhow!(e.message))?],
-        grant_types: vec![GrantType::AuthorizationCode],
-        scopes: ScopeSet::new(DOCS_CLIENT_SCOPES.iter().copied()),
+        grant_types,
+        scopes,
         cors_origins: vec![],
         access_token_ttl_secs: None,
         refresh_token_ttl_secs: None,
@@ -63,9 +87,13 @@ pub async fn docs_client(state: &AppState) -> anyhow::Result<()> {
         enabled: true,
         created_at: now,
         updated_at: now,
-    };
+    })
+}
+
+/// Registers a built-in client; if another replica registered it at the same moment,
+/// theirs stands.
+async fn register_builtin(state: &AppState, client: Client) -> anyhow::Result<()> {
     match clients::insert(&state.store, client, None).await {
-        // Another replica registered it at the same moment.
         Ok(_) | Err(RegistryError::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }
@@ -101,32 +129,15 @@ pub async fn first_run(state: &AppState) -> anyhow::Result<()> {
         Err(RegistryError::Conflict(_)) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
-    let redirect = format!("{}/docs/oauth2-redirect.html", state.issuer);
-    let now = state.clock.unix();
-    let client = Client {
-        client_id: ClientId::parse(DEMO_CLIENT_ID).map_err(|e| anyhow::anyhow!(e.message))?,
-        name: "Gatehouse demo app".to_owned(),
-        client_type: ClientType::Public,
-        token_endpoint_auth_method: AuthMethod::None,
-        secret_hash: None,
-        redirect_uris: vec![RedirectUri::parse(&redirect).map_err(|e| anyhow::anyhow!(e.message))?],
-        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
-        scopes: ScopeSet::new(Scope::ALL.iter().copied().filter(|s| *s != Scope::Admin)),
-        cors_origins: vec![],
-        access_token_ttl_secs: None,
-        refresh_token_ttl_secs: None,
-        refresh_token_idle_secs: None,
-        admin_approved_only: false,
-        pre_authorized_users: vec![],
-        enabled: true,
-        created_at: now,
-        updated_at: now,
-    };
-    match clients::insert(&state.store, client, None).await {
-        // Another replica seeded at the same moment: theirs stands.
-        Ok(_) | Err(RegistryError::Conflict(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    let redirect = docs_redirect(state);
+    let client = builtin_public_client(
+        state,
+        DEMO_CLIENT_ID,
+        "Gatehouse demo app",
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        ScopeSet::new(Scope::ALL.iter().copied().filter(|s| *s != Scope::Admin)),
+    )?;
+    register_builtin(state, client).await?;
     let pw = secrecy::SecretString::from(password);
     println!(
         "\n  New database in dev mode: a demo user and a demo public client were created.\n\

@@ -281,28 +281,20 @@ pub async fn rotate(
         INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, \
         access_jti, access_exp, parent_hash) \
         SELECT $1, family_id, $2, $3, $4, $5, token_hash FROM parent";
-    let inserted = match &store.db {
-        super::Db::Sqlite { write, .. } => sqlx::query(SQLITE)
-            .bind(successor.as_slice())
-            .bind(now)
-            .bind(row.idle_expires_at)
-            .bind(&row.access_jti)
-            .bind(row.access_exp)
-            .bind(parent.as_slice())
-            .execute(write)
-            .await?
-            .rows_affected(),
-        super::Db::Postgres(pool) => sqlx::query(POSTGRES)
-            .bind(successor.as_slice())
-            .bind(now)
-            .bind(row.idle_expires_at)
-            .bind(&row.access_jti)
-            .bind(row.access_exp)
-            .bind(parent.as_slice())
-            .execute(pool)
-            .await?
-            .rows_affected(),
+    let sql = match store.backend() {
+        super::Backend::Sqlite => SQLITE,
+        super::Backend::Postgres => POSTGRES,
     };
+    let inserted = write!(store, |pool| sqlx::query(sql)
+        .bind(successor.as_slice())
+        .bind(now)
+        .bind(row.idle_expires_at)
+        .bind(&row.access_jti)
+        .bind(row.access_exp)
+        .bind(parent.as_slice())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
     Ok(inserted == 1)
 }
 
