@@ -136,17 +136,13 @@ pub async fn revoke(
     if family.client_id != client.client_id.as_str() {
         return Ok(());
     }
-    let mut tx = state.store.begin().await?;
-    let revoked = grants::revoke_families(
+    grants::revoke_family(
         state,
-        &mut tx,
-        std::slice::from_ref(&family.id),
+        &family.id,
         client.client_id.as_str(),
         "revoked by the client",
     )
     .await?;
-    tx.commit().await?;
-    grants::note_revoked(state, &revoked);
     tracing::info!(client_id = %client.client_id, family = %family.id, "refresh token family revoked");
     Ok(())
 }

@@ -194,6 +194,22 @@ pub async fn revoke_families(
     Ok(live)
 }
 
+/// Revokes one family and its access tokens in a transaction of its own, honoured by this
+/// process at once and by the others within a sync interval.
+pub async fn revoke_family(
+    state: &AppState,
+    family_id: &str,
+    client_id: &str,
+    reason: &str,
+) -> Result<(), store::StoreError> {
+    let mut tx = state.store.begin().await?;
+    let revoked =
+        revoke_families(state, &mut tx, &[family_id.to_owned()], client_id, reason).await?;
+    tx.commit().await?;
+    note_revoked(state, &revoked);
+    Ok(())
+}
+
 /// Puts access tokens revoked in the database on this process's revocation list.
 pub fn note_revoked(state: &AppState, tokens: &[(String, i64)]) {
     for (jti, exp) in tokens {

@@ -7,9 +7,7 @@
 
 use secrecy::ExposeSecret as _;
 
-use super::{
-    UserGrant, invalid_grant, new_refresh_token, note_revoked, revoke_families, sign_for_user,
-};
+use super::{UserGrant, invalid_grant, new_refresh_token, revoke_family, sign_for_user};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::oauth::clients::Client;
 use crate::oauth::model::ScopeSet;
@@ -96,17 +94,13 @@ async fn reused(
     client: &Client,
     family: &FamilyRow,
 ) -> Result<OAuthError, OAuthError> {
-    let mut tx = state.store.begin().await?;
-    let revoked = revoke_families(
+    revoke_family(
         state,
-        &mut tx,
-        std::slice::from_ref(&family.id),
+        &family.id,
         client.client_id.as_str(),
         "refresh token reused",
     )
     .await?;
-    tx.commit().await?;
-    note_revoked(state, &revoked);
     tracing::warn!(client_id = %client.client_id, family = %family.id, "refresh token reuse detected; family revoked");
     Ok(invalid_grant(
         "the refresh token was already used; every token of this grant is revoked",
