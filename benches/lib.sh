@@ -52,11 +52,14 @@ start_floor() {
 
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
-# load LABEL URL [wrk args...]: prints a line to stderr, the req/s (2xx only) to stdout.
+# load LABEL URL [wrk args...] [-- script args...]: prints a line to stderr, the req/s
+# (2xx only) to stdout.
 load() {
-  local label=$1 url=$2 out rps p99 non2xx
+  local label=$1 url=$2 out rps p99 non2xx opts=() script_args=()
   shift 2
-  out=$(wrk -t2 -c"$CONC" -d"$DURATION" --latency "$@" "$url")
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
+  [ $# -gt 0 ] && { shift; script_args=("$@"); }
+  out=$(wrk -t2 -c"$CONC" -d"$DURATION" --latency "${opts[@]}" "$url" -- "${script_args[@]}")
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')

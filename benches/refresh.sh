@@ -29,17 +29,8 @@ serve_on() { # URL PORT: starts a gatehouse, sets served_pid
   served_pid=$!; pids+=("$served_pid")
   wait_ready "http://127.0.0.1:$2/readyz" 10
 }
-# chain LABEL URL TOKENS_FILE BASIC: prints a line to stderr, req/s (2xx) to stdout
-chain() {
-  local out rps p99 non2xx
-  out=$(wrk -t2 -c"$CONC" -d"$DURATION" --latency -s benches/refresh-chain.lua -H "$4" "$2" -- "$3" 2)
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $4}')
-  if [ -n "$non2xx" ]; then echo "$1: $non2xx non-2xx answers" >&2; exit 1; fi
-  printf '%-28s req/s=%-10s p99=%s\n' "$1" "$rps" "$p99" >&2
-  echo "$rps"
-}
+# chain LABEL URL TOKENS_FILE BASIC: the refresh chain (see refresh-chain.lua) under load
+chain() { load "$1" "$2" -s benches/refresh-chain.lua -H "$4" -- "$3" 2; }
 
 cases=(sqlite)
 read -r sq_id sq_secret <<<"$(setup_db "$GATEHOUSE_DATABASE_URL")"
