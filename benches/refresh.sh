@@ -29,11 +29,40 @@ serve_on() { # URL PORT: starts a gatehouse, sets served_pid
   served_pid=$!; pids+=("$served_pid")
   wait_ready "http://127.0.0.1:$2/readyz" 10
 }
+# history URL: 100,000 earlier refresh tokens in 10,000 families (90,000 already rotated,
+# a tenth of the families revoked), then ANALYZE — the tables of a server that has run for
+# a while. Without it PostgreSQL plans the statements against empty tables and keeps
+# those plans (sequential scans) for the whole run, until autovacuum analyzes.
+history() {
+  local families="SELECT 'history-' || g, c.id, u.id, 'api', 0, 0, CASE WHEN g % 10 = 0 THEN 1 END
+    FROM numbers g, (SELECT id FROM clients WHERE name = 'refresh-bench') c,
+    (SELECT id FROM users WHERE username = 'bench') u WHERE g <= 10000"
+  local tokens="SELECT HASH, 'history-' || (g % 10000 + 1), 0,
+    CASE WHEN g > 10000 THEN 1 END, 'history-' || g, 0 FROM numbers g"
+  local sql="WITH RECURSIVE numbers (g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM numbers WHERE g < 100000)"
+  local insert_f="INSERT INTO refresh_families (id, client_id, user_id, scope, auth_time, created_at, revoked_at)"
+  local insert_t="INSERT INTO refresh_tokens (token_hash, family_id, created_at, rotated_at, access_jti, access_exp)"
+  if [[ $1 == sqlite:* ]]; then
+    python3 - "${1#sqlite://}" <<PY
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("""$sql $insert_f $families""")
+db.execute("""$sql $insert_t ${tokens/HASH/randomblob(32)}""")
+db.commit()
+db.execute("ANALYZE")
+db.close()
+PY
+  else
+    local hash="sha256(('history-' || g)::bytea)"
+    psql -q -v ON_ERROR_STOP=1 "$1" -c "$sql $insert_f $families" -c "$sql $insert_t ${tokens/HASH/$hash}" -c ANALYZE
+  fi
+}
 # chain LABEL URL TOKENS_FILE BASIC: the refresh chain (see refresh-chain.lua) under load
 chain() { load "$1" "$2" -s benches/refresh-chain.lua -H "$4" -- "$3" 2; }
 
 cases=(sqlite)
 read -r sq_id sq_secret <<<"$(setup_db "$GATEHOUSE_DATABASE_URL")"
+history "$GATEHOUSE_DATABASE_URL"
 serve_on "$GATEHOUSE_DATABASE_URL" "$PORT"
 if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   schema="gatehouse_bench_$$"
@@ -42,6 +71,7 @@ if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   sep='?'; [[ $BENCH_POSTGRES_URL == *\?* ]] && sep='&'
   pg_url="${BENCH_POSTGRES_URL}${sep}options=-c%20search_path%3D$schema"
   read -r pg_id pg_secret <<<"$(setup_db "$pg_url")"
+  history "$pg_url"
   serve_on "$pg_url" "$PG_PORT"
   cases+=(postgres)
 fi

@@ -68,13 +68,16 @@ impl App {
             .max_capacity(10_000)
             .time_to_live(Duration::from_millis(config.sync_interval_ms))
             .build();
+        let metrics = telemetry::metrics_handle();
+        let refresh = store::grants::RefreshQueue::spawn(&store);
         let state = AppState::new(Inner {
+            refresh,
             store,
             clock,
             issuer,
             config,
             passwords: Passwords::default(),
-            metrics: telemetry::metrics_handle(),
+            metrics,
             tokens,
             clients,
             csrf_key,

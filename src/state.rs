@@ -39,6 +39,8 @@ pub struct Inner {
     pub csrf_key: aws_lc_rs::hmac::Key,
     /// Browser origins registered by any client (CORS), refreshed every sync interval.
     pub cors_origins: crate::http::cors::Origins,
+    /// Refresh-token reads and rotations, batched across concurrent requests.
+    pub refresh: store::grants::RefreshQueue,
 }
 
 impl AppState {

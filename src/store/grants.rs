@@ -2,7 +2,11 @@
 //! single-use and rotation rules, each enforced by one conditional UPDATE so that two
 //! replicas redeeming the same code or token at once cannot both win.
 
-use super::{Store, StoreError, Tx, in_tx, read, write};
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use super::batch::Batcher;
+use super::{Db, Store, StoreError, Tx, in_tx, read, write};
 
 /// An authorization code as stored (the code itself only as its hash).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -204,6 +208,7 @@ pub struct RefreshLookup {
 
 #[derive(sqlx::FromRow)]
 struct LookupRow {
+    token_hash: Vec<u8>,
     family_id: String,
     client_id: String,
     scope: String,
@@ -216,86 +221,247 @@ struct LookupRow {
     user: super::users::UserRow,
 }
 
-/// Reads a refresh token with its family and user in one query (no lock: the write in
-/// [`rotate`] decides).
+impl TryFrom<LookupRow> for RefreshLookup {
+    type Error = StoreError;
+    fn try_from(row: LookupRow) -> Result<Self, StoreError> {
+        let user = crate::oauth::users::User::try_from(row.user)?;
+        Ok(RefreshLookup {
+            family: FamilyRow {
+                id: row.family_id,
+                client_id: row.client_id,
+                user_id: user.id.clone(),
+                scope: row.scope,
+                auth_time: row.auth_time,
+                expires_at: row.family_expires_at,
+            },
+            revoked_at: row.revoked_at,
+            idle_expires_at: row.idle_expires_at,
+            rotated_at: row.rotated_at,
+            user,
+        })
+    }
+}
+
+/// The statement for a batch of `n` from statements prepared for 0..=[`BATCH`].
+fn batch_sql(statements: &'static [String], n: usize) -> Result<&'static str, StoreError> {
+    statements
+        .get(n)
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("a batch of {n} exceeds {BATCH}")))
+}
+
+/// `$first, $first+1, …` — `n` numbered placeholders.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads presented refresh tokens with their families and users, one query for all
+/// (no lock: the write in [`rotate`] decides). One answer per hash, in order.
 pub async fn lookup_refresh(
     store: &Store,
-    token_hash: &[u8; 32],
-) -> Result<Option<RefreshLookup>, StoreError> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    hashes: &[[u8; 32]],
+) -> Result<Vec<Option<RefreshLookup>>, StoreError> {
+    static SELECT: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT f.id AS family_id, f.client_id, f.scope, f.auth_time, \
+            "SELECT t.token_hash, f.id AS family_id, f.client_id, f.scope, f.auth_time, \
              f.expires_at AS family_expires_at, f.revoked_at, t.idle_expires_at, t.rotated_at, {} \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
-             JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1",
+             JOIN users u ON u.id = f.user_id WHERE t.token_hash",
             super::users::JOINED_USER_COLUMNS
         )
     });
-    let row: Option<LookupRow> = read!(store, |pool| sqlx::query_as(SQL.as_str())
-        .bind(token_hash.as_slice())
-        .fetch_optional(pool)
-        .await)?;
-    let Some(row) = row else { return Ok(None) };
-    let user = crate::oauth::users::User::try_from(row.user)?;
-    Ok(Some(RefreshLookup {
-        family: FamilyRow {
-            id: row.family_id,
-            client_id: row.client_id,
-            user_id: user.id.clone(),
-            scope: row.scope,
-            auth_time: row.auth_time,
-            expires_at: row.family_expires_at,
-        },
-        revoked_at: row.revoked_at,
-        idle_expires_at: row.idle_expires_at,
-        rotated_at: row.rotated_at,
-        user,
-    }))
+    static SQLITE: LazyLock<Vec<String>> = LazyLock::new(|| {
+        (0..=BATCH)
+            .map(|n| format!("{} IN ({})", *SELECT, placeholders(1, n)))
+            .collect()
+    });
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| format!("{} = ANY($1)", *SELECT));
+    let rows: Vec<LookupRow> = match &store.db {
+        Db::Sqlite { read, .. } => {
+            let mut query = sqlx::query_as(batch_sql(&SQLITE, hashes.len())?);
+            for hash in hashes {
+                query = query.bind(hash.as_slice());
+            }
+            query.fetch_all(read).await?
+        }
+        Db::Postgres(pool) => {
+            let all: Vec<&[u8]> = hashes.iter().map(|h| h.as_slice()).collect();
+            sqlx::query_as(POSTGRES.as_str())
+                .bind(all)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        found.insert(row.token_hash.clone(), RefreshLookup::try_from(row)?);
+    }
+    Ok(hashes
+        .iter()
+        .map(|h| found.get(h.as_slice()).cloned())
+        .collect())
 }
 
-/// Rotates in one statement: stores `successor` and marks `parent` rotated, only if the
-/// parent has not been rotated yet. False when another request rotated it first.
+/// One rotation: `parent` is exchanged for `successor`.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// Hash of the presented token.
+    pub parent: [u8; 32],
+    /// Hash of its successor.
+    pub successor: [u8; 32],
+    /// The successor's idle expiry and access token.
+    pub row: RefreshRow,
+    /// When.
+    pub now: i64,
+}
+
+/// Rotates in one statement for all: stores each successor and marks its parent rotated,
+/// only if the parent has not been rotated yet and its family is not revoked. One answer
+/// per rotation, in order: false when the parent was rotated first — by another request,
+/// or by an earlier rotation of the same parent in this very batch.
 ///
-/// SQLite: an INSERT … SELECT whose trigger marks the parent; the single writer makes it
-/// atomic. PostgreSQL: a data-modifying CTE whose UPDATE takes the parent's row lock, so a
-/// concurrent rotation waits, re-checks `rotated_at IS NULL` and inserts nothing. Either
-/// way a revoked family gets no successor; on PostgreSQL the family row is share-locked,
-/// so a revocation running at the same moment either waits for this successor (and
-/// revokes its access token too) or makes this rotation insert nothing.
-pub async fn rotate(
-    store: &Store,
-    parent: &[u8; 32],
-    successor: &[u8; 32],
-    row: &RefreshRow,
-    now: i64,
-) -> Result<bool, StoreError> {
-    const SQLITE: &str = "INSERT INTO refresh_tokens (token_hash, family_id, created_at, \
-        idle_expires_at, access_jti, access_exp, parent_hash) \
-        SELECT $1, family_id, $2, $3, $4, $5, token_hash FROM refresh_tokens t \
-        WHERE token_hash = $6 AND rotated_at IS NULL AND EXISTS \
-          (SELECT 1 FROM refresh_families f WHERE f.id = t.family_id AND f.revoked_at IS NULL)";
-    const POSTGRES: &str = "WITH parent AS (UPDATE refresh_tokens t SET rotated_at = $2 \
-        WHERE token_hash = $6 AND rotated_at IS NULL AND family_id IN \
-          (SELECT id FROM refresh_families WHERE id = t.family_id AND revoked_at IS NULL FOR SHARE) \
-        RETURNING token_hash, family_id) \
-        INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, \
-        access_jti, access_exp, parent_hash) \
-        SELECT $1, family_id, $2, $3, $4, $5, token_hash FROM parent";
-    let sql = match store.backend() {
-        super::Backend::Sqlite => SQLITE,
-        super::Backend::Postgres => POSTGRES,
+/// SQLite: an INSERT … SELECT whose trigger marks each parent; the single writer makes it
+/// atomic. PostgreSQL: a data-modifying CTE whose UPDATE takes the parents' row locks, so
+/// a concurrent rotation waits, re-checks `rotated_at IS NULL` and inserts nothing. Either
+/// way a revoked family gets no successor; on PostgreSQL the family rows are share-locked,
+/// so a revocation running at the same moment either waits for the successor (and
+/// revokes its access token too) or makes the rotation insert nothing.
+pub async fn rotate(store: &Store, all: &[Rotation]) -> Result<Vec<bool>, StoreError> {
+    // A parent presented twice in one batch: the first presentation competes, the others lose.
+    let mut seen = HashSet::with_capacity(all.len());
+    let first: Vec<&Rotation> = all.iter().filter(|r| seen.insert(r.parent)).collect();
+    if first.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rotated: Vec<Vec<u8>> = match &store.db {
+        Db::Sqlite { write, .. } => {
+            static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+                (0..=BATCH)
+                    .map(|n| {
+                        let values = (0..n)
+                            .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        format!(
+                            "WITH v (successor, created_at, idle_expires_at, access_jti, \
+                             access_exp, parent) AS (VALUES {values}) \
+                             INSERT INTO refresh_tokens (token_hash, family_id, created_at, \
+                             idle_expires_at, access_jti, access_exp, parent_hash) \
+                             SELECT v.successor, t.family_id, v.created_at, v.idle_expires_at, \
+                             v.access_jti, v.access_exp, t.token_hash \
+                             FROM v JOIN refresh_tokens t ON t.token_hash = v.parent \
+                             WHERE t.rotated_at IS NULL AND EXISTS (SELECT 1 FROM \
+                               refresh_families f WHERE f.id = t.family_id AND f.revoked_at IS NULL) \
+                             RETURNING parent_hash"
+                        )
+                    })
+                    .collect()
+            });
+            let mut query = sqlx::query_scalar(batch_sql(&SQL, first.len())?);
+            for r in &first {
+                query = query
+                    .bind(r.successor.as_slice())
+                    .bind(r.now)
+                    .bind(r.row.idle_expires_at)
+                    .bind(r.row.access_jti.as_str())
+                    .bind(r.row.access_exp)
+                    .bind(r.parent.as_slice());
+            }
+            query.fetch_all(write).await?
+        }
+        Db::Postgres(pool) => {
+            const SQL: &str = "WITH v AS (SELECT * FROM unnest($1::bytea[], $2::bigint[], \
+                $3::bigint[], $4::text[], $5::bigint[], $6::bytea[]) \
+                AS v (successor, created_at, idle_expires_at, access_jti, access_exp, parent)), \
+                parent AS (UPDATE refresh_tokens t SET rotated_at = v.created_at FROM v \
+                WHERE t.token_hash = v.parent AND t.rotated_at IS NULL AND t.family_id IN \
+                  (SELECT id FROM refresh_families f WHERE f.id = t.family_id \
+                   AND f.revoked_at IS NULL FOR SHARE) \
+                RETURNING t.token_hash, t.family_id, v.successor, v.created_at, \
+                  v.idle_expires_at, v.access_jti, v.access_exp) \
+                INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, \
+                access_jti, access_exp, parent_hash) \
+                SELECT successor, family_id, created_at, idle_expires_at, access_jti, access_exp, \
+                token_hash FROM parent RETURNING parent_hash";
+            let column = |f: fn(&Rotation) -> &[u8]| first.iter().map(|r| f(r)).collect::<Vec<_>>();
+            sqlx::query_scalar(SQL)
+                .bind(column(|r| r.successor.as_slice()))
+                .bind(first.iter().map(|r| r.now).collect::<Vec<_>>())
+                .bind(
+                    first
+                        .iter()
+                        .map(|r| r.row.idle_expires_at)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    first
+                        .iter()
+                        .map(|r| r.row.access_jti.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(first.iter().map(|r| r.row.access_exp).collect::<Vec<_>>())
+                .bind(column(|r| r.parent.as_slice()))
+                .fetch_all(pool)
+                .await?
+        }
     };
-    let inserted = write!(store, |pool| sqlx::query(sql)
-        .bind(successor.as_slice())
-        .bind(now)
-        .bind(row.idle_expires_at)
-        .bind(&row.access_jti)
-        .bind(row.access_exp)
-        .bind(parent.as_slice())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(inserted == 1)
+    let rotated: HashSet<Vec<u8>> = rotated.into_iter().collect();
+    let mut answered = HashSet::with_capacity(all.len());
+    Ok(all
+        .iter()
+        .map(|r| rotated.contains(r.parent.as_slice()) && answered.insert(r.parent))
+        .collect())
+}
+
+/// Refresh-token reads and rotations of every request of this process, batched: under
+/// load one statement serves many requests (see [`super::batch`]).
+#[derive(Debug)]
+pub struct RefreshQueue {
+    lookups: Batcher<[u8; 32], Option<RefreshLookup>>,
+    rotations: Batcher<Rotation, bool>,
+}
+
+/// The most calls one statement carries.
+const BATCH: usize = 64;
+
+impl RefreshQueue {
+    /// Starts the batching tasks on the current runtime.
+    pub fn spawn(store: &Store) -> Self {
+        // SQLite has one writer connection; PostgreSQL commits two batches at once.
+        let writers = match store.backend() {
+            super::Backend::Sqlite => 1,
+            super::Backend::Postgres => 1,
+        };
+        Self {
+            lookups: Batcher::spawn(
+                "refresh_lookup",
+                store.clone(),
+                BATCH,
+                2,
+                |store, hashes| async move { lookup_refresh(&store, &hashes).await },
+            ),
+            rotations: Batcher::spawn(
+                "refresh_rotate",
+                store.clone(),
+                BATCH,
+                writers,
+                |store, all| async move { rotate(&store, &all).await },
+            ),
+        }
+    }
+
+    /// See [`lookup_refresh`].
+    pub async fn lookup(&self, hash: [u8; 32]) -> Result<Option<RefreshLookup>, StoreError> {
+        self.lookups.call(hash).await
+    }
+
+    /// See [`rotate`]: true when this rotation won.
+    pub async fn rotate(&self, rotation: Rotation) -> Result<bool, StoreError> {
+        self.rotations.call(rotation).await
+    }
 }
 
 /// The family a refresh token belongs to (for revocation), if the token is known.

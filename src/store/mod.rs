@@ -7,6 +7,7 @@
 //! instead of failing with `SQLITE_BUSY`, and the busy timeout covers other processes
 //! (the CLI) writing to the same file.
 
+pub mod batch;
 pub mod client_keys;
 pub mod clients;
 pub mod consents;
@@ -30,6 +31,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// How long a query waits for a free connection before it fails (and readiness turns 503).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much of a SQLite file is memory-mapped (the address space, not resident memory).
+const SQLITE_MMAP_BYTES: u64 = 1 << 30;
 /// How long SQLite waits on a lock held by another process before it gives up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -152,7 +155,10 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(SQLITE_BUSY_TIMEOUT);
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                // Reads map the file instead of copying pages through read(2) into each
+                // connection's own cache, which a write on the writer invalidates.
+                .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string());
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
@@ -173,6 +179,7 @@ impl Store {
         } else {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)

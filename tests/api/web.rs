@@ -510,6 +510,44 @@ on_both_backends! {
 }
 
 on_both_backends! {
+    async fn concurrent_refreshes_of_many_grants_each_rotate_and_one_reuse_revokes_only_its_own(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "lee").await;
+        let client = public_client(&app, REDIRECT).await;
+        let browser = Browser::new(&app);
+        let mut tokens = Vec::new();
+        for i in 0..6 {
+            let (path, verifier) = start(&client, "offline_access api", &format!("s{i}"));
+            let code = param(&browser.authorize(&path, "lee").await, "code").unwrap();
+            let answer = json(redeem(&app, &client, &code, REDIRECT, Some(&verifier)).await).await;
+            tokens.push(answer["refresh_token"].as_str().unwrap().to_owned());
+        }
+        // Six grants refreshed at once, the first of them presented twice.
+        let mut presented: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        presented.push(&tokens[0]);
+        let answers = futures::future::join_all(presented.iter().map(|t| refresh(&app, &client, t, None))).await;
+        let mut bodies = Vec::new();
+        for a in answers {
+            let status = a.status();
+            bodies.push((status, json(a).await));
+        }
+        let twice = [&bodies[0], &bodies[6]];
+        assert_eq!(twice.iter().filter(|(s, _)| *s == 200).count(), 1, "the token presented twice rotates once: {twice:?}");
+        for (status, body) in &bodies[1..6] {
+            assert_eq!(*status, 200, "{body}");
+            let successor = body["refresh_token"].as_str().unwrap();
+            assert!(!tokens.iter().any(|t| t == successor), "a fresh successor");
+            let next = refresh(&app, &client, successor, None).await;
+            assert_eq!(next.status(), 200, "an untouched grant keeps working");
+            assert_eq!(app.get_bearer("/api/v1/me", body["access_token"].as_str().unwrap()).await.status(), 200);
+        }
+        let (_, winner) = twice.into_iter().find(|(s, _)| *s == 200).unwrap();
+        assert_eq!(json(refresh(&app, &client, winner["refresh_token"].as_str().unwrap(), None).await).await["error"], "invalid_grant");
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
     async fn prompt_login_and_max_age_ask_for_a_fresh_sign_in(backend: Backend) {
         let clock = ManualClock::at(1_900_000_000);
         let app = TestApp::spawn_with_clock(backend, clock.clone(), |_| {}).await;

@@ -27,9 +27,7 @@ pub async fn exchange(
     let hash = secret::hash(token);
     let now = state.clock.unix();
     let invalid = || invalid_grant("the refresh token is invalid or revoked");
-    let found = store::grants::lookup_refresh(&state.store, &hash)
-        .await?
-        .ok_or_else(invalid)?;
+    let found = state.refresh.lookup(hash).await?.ok_or_else(invalid)?;
     let family = &found.family;
     if family.client_id != client.client_id.as_str() || found.revoked_at.is_some() {
         return Err(invalid());
@@ -74,14 +72,15 @@ pub async fn exchange(
     };
     let signed = sign_for_user(state, &grant, now)?;
     let (successor, row) = new_refresh_token(state, client, family.expires_at, &signed.access, now);
-    let won = store::grants::rotate(
-        &state.store,
-        &hash,
-        &secret::hash_secret(&successor),
-        &row,
-        now,
-    )
-    .await?;
+    let won = state
+        .refresh
+        .rotate(store::grants::Rotation {
+            parent: hash,
+            successor: secret::hash_secret(&successor),
+            row,
+            now,
+        })
+        .await?;
     if !won {
         return Err(reused(state, client, family).await?);
     }
