@@ -72,6 +72,14 @@ impl AppState {
             .min(self.config.access_token_max_ttl_secs)
     }
 
+    /// The domain of Message-IDs and of the default sender: the issuer's host.
+    pub fn mail_domain(&self) -> String {
+        url::Url::parse(&self.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "localhost".to_owned())
+    }
+
     /// Forgets a cached client after this process changed it.
     pub fn client_changed(&self, client_id: &str) {
         self.clients.invalidate(client_id);

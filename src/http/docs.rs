@@ -26,6 +26,7 @@ use crate::state::AppState;
     tags(
         (name = "oauth", description = "OAuth 2.0 authorization server: tokens, introspection, revocation, keys, discovery"),
         (name = "api", description = "The resource API (bearer tokens)"),
+        (name = "cases", description = "Cases: the composite create (case, line items and notification email in one transaction) and reads. Limits: at most 200 line items per case; subject 1-255 characters, description up to 32,000, sku 1-64, quantity 1-1,000,000, unit price 0-100,000,000,000 minor units, currency three upper-case letters (ISO 4217)."),
         (name = "admin", description = "Administration of clients, users and signing keys (scope `admin`)"),
         (name = "operations", description = "Health, readiness and metrics for operators and load balancers"),
     )

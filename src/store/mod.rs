@@ -8,6 +8,7 @@
 //! (the CLI) writing to the same file.
 
 pub mod batch;
+pub mod cases;
 pub mod client_keys;
 pub mod clients;
 pub mod consents;

@@ -233,3 +233,30 @@ pub async fn refresh(
 pub async fn json(response: reqwest::Response) -> Value {
     response.json().await.unwrap()
 }
+
+/// An access token of `username` for the public `client` (redirect `redirect`) with
+/// `scope`, through the whole flow: authorize, sign in, consent, redeem.
+pub async fn user_token(
+    app: &TestApp,
+    client: &str,
+    redirect: &str,
+    username: &str,
+    scope: &str,
+) -> String {
+    let (verifier, challenge) = pkce();
+    let path = authorize_path(&[
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", redirect),
+        ("scope", scope),
+        ("state", "s"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let code = param(&Browser::new(app).authorize(&path, username).await, "code").unwrap();
+    let answer = json(redeem(app, client, &code, redirect, Some(&verifier)).await).await;
+    answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {answer}"))
+        .to_owned()
+}

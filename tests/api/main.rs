@@ -9,6 +9,7 @@ mod support;
 mod admin;
 mod assertions;
 mod browser;
+mod cases;
 mod chromium;
 mod cli;
 mod config;

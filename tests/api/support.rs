@@ -637,3 +637,18 @@ pub async fn execute_sql(db: &TestDb, sql: &'static str) {
         }
     }
 }
+
+/// The single number one SQL query answers (row counts), read directly from a test database.
+#[allow(dead_code)]
+pub async fn query_count(db: &TestDb, sql: &'static str) -> i64 {
+    match db.backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Cases, their line items and the notification each may queue. A composite create writes
+//! all three inside one transaction; every read is scoped to what the caller may see.
+
+use sqlx::QueryBuilder;
+
+use super::{Store, StoreError, Tx, in_tx, read};
+
+/// Who may see a case: its owner (a user's token, or a partner acting as that user), or
+/// the client that created it (a client-credentials token).
+#[derive(Debug, Clone)]
+pub enum Visibility {
+    /// Cases owned by this user.
+    Owner(String),
+    /// Cases created by this client.
+    CreatedBy(String),
+}
+
+impl Visibility {
+    fn column(&self) -> (&'static str, &str) {
+        match self {
+            Visibility::Owner(user) => ("owner_id", user),
+            Visibility::CreatedBy(client) => ("created_by", client),
+        }
+    }
+}
+
+/// A case as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    /// Id (UUIDv7).
+    pub id: String,
+    /// The human number.
+    pub case_number: i64,
+    /// Subject line.
+    pub subject: String,
+    /// Free text.
+    pub description: String,
+    /// New, Working, Escalated or Closed.
+    pub status: String,
+    /// Low, Medium, High or Critical.
+    pub priority: String,
+    /// Where the case came from (Mobile, Web, Partner, …).
+    pub origin: Option<String>,
+    /// Contact name.
+    pub contact_name: Option<String>,
+    /// Contact email.
+    pub contact_email: Option<String>,
+    /// The owning user.
+    pub owner_id: Option<String>,
+    /// The creating client.
+    pub created_by: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Bumped by every change (the ETag).
+    pub version: i64,
+}
+
+/// A line item as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LineItemRow {
+    /// Id (UUIDv7).
+    pub id: String,
+    /// 0-based order within the case.
+    pub position: i64,
+    /// Stock-keeping unit.
+    pub sku: String,
+    /// Free text.
+    pub description: String,
+    /// At least 1.
+    pub quantity: i64,
+    /// Unit price in minor units of `currency`.
+    pub unit_price_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// The state of a case's notification email.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NotificationRow {
+    /// Recipient.
+    pub recipient: String,
+    /// queued, sent or failed.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+}
+
+/// A case with everything it holds.
+#[derive(Debug, Clone)]
+pub struct CaseRecord {
+    /// The case.
+    pub case: CaseRow,
+    /// Its line items, by position.
+    pub line_items: Vec<LineItemRow>,
+    /// Its notification, if one was asked for.
+    pub notification: Option<NotificationRow>,
+}
+
+/// An email to queue with a case.
+#[derive(Debug, Clone)]
+pub struct NewEmail {
+    /// Outbox row id.
+    pub id: String,
+    /// Recipient address.
+    pub recipient: String,
+    /// Template name.
+    pub template: String,
+    /// Message-ID header, fixed for every attempt.
+    pub message_id: String,
+}
+
+const CASE_COLUMNS: &str = "id, case_number, subject, description, status, priority, origin, \
+    contact_name, contact_email, owner_id, created_by, created_at, updated_at, version";
+
+/// Inserts a case (its `case_number` is assigned here), its line items and its
+/// notification inside `tx`.
+pub async fn insert(
+    tx: &mut Tx,
+    case: &CaseRow,
+    items: &[LineItemRow],
+    email: Option<&NewEmail>,
+) -> Result<CaseRecord, StoreError> {
+    let number = match tx {
+        Tx::Sqlite(_) => "(SELECT COALESCE(MAX(case_number), 1023) + 1 FROM cases)",
+        Tx::Postgres(_) => "nextval('case_number_seq')",
+    };
+    let sql = format!(
+        "INSERT INTO cases ({CASE_COLUMNS}) VALUES ($1, {number}, $2, $3, $4, $5, $6, $7, $8, \
+         $9, $10, $11, $12, $13) RETURNING case_number"
+    );
+    let case_number: i64 = in_tx!(tx, |c| sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(&case.id)
+        .bind(&case.subject)
+        .bind(&case.description)
+        .bind(&case.status)
+        .bind(&case.priority)
+        .bind(&case.origin)
+        .bind(&case.contact_name)
+        .bind(&case.contact_email)
+        .bind(&case.owner_id)
+        .bind(&case.created_by)
+        .bind(case.created_at)
+        .bind(case.updated_at)
+        .bind(case.version)
+        .fetch_one(&mut *c)
+        .await)?;
+    insert_items(tx, &case.id, items).await?;
+    let notification = match email {
+        Some(email) => {
+            const SQL: &str = "INSERT INTO email_outbox (id, case_id, recipient, template, \
+                message_id, status, attempts, next_attempt_at, created_at) \
+                VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $6)";
+            in_tx!(tx, |c| sqlx::query(SQL)
+                .bind(&email.id)
+                .bind(&case.id)
+                .bind(&email.recipient)
+                .bind(&email.template)
+                .bind(&email.message_id)
+                .bind(case.created_at)
+                .execute(&mut *c)
+                .await
+                .map(|_| ()))?;
+            Some(NotificationRow {
+                recipient: email.recipient.clone(),
+                status: "queued".to_owned(),
+                attempts: 0,
+            })
+        }
+        None => None,
+    };
+    Ok(CaseRecord {
+        case: CaseRow {
+            case_number,
+            ..case.clone()
+        },
+        line_items: items.to_vec(),
+        notification,
+    })
+}
+
+/// Inserts line items of a case in one statement.
+pub async fn insert_items(
+    tx: &mut Tx,
+    case_id: &str,
+    items: &[LineItemRow],
+) -> Result<(), StoreError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let head = "INSERT INTO case_line_items (case_id, id, position, sku, description, quantity, \
+        unit_price_minor, currency) ";
+    in_tx!(tx, |c| {
+        let mut query = QueryBuilder::new(head);
+        query.push_values(items, |mut row, item| {
+            row.push_bind(case_id)
+                .push_bind(&item.id)
+                .push_bind(item.position)
+                .push_bind(&item.sku)
+                .push_bind(&item.description)
+                .push_bind(item.quantity)
+                .push_bind(item.unit_price_minor)
+                .push_bind(&item.currency);
+        });
+        query.build().execute(&mut *c).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// A case the caller may see, with its items and notification.
+pub async fn get(
+    store: &Store,
+    id: &str,
+    who: &Visibility,
+) -> Result<Option<CaseRecord>, StoreError> {
+    let (column, value) = who.column();
+    let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND {column} = $2");
+    let case: Option<CaseRow> = read!(store, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(id)
+    .bind(value)
+    .fetch_optional(pool)
+    .await)?;
+    let Some(case) = case else { return Ok(None) };
+    const ITEMS: &str = "SELECT id, position, sku, description, quantity, unit_price_minor, \
+        currency FROM case_line_items WHERE case_id = $1 ORDER BY position";
+    const NOTIFICATION: &str = "SELECT recipient, status, attempts FROM email_outbox \
+        WHERE case_id = $1 ORDER BY created_at, id LIMIT 1";
+    let line_items: Vec<LineItemRow> = read!(store, |pool| sqlx::query_as(ITEMS)
+        .bind(id)
+        .fetch_all(pool)
+        .await)?;
+    let notification: Option<NotificationRow> = read!(store, |pool| sqlx::query_as(NOTIFICATION)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(Some(CaseRecord {
+        case,
+        line_items,
+        notification,
+    }))
+}

@@ -1,0 +1,250 @@
+//! The composite case endpoint over HTTP, on both backends: one transaction for the case,
+//! its line items and its notification; validation by field path; visibility.
+
+use serde_json::{Value, json};
+
+use crate::flow::{json, user, user_token};
+use crate::support::{TestApp, on_both_backends, query_count};
+
+const REDIRECT: &str = "https://app.example/cb";
+
+/// A public app that may ask for the case scopes.
+async fn cases_app(app: &TestApp) -> String {
+    app.register(gatehouse::oauth::clients::NewClient {
+        name: "Field Service".to_owned(),
+        client_type: "public".to_owned(),
+        redirect_uris: vec![REDIRECT.to_owned()],
+        scopes: ["openid", "api", "cases.read", "cases.write"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .await
+    .0
+}
+
+fn contract_body() -> Value {
+    json!({"case": {"subject": "Printer on fire", "description": "Smoke from tray 2",
+                    "priority": "High", "origin": "Mobile",
+                    "contact": {"name": "Ada", "email": "ada@example.com"}},
+           "line_items": [{"sku": "TONER-1", "description": "Toner", "quantity": 2,
+                           "unit_price": {"amount_minor": 1999, "currency": "EUR"}},
+                          {"sku": "DRUM-7", "quantity": 1,
+                           "unit_price": {"amount_minor": 4500, "currency": "EUR"}},
+                          {"sku": "FAN", "quantity": 3,
+                           "unit_price": {"amount_minor": 0, "currency": "JPY"}}],
+           "notification": {"to": "ada@example.com"}})
+}
+
+async fn post(app: &TestApp, token: &str, body: &Value) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/v1/cases"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn post_raw(app: &TestApp, token: &str, body: &str) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/v1/cases"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn rows(app: &TestApp) -> (i64, i64, i64) {
+    (
+        query_count(&app.db, "SELECT COUNT(*) FROM cases").await,
+        query_count(&app.db, "SELECT COUNT(*) FROM case_line_items").await,
+        query_count(&app.db, "SELECT COUNT(*) FROM email_outbox").await,
+    )
+}
+
+fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+on_both_backends! {
+    async fn a_composite_create_writes_the_case_its_items_and_one_email(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "ada").await;
+        let client = cases_app(&app).await;
+        let token = user_token(&app, &client, REDIRECT, "ada", "cases.write").await;
+
+        let response = post(&app, &token, &contract_body()).await;
+        assert_eq!(response.status(), 201);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(response.headers()["etag"], "\"1\"");
+        let case = json(response).await;
+        assert_eq!(location, format!("/api/v1/cases/{}", case["id"].as_str().unwrap()));
+        assert_eq!(case["case_number"], "00001024");
+        assert_eq!(case["subject"], "Printer on fire");
+        assert_eq!(case["status"], "New");
+        assert_eq!(case["priority"], "High");
+        assert_eq!(case["origin"], "Mobile");
+        assert_eq!(case["contact"], json!({"name": "Ada", "email": "ada@example.com"}));
+        assert_eq!(case["created_by"], client);
+        assert_eq!(case["version"], 1);
+        assert_eq!(case["notification"], json!({"to": "ada@example.com", "status": "queued", "attempts": 0}));
+        let items = case["line_items"].as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(item["position"], i);
+            assert!(item["id"].as_str().is_some_and(|id| !id.is_empty()));
+        }
+        assert_eq!(items[0]["unit_price"], json!({"amount_minor": 1999, "currency": "EUR"}));
+        assert_eq!(items[1]["description"], "");
+        assert_eq!(rows(&app).await, (1, 3, 1));
+
+        let read = app.get_bearer(&location, &token).await;
+        assert_eq!(read.status(), 200);
+        assert_eq!(read.headers()["etag"], "\"1\"");
+        assert_eq!(json(read).await, case);
+
+        // Numbers increase; a case without items or notification is fine.
+        let second = post(&app, &token, &json!({"case": {"subject": "Paper jam"}})).await;
+        assert_eq!(second.status(), 201);
+        let second = json(second).await;
+        assert_eq!(second["case_number"], "00001025");
+        assert_eq!(second["priority"], "Medium");
+        assert_eq!(second["line_items"], json!([]));
+        assert!(second.get("notification").is_none());
+        assert_eq!(rows(&app).await, (2, 3, 1));
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn another_users_or_clients_case_is_not_found(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "ada").await;
+        user(&app, "bob").await;
+        let client = cases_app(&app).await;
+        let ada = user_token(&app, &client, REDIRECT, "ada", "cases.write").await;
+        let bob = user_token(&app, &client, REDIRECT, "bob", "cases.read").await;
+        let (service_id, service_secret) = app.service_client(&["api"]).await;
+        let service = app.access_token(&service_id, &service_secret, Some("api")).await;
+        let (other_id, other_secret) = app.service_client(&["cases.read"]).await;
+        let other = app.access_token(&other_id, &other_secret, None).await;
+
+        let adas = json(post(&app, &ada, &contract_body()).await).await;
+        let services = json(post(&app, &service, &contract_body()).await).await;
+        assert!(services.get("owner").is_none(), "a client-credentials case has no owner: {services}");
+        assert_eq!(services["created_by"], service_id);
+        let adas_path = format!("/api/v1/cases/{}", adas["id"].as_str().unwrap());
+        let services_path = format!("/api/v1/cases/{}", services["id"].as_str().unwrap());
+
+        assert_eq!(app.get_bearer(&adas_path, &ada).await.status(), 200);
+        assert_eq!(app.get_bearer(&services_path, &service).await.status(), 200);
+        for (path, token) in [(&adas_path, &bob), (&adas_path, &service), (&services_path, &ada), (&services_path, &other)] {
+            let response = app.get_bearer(path, token).await;
+            assert_eq!(response.status(), 404, "{path}");
+            assert_eq!(response.headers()["content-type"], "application/problem+json");
+        }
+        assert_eq!(app.get_bearer("/api/v1/cases/no-such-case", &ada).await.status(), 404);
+        // cases.read may read, not write.
+        let refused = post(&app, &bob, &contract_body()).await;
+        assert_eq!(refused.status(), 403);
+        assert!(refused.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn validation_names_every_field_by_path_and_writes_nothing(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let (id, secret) = app.service_client(&["cases.write"]).await;
+        let token = app.access_token(&id, &secret, None).await;
+
+        let mut body = contract_body();
+        body["case"]["subject"] = json!("");
+        body["case"]["contact"]["email"] = json!("not-an-address");
+        body["line_items"][1]["unit_price"]["currency"] = json!("eur");
+        body["line_items"][2]["quantity"] = json!(0);
+        body["line_items"][2]["sku"] = json!("x".repeat(65));
+        body["notification"]["to"] = json!("nobody");
+        let response = post(&app, &token, &body).await;
+        assert_eq!(response.status(), 422);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let problem = json(response).await;
+        assert_eq!(problem["status"], 422);
+        assert_eq!(fields(&problem), ["case.subject", "case.contact.email", "line_items[1].unit_price.currency",
+            "line_items[2].sku", "line_items[2].quantity", "notification.to"]);
+
+        // Type errors and unknown fields are named by path as well.
+        let mut body = contract_body();
+        body["line_items"][1]["quantity"] = json!("two");
+        assert_eq!(fields(&json(post(&app, &token, &body).await).await), ["line_items[1].quantity"]);
+        let mut body = contract_body();
+        body["case"]["colour"] = json!("red");
+        assert_eq!(fields(&json(post(&app, &token, &body).await).await), ["case.colour"]);
+        assert_eq!(fields(&json(post(&app, &token, &json!({"line_items": []})).await).await), ["body"]);
+
+        // The line-item limit.
+        let mut body = contract_body();
+        body["line_items"] = Value::Array(vec![body["line_items"][0].clone(); 201]);
+        let problem = json(post(&app, &token, &body).await).await;
+        assert_eq!(fields(&problem), ["line_items"]);
+        assert_eq!(problem["errors"][0]["code"], "too_many");
+        let mut body = contract_body();
+        body["line_items"] = Value::Array(vec![body["line_items"][0].clone(); 200]);
+        assert_eq!(post(&app, &token, &body).await.status(), 201);
+        assert_eq!(rows(&app).await, (1, 200, 1));
+
+        // Malformed JSON is 400 with the position, a wrong media type 415.
+        let malformed = post_raw(&app, &token, "{\"case\": {").await;
+        assert_eq!(malformed.status(), 400);
+        assert!(json(malformed).await["detail"].as_str().unwrap().contains("line 1"));
+        let text = app.http.post(app.url("/api/v1/cases")).bearer_auth(&token).body("{}").send().await.unwrap();
+        assert_eq!(text.status(), 415);
+        let trailing = format!("{} {{}}", contract_body());
+        assert_eq!(post_raw(&app, &token, &trailing).await.status(), 400, "trailing data after the document");
+        assert_eq!(rows(&app).await, (1, 200, 1), "no rejected request wrote anything");
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn a_constraint_failing_on_the_fifth_line_item_leaves_nothing(backend: Backend) {
+        use gatehouse::store::cases::{CaseRow, LineItemRow, NewEmail, insert};
+        let app = TestApp::spawn(backend).await;
+        let (client, _) = app.service_client(&["cases.write"]).await;
+        let store = &app.app_state.store;
+        let case = CaseRow {
+            id: "case-1".into(), case_number: 0, subject: "Atomic".into(), description: String::new(),
+            status: "New".into(), priority: "Low".into(), origin: None, contact_name: None,
+            contact_email: None, owner_id: None, created_by: client, created_at: 1, updated_at: 1, version: 1,
+        };
+        let item = |i: i64, quantity: i64| LineItemRow {
+            id: format!("item-{i}"), position: i, sku: "SKU".into(), description: String::new(),
+            quantity, unit_price_minor: 1, currency: "EUR".into(),
+        };
+        // Past the API's validation, straight at the store: the schema itself refuses.
+        let items: Vec<_> = (0..6).map(|i| item(i, if i == 4 { 0 } else { 1 })).collect();
+        let email = NewEmail { id: "mail-1".into(), recipient: "a@example.com".into(),
+            template: "case_created".into(), message_id: "<mail-1@example.com>".into() };
+        let mut tx = store.begin().await.unwrap();
+        let failed = insert(&mut tx, &case, &items, Some(&email)).await;
+        assert!(failed.is_err(), "quantity 0 violates the CHECK constraint");
+        drop(tx);
+        assert_eq!(rows(&app).await, (0, 0, 0));
+
+        // The same case with valid items goes in whole.
+        let items: Vec<_> = (0..6).map(|i| item(i, 1)).collect();
+        let mut tx = store.begin().await.unwrap();
+        insert(&mut tx, &case, &items, Some(&email)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(rows(&app).await, (1, 6, 1));
+        app.stop().await;
+    }
+}
