@@ -104,6 +104,12 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// An Idempotency-Key reused with a different request (422).
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    /// A request with this Idempotency-Key is still running (409, Retry-After).
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    IdempotencyKeyInFlight,
     /// A bearer-token failure (RFC 6750 §3): 400, 401 or 403 with `WWW-Authenticate`.
     #[error("{description}")]
     Bearer {
@@ -164,6 +170,23 @@ impl IntoResponse for ApiError {
                 detail,
             ),
             ApiError::NotFound => Problem::new(StatusCode::NOT_FOUND, None, "no such resource"),
+            e @ ApiError::IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("idempotency-key-reused"),
+                e.to_string(),
+            ),
+            e @ ApiError::IdempotencyKeyInFlight => {
+                let mut response = Problem::new(
+                    StatusCode::CONFLICT,
+                    Some("idempotency-key-in-flight"),
+                    e.to_string(),
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
             ApiError::Conflict(detail) => {
                 Problem::new(StatusCode::CONFLICT, Some("conflict"), detail)
             }

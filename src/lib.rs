@@ -194,6 +194,9 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         if let Err(e) = store::grants::cleanup(&state.store, now - 24 * 3600).await {
             tracing::warn!(error = %e, "grant cleanup failed");
         }
+        if let Err(e) = store::idempotency::cleanup(&state.store, now).await {
+            tracing::warn!(error = %e, "idempotency key cleanup failed");
+        }
         if let Err(e) =
             store::sessions::cleanup(&state.store, now, now - state.config.login_window_secs).await
         {

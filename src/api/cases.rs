@@ -1,14 +1,14 @@
 //! Cases: the composite create (a case, its line items and its notification email in one
 //! transaction) and reading a case back.
 
-use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::guard::{Caller, ScopePolicy};
+use super::idempotency::{self, Begun, Claim};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::oauth::model::{Email, Scope};
 use crate::oauth::tokens::AccessClaims;
@@ -457,12 +457,13 @@ fn item_rows(items: &[NewLineItem], first: usize) -> Vec<LineItemRow> {
         .collect()
 }
 
-/// Writes a validated create request in one transaction.
-pub async fn create(
+/// Writes a create request in one transaction, with the idempotency claim's response.
+async fn create(
     state: &AppState,
     claims: &AccessClaims,
     request: &CreateCaseRequest,
-) -> Result<Case, ApiError> {
+    claim: Option<&Claim>,
+) -> Result<Response, ApiError> {
     validate(request)?;
     let now = state.clock.unix();
     let owner_id = match visibility(claims) {
@@ -508,39 +509,108 @@ pub async fn create(
     let items = item_rows(&request.line_items, 0);
     let mut tx = state.store.begin().await?;
     let record = store_cases::insert(&mut tx, &row, &items, email.as_ref()).await?;
-    tx.commit().await?;
-    Case::try_from(record)
-}
-
-fn etag(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"0\""))
-}
-
-/// The 201 answer of a create: Location and ETag.
-pub fn created(case: &Case) -> Response {
-    let mut response = (StatusCode::CREATED, Json(case)).into_response();
-    let headers = response.headers_mut();
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/cases/{}", case.id)) {
-        headers.insert(header::LOCATION, location);
+    let case = Case::try_from(record)?;
+    let response = JsonResponse::new(StatusCode::CREATED, &case)?
+        .header(header::LOCATION, &format!("/api/v1/cases/{}", case.id))
+        .header(header::ETAG, &etag(case.version));
+    if let Some(claim) = claim {
+        claim
+            .complete(&mut tx, response.status, &response.headers, &response.body)
+            .await?;
     }
-    headers.insert(header::ETAG, etag(case.version));
-    response
+    tx.commit().await?;
+    Ok(response.into_response())
+}
+
+fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// A JSON response kept as its parts, so that the very bytes sent can be stored for an
+/// idempotent replay.
+struct JsonResponse {
+    status: StatusCode,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: String,
+}
+
+impl JsonResponse {
+    fn new(status: StatusCode, value: &impl Serialize) -> Result<Self, ApiError> {
+        Ok(Self {
+            status,
+            headers: Vec::new(),
+            body: serde_json::to_string(value).map_err(|e| ApiError::Internal(e.into()))?,
+        })
+    }
+
+    fn header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    fn into_response(self) -> Response {
+        let mut response = Response::new(axum::body::Body::from(self.body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
+        response
+    }
+}
+
+/// Runs a POST under its Idempotency-Key (if any): replays a stored response, or runs
+/// `work` with the claim and releases the claim when `work` fails.
+async fn idempotent<F, Fut>(
+    state: &AppState,
+    claims: &AccessClaims,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Option<Claim>) -> Fut,
+    Fut: std::future::Future<Output = (Option<Claim>, Result<Response, ApiError>)>,
+{
+    let claim =
+        match idempotency::begin(state, &claims.client_id, &Method::POST, path, headers, body)
+            .await?
+        {
+            Begun::Replay(response) => return Ok(response),
+            Begun::Run(claim) => claim,
+        };
+    let (claim, result) = work(claim).await;
+    if result.is_err()
+        && let Some(claim) = claim
+    {
+        claim.release(state).await;
+    }
+    result
 }
 
 /// Creates a case, its line items and its notification email, all or nothing.
 #[utoipa::path(post, path = "/api/v1/cases", tag = "cases",
     security(("bearer" = ["cases.write"]), ("oauth2" = ["cases.write"])),
     request_body = CreateCaseRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters, scoped to the client and kept 24 h. The same request again gets the first response back (with `Idempotent-Replayed: true`); another request with the key is 422; a repeat while the first still runs is 409.")),
     responses(
-        (status = 201, description = "Created; Location names the case, ETag its version", body = Case,
-            headers(("Location" = String, description = "/api/v1/cases/{id}"), ("ETag" = String, description = "\"<version>\""))),
+        (status = 201, description = "Created (or, with `Idempotent-Replayed: true`, the stored answer of the first request with this Idempotency-Key); Location names the case, ETag its version", body = Case,
+            headers(("Location" = String, description = "/api/v1/cases/{id}"), ("ETag" = String, description = "\"<version>\""),
+                ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress (Retry-After: 1)", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks cases.write (or api)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than body_limit_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, each named by its path; nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named by its path, or an Idempotency-Key used before with another request; nothing was written", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_case(
     State(state): State<AppState>,
@@ -548,9 +618,23 @@ pub async fn create_case(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let request: CreateCaseRequest = crate::http::extract::parse_json(&headers, &body)?;
-    let case = create(&state, &caller.claims, &request).await?;
-    Ok(created(&case))
+    let claims = &caller.claims;
+    idempotent(
+        &state,
+        claims,
+        "/api/v1/cases",
+        &headers,
+        &body,
+        |claim| async {
+            let result = async {
+                let request: CreateCaseRequest = crate::http::extract::parse_json(&headers, &body)?;
+                create(&state, claims, &request, claim.as_ref()).await
+            }
+            .await;
+            (claim, result)
+        },
+    )
+    .await
 }
 
 /// A case the caller may see (another owner's case is 404, as if it did not exist).
@@ -573,9 +657,7 @@ pub async fn get_case(
         .await?
         .ok_or(ApiError::NotFound)?;
     let case = Case::try_from(record)?;
-    let mut response = Json(&case).into_response();
-    response
-        .headers_mut()
-        .insert(header::ETAG, etag(case.version));
-    Ok(response)
+    Ok(JsonResponse::new(StatusCode::OK, &case)?
+        .header(header::ETAG, &etag(case.version))
+        .into_response())
 }

@@ -3,4 +3,5 @@
 pub mod cases;
 pub mod grants;
 pub mod guard;
+pub mod idempotency;
 pub mod me;

@@ -13,6 +13,7 @@ pub mod client_keys;
 pub mod clients;
 pub mod consents;
 pub mod grants;
+pub mod idempotency;
 pub mod keys;
 pub mod revocations;
 pub mod sessions;

@@ -248,3 +248,98 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+async fn post_keyed(app: &TestApp, token: &str, key: &str, body: &Value) -> reqwest::Response {
+    app.http
+        .post(app.url("/api/v1/cases"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+on_both_backends! {
+    async fn an_idempotency_key_replays_refuses_another_body_and_is_per_client(backend: Backend) {
+        let clock = gatehouse::clock::ManualClock::at(1_900_000_000);
+        let app = TestApp::spawn_with_clock(backend, clock.clone(), |_| {}).await;
+        let (id, secret) = app.service_client(&["cases.write"]).await;
+        let token = app.access_token(&id, &secret, None).await;
+
+        let first = post_keyed(&app, &token, "order-42", &contract_body()).await;
+        assert_eq!(first.status(), 201);
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        let location = first.headers()["location"].clone();
+        let first = json(first).await;
+        let again = post_keyed(&app, &token, "order-42", &contract_body()).await;
+        assert_eq!(again.status(), 201);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.headers()["location"], location);
+        assert_eq!(again.headers()["etag"], "\"1\"");
+        assert_eq!(json(again).await, first);
+        assert_eq!(rows(&app).await, (1, 3, 1));
+
+        let mut other = contract_body();
+        other["case"]["subject"] = json!("Another subject");
+        let reused = post_keyed(&app, &token, "order-42", &other).await;
+        assert_eq!(reused.status(), 422);
+        assert_eq!(json(reused).await["type"], "urn:gatehouse:problem:idempotency-key-reused");
+
+        // Keys belong to a client: another client's "order-42" is its own.
+        let (id2, secret2) = app.service_client(&["cases.write"]).await;
+        let token2 = app.access_token(&id2, &secret2, None).await;
+        assert_eq!(post_keyed(&app, &token2, "order-42", &contract_body()).await.status(), 201);
+        assert_eq!(rows(&app).await.0, 2);
+
+        // A failed request writes nothing and frees its key.
+        let mut invalid = contract_body();
+        invalid["line_items"][0]["quantity"] = json!(0);
+        assert_eq!(post_keyed(&app, &token, "order-43", &invalid).await.status(), 422);
+        assert_eq!(post_keyed(&app, &token, "order-43", &invalid).await.status(), 422, "validated again, not replayed");
+        let fixed = post_keyed(&app, &token, "order-43", &contract_body()).await;
+        assert_eq!(fixed.status(), 201);
+        assert!(fixed.headers().get("idempotent-replayed").is_none());
+        assert_eq!(rows(&app).await.0, 3);
+
+        for bad in ["", &"k".repeat(256), "with space"] {
+            let response = post_keyed(&app, &token, bad, &contract_body()).await;
+            assert_eq!(response.status(), 400, "{bad:?}");
+        }
+
+        // After 24 hours the key is forgotten.
+        clock.advance(24 * 3600);
+        let token = app.access_token(&id, &secret, None).await;
+        let later = post_keyed(&app, &token, "order-42", &contract_body()).await;
+        assert_eq!(later.status(), 201);
+        assert!(later.headers().get("idempotent-replayed").is_none());
+        assert_eq!(rows(&app).await.0, 4);
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn twenty_concurrent_requests_with_one_key_create_one_case(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let (id, secret) = app.service_client(&["cases.write"]).await;
+        let token = app.access_token(&id, &secret, None).await;
+        let body = contract_body();
+        let answers = futures::future::join_all((0..20).map(|_| post_keyed(&app, &token, "burst", &body))).await;
+        let mut created = std::collections::HashSet::new();
+        for answer in answers {
+            match answer.status().as_u16() {
+                201 => {
+                    created.insert(json(answer).await["id"].as_str().unwrap().to_owned());
+                }
+                409 => {
+                    assert_eq!(answer.headers()["retry-after"], "1");
+                    assert_eq!(json(answer).await["type"], "urn:gatehouse:problem:idempotency-key-in-flight");
+                }
+                other => panic!("unexpected {other}: {}", answer.text().await.unwrap()),
+            }
+        }
+        assert_eq!(created.len(), 1, "every 201 is the one case");
+        assert_eq!(rows(&app).await, (1, 3, 1));
+        app.stop().await;
+    }
+}

@@ -1,0 +1,141 @@
+//! Idempotency keys: claim, complete (inside the transaction of the request's writes),
+//! release, replay.
+
+use super::{Store, StoreError, Tx, in_tx, write};
+
+/// A key's stored state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    /// SHA-256 of the request that claimed the key.
+    pub request_hash: Vec<u8>,
+    /// The claim that holds it.
+    pub claim: String,
+    /// Until when an uncompleted claim holds.
+    pub claimed_until: i64,
+    /// The stored response's status; `None` while in flight.
+    pub status: Option<i64>,
+    /// The stored response's headers (a JSON array of name/value pairs).
+    pub headers: Option<String>,
+    /// The stored response's body.
+    pub body: Option<String>,
+}
+
+/// A new claim of a key.
+#[derive(Debug, Clone)]
+pub struct NewClaim<'a> {
+    /// The client the key belongs to.
+    pub client_id: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// SHA-256 of method, path and body.
+    pub request_hash: &'a [u8; 32],
+    /// Random claim id.
+    pub claim: &'a str,
+    /// Now.
+    pub now: i64,
+    /// How long the claim holds without completion.
+    pub lease_until: i64,
+    /// When the key is forgotten.
+    pub expires_at: i64,
+}
+
+/// Claims a key: inserts it, or takes it over when it expired or its claim lapsed
+/// unfinished (for the same request). Otherwise returns what is stored.
+pub async fn claim(store: &Store, new: &NewClaim<'_>) -> Result<Result<(), KeyRow>, StoreError> {
+    const CLAIM: &str = "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, \
+        claim, claimed_until, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        ON CONFLICT (client_id, idempotency_key) DO UPDATE SET \
+          request_hash = excluded.request_hash, claim = excluded.claim, \
+          claimed_until = excluded.claimed_until, status = NULL, headers = NULL, body = NULL, \
+          created_at = excluded.created_at, expires_at = excluded.expires_at \
+        WHERE idempotency_keys.expires_at <= $6 OR (idempotency_keys.status IS NULL \
+          AND idempotency_keys.claimed_until <= $6 \
+          AND idempotency_keys.request_hash = excluded.request_hash) \
+        RETURNING claim";
+    const STORED: &str = "SELECT request_hash, claim, claimed_until, status, headers, body \
+        FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = $2";
+    let won: Option<String> = write!(store, |pool| sqlx::query_scalar(CLAIM)
+        .bind(new.client_id)
+        .bind(new.key)
+        .bind(new.request_hash.as_slice())
+        .bind(new.claim)
+        .bind(new.lease_until)
+        .bind(new.now)
+        .bind(new.expires_at)
+        .fetch_optional(pool)
+        .await)?;
+    if won.as_deref() == Some(new.claim) {
+        return Ok(Ok(()));
+    }
+    let stored: Option<KeyRow> = write!(store, |pool| sqlx::query_as(STORED)
+        .bind(new.client_id)
+        .bind(new.key)
+        .fetch_optional(pool)
+        .await)?;
+    // Deleted between the two statements (cleanup): nothing holds it; report it in flight.
+    Ok(Err(stored.unwrap_or(KeyRow {
+        request_hash: new.request_hash.to_vec(),
+        claim: String::new(),
+        claimed_until: new.lease_until,
+        status: None,
+        headers: None,
+        body: None,
+    })))
+}
+
+/// Stores the response of a claim inside the request's transaction. False when the claim
+/// is no longer this one's (it lapsed and was taken over): the caller must roll back.
+pub async fn complete(
+    tx: &mut Tx,
+    client_id: &str,
+    key: &str,
+    claim: &str,
+    status: u16,
+    headers: &str,
+    body: &str,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE idempotency_keys SET status = $4, headers = $5, body = $6 \
+        WHERE client_id = $1 AND idempotency_key = $2 AND claim = $3 AND status IS NULL";
+    let n = in_tx!(tx, |c| sqlx::query(SQL)
+        .bind(client_id)
+        .bind(key)
+        .bind(claim)
+        .bind(i64::from(status))
+        .bind(headers)
+        .bind(body)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Gives up an unfinished claim (the request failed and wrote nothing), so that a retry
+/// runs again.
+pub async fn release(
+    store: &Store,
+    client_id: &str,
+    key: &str,
+    claim: &str,
+) -> Result<(), StoreError> {
+    const SQL: &str = "DELETE FROM idempotency_keys WHERE client_id = $1 \
+        AND idempotency_key = $2 AND claim = $3 AND status IS NULL";
+    write!(store, |pool| sqlx::query(SQL)
+        .bind(client_id)
+        .bind(key)
+        .bind(claim)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Forgets expired keys (an unfinished one only once its claim lapsed as well).
+pub async fn cleanup(store: &Store, now: i64) -> Result<u64, StoreError> {
+    const SQL: &str = "DELETE FROM idempotency_keys WHERE expires_at <= $1 \
+        AND (status IS NOT NULL OR claimed_until <= $1)";
+    Ok(write!(store, |pool| sqlx::query(SQL)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
+}
