@@ -101,6 +101,21 @@ pub struct Config {
     pub login_window_secs: i64,
     /// How long a locked account or address stays locked.
     pub login_lock_secs: i64,
+    /// SMTP server for outgoing email (`smtp://host:25`, `smtp://user:pass@host:587?tls=required`
+    /// for STARTTLS, `smtps://user:pass@host:465` for TLS). Unset: email is written as .eml
+    /// files into `mail_dir`. May hold a password: never logged.
+    pub smtp_url: Option<SecretString>,
+    /// Where .eml files go when no SMTP server is set.
+    pub mail_dir: PathBuf,
+    /// The From address of outgoing email (default `gatehouse@` + the issuer's host).
+    pub mail_from: Option<String>,
+    /// Delivery attempts before an email is marked failed.
+    pub mail_max_attempts: i64,
+    /// First retry delay; doubled for each further attempt (with jitter), at most an hour.
+    pub mail_retry_secs: i64,
+    /// How often the dispatcher looks for due email (it also wakes at once for email
+    /// queued by this process).
+    pub mail_poll_ms: u64,
 }
 
 /// Algorithm of the server's signing keys.
@@ -158,6 +173,12 @@ impl Default for Config {
             login_lock_after_per_address: 50,
             login_window_secs: 900,
             login_lock_secs: 900,
+            smtp_url: None,
+            mail_dir: PathBuf::from("mail"),
+            mail_from: None,
+            mail_max_attempts: 8,
+            mail_retry_secs: 2,
+            mail_poll_ms: 1000,
         }
     }
 }
@@ -270,6 +291,8 @@ impl Config {
             ),
             ("login_window_secs", self.login_window_secs, 1),
             ("login_lock_secs", self.login_lock_secs, 1),
+            ("mail_max_attempts", self.mail_max_attempts, 1),
+            ("mail_retry_secs", self.mail_retry_secs, 1),
         ] {
             if value < min {
                 return Err(ConfigError::key(key, format!("must be at least {min}")));
@@ -279,6 +302,27 @@ impl Config {
             return Err(ConfigError::key(
                 "access_token_ttl_secs",
                 "must not exceed access_token_max_ttl_secs",
+            ));
+        }
+        if !(10..=60_000).contains(&self.mail_poll_ms) {
+            return Err(ConfigError::key("mail_poll_ms", "must be 10 to 60000"));
+        }
+        if let Some(from) = &self.mail_from
+            && from.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return Err(ConfigError::key(
+                "mail_from",
+                "must be an address like Gatehouse <noreply@example.com>",
+            ));
+        }
+        if let Some(url) = &self.smtp_url
+            && !["smtp://", "smtps://"]
+                .iter()
+                .any(|p| url.expose_secret().starts_with(p))
+        {
+            return Err(ConfigError::key(
+                "smtp_url",
+                "must start with smtp:// or smtps://",
             ));
         }
         if !(100..=60_000).contains(&self.sync_interval_ms) {

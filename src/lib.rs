@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod oauth;
 pub mod seed;
 pub mod state;
@@ -70,8 +71,11 @@ impl App {
             .build();
         let metrics = telemetry::metrics_handle();
         let refresh = store::grants::RefreshQueue::spawn(&store);
+        let mailer = mail::Mailer::from_config(&config, &state::mail_domain(&issuer))?;
         let state = AppState::new(Inner {
             refresh,
+            mailer,
+            mail_wakeup: tokio::sync::Notify::new(),
             store,
             clock,
             issuer,
@@ -111,6 +115,7 @@ impl App {
         tokio::spawn(sync_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(maintenance_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(metrics_upkeep_loop(self.state.clone(), stopping.clone()));
+        tokio::spawn(mail::run(self.state.clone(), stopping.clone()));
         let trigger = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;

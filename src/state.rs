@@ -41,6 +41,10 @@ pub struct Inner {
     pub cors_origins: crate::http::cors::Origins,
     /// Refresh-token reads and rotations, batched across concurrent requests.
     pub refresh: store::grants::RefreshQueue,
+    /// Renders and delivers the outbox's email.
+    pub mailer: crate::mail::Mailer,
+    /// Wakes the dispatcher when this process queued email.
+    pub mail_wakeup: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -74,16 +78,21 @@ impl AppState {
 
     /// The domain of Message-IDs and of the default sender: the issuer's host.
     pub fn mail_domain(&self) -> String {
-        url::Url::parse(&self.issuer)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_else(|| "localhost".to_owned())
+        mail_domain(&self.issuer)
     }
 
     /// Forgets a cached client after this process changed it.
     pub fn client_changed(&self, client_id: &str) {
         self.clients.invalidate(client_id);
     }
+}
+
+/// The host of `issuer` (`localhost` if it has none).
+pub fn mail_domain(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 impl Deref for AppState {

@@ -519,6 +519,9 @@ async fn create(
             .await?;
     }
     tx.commit().await?;
+    if email.is_some() {
+        state.mail_wakeup.notify_one();
+    }
     Ok(response.into_response())
 }
 

@@ -223,7 +223,28 @@ pub async fn get(
     .bind(value)
     .fetch_optional(pool)
     .await)?;
-    let Some(case) = case else { return Ok(None) };
+    match case {
+        Some(case) => with_parts(store, case).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A case whoever may see it (for the email about it).
+pub async fn get_unscoped(store: &Store, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"));
+    let case: Option<CaseRow> = read!(store, |pool| sqlx::query_as(SQL.as_str())
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    match case {
+        Some(case) => with_parts(store, case).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+async fn with_parts(store: &Store, case: CaseRow) -> Result<CaseRecord, StoreError> {
+    let id = case.id.as_str();
     const ITEMS: &str = "SELECT id, position, sku, description, quantity, unit_price_minor, \
         currency FROM case_line_items WHERE case_id = $1 ORDER BY position";
     const NOTIFICATION: &str = "SELECT recipient, status, attempts FROM email_outbox \
@@ -236,9 +257,9 @@ pub async fn get(
         .bind(id)
         .fetch_optional(pool)
         .await)?;
-    Ok(Some(CaseRecord {
+    Ok(CaseRecord {
         case,
         line_items,
         notification,
-    }))
+    })
 }

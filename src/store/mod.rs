@@ -15,6 +15,7 @@ pub mod consents;
 pub mod grants;
 pub mod idempotency;
 pub mod keys;
+pub mod outbox;
 pub mod revocations;
 pub mod sessions;
 pub mod users;

@@ -18,6 +18,7 @@ mod guard;
 mod health;
 mod http;
 mod keys;
+mod mail;
 mod oauth;
 mod oidc;
 mod openapi;

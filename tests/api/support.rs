@@ -237,6 +237,7 @@ impl TestApp {
             issuer: Some(format!("http://{addr}")),
             master_key: Some(db.master_key.clone().into()),
             demo: false,
+            mail_dir: db.dir.path().join("mail"),
             ..Config::default()
         };
         tweak(&mut config);

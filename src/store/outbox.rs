@@ -1,0 +1,113 @@
+//! The email outbox: rows written by the transactions that need an email, claimed and
+//! marked by the dispatcher. A claim pushes `next_attempt_at` past a lease, so a row whose
+//! dispatcher died comes due again (at least once); on PostgreSQL `FOR UPDATE SKIP LOCKED`
+//! keeps two replicas from claiming one row at the same moment.
+
+use sqlx::QueryBuilder;
+
+use super::{Db, Store, StoreError, read, write};
+
+/// A claimed email, with the attempt this claim counts as.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueEmail {
+    /// Outbox row id.
+    pub id: String,
+    /// The case it tells about.
+    pub case_id: Option<String>,
+    /// Recipient address.
+    pub recipient: String,
+    /// Template name.
+    pub template: String,
+    /// The Message-ID of every attempt.
+    pub message_id: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// When it was queued.
+    pub created_at: i64,
+}
+
+/// Claims up to `limit` due emails until `lease_until`.
+pub async fn claim_due(
+    store: &Store,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<DueEmail>, StoreError> {
+    const SQLITE: &str = "UPDATE email_outbox SET attempts = attempts + 1, next_attempt_at = $2 \
+        WHERE id IN (SELECT id FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= $1 \
+          ORDER BY next_attempt_at, id LIMIT $3) \
+        RETURNING id, case_id, recipient, template, message_id, attempts, created_at";
+    const POSTGRES: &str = "UPDATE email_outbox SET attempts = attempts + 1, next_attempt_at = $2 \
+        WHERE id IN (SELECT id FROM email_outbox WHERE status = 'queued' AND next_attempt_at <= $1 \
+          ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+        RETURNING id, case_id, recipient, template, message_id, attempts, created_at";
+    let sql = match store.db {
+        Db::Sqlite { .. } => SQLITE,
+        Db::Postgres(_) => POSTGRES,
+    };
+    Ok(write!(store, |pool| sqlx::query_as(sql)
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Marks emails delivered.
+pub async fn mark_sent(store: &Store, ids: &[String], now: i64) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    write!(store, |pool| {
+        let mut query = QueryBuilder::new(
+            "UPDATE email_outbox SET status = 'sent', last_error = NULL, sent_at = ",
+        );
+        query
+            .push_bind(now)
+            .push(" WHERE status = 'queued' AND id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        query.push(")");
+        query.build().execute(pool).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Records a failed attempt: retried at `next_attempt_at`, or, with `None`, given up.
+pub async fn mark_failed_attempt(
+    store: &Store,
+    id: &str,
+    next_attempt_at: Option<i64>,
+    error: &str,
+) -> Result<(), StoreError> {
+    const RETRY: &str = "UPDATE email_outbox SET next_attempt_at = $2, last_error = $3 \
+        WHERE id = $1 AND status = 'queued'";
+    const GIVE_UP: &str = "UPDATE email_outbox SET status = 'failed', last_error = $2 \
+        WHERE id = $1 AND status = 'queued'";
+    match next_attempt_at {
+        Some(at) => write!(store, |pool| sqlx::query(RETRY)
+            .bind(id)
+            .bind(at)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(|_| ()))?,
+        None => write!(store, |pool| sqlx::query(GIVE_UP)
+            .bind(id)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(|_| ()))?,
+    }
+    Ok(())
+}
+
+/// Emails waiting or retrying.
+pub async fn queued(store: &Store) -> Result<i64, StoreError> {
+    const SQL: &str = "SELECT COUNT(*) FROM email_outbox WHERE status = 'queued'";
+    Ok(read!(store, |pool| sqlx::query_scalar(SQL)
+        .fetch_one(pool)
+        .await)?)
+}
