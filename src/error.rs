@@ -104,6 +104,9 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// If-Match names a version that is no longer current (412).
+    #[error("the case has changed since the ETag in If-Match; read it again")]
+    PreconditionFailed,
     /// An Idempotency-Key reused with a different request (422).
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
@@ -170,6 +173,11 @@ impl IntoResponse for ApiError {
                 detail,
             ),
             ApiError::NotFound => Problem::new(StatusCode::NOT_FOUND, None, "no such resource"),
+            e @ ApiError::PreconditionFailed => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                Some("precondition-failed"),
+                e.to_string(),
+            ),
             e @ ApiError::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some("idempotency-key-reused"),

@@ -664,3 +664,361 @@ pub async fn get_case(
         .header(header::ETAG, &etag(case.version))
         .into_response())
 }
+
+/// Cases per page at most.
+pub const MAX_PAGE: i64 = 200;
+/// Cases per page unless `limit` says otherwise.
+pub const DEFAULT_PAGE: i64 = 50;
+
+/// Query of `GET /api/v1/cases`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only cases with this status.
+    pub status: Option<Status>,
+    /// Only cases created at or after this instant (RFC 3339).
+    pub created_from: Option<String>,
+    /// Only cases created before this instant (RFC 3339).
+    pub created_to: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of cases, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseList {
+    /// The cases.
+    pub items: Vec<Case>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn parse_instant(check: &mut Check, field: &str, value: Option<&str>) -> Option<i64> {
+    let value = value?;
+    match time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => Some(t.unix_timestamp()),
+        Err(_) => {
+            check.0.push(FieldError::new(
+                field,
+                "invalid",
+                "must be an RFC 3339 instant like 2026-11-29T10:00:00Z",
+            ));
+            None
+        }
+    }
+}
+
+fn encode_cursor(created_at: i64, id: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}:{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (at, id) = text.split_once(':')?;
+    Some((at.parse().ok()?, id.to_owned()))
+}
+
+/// Lists the caller's cases, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases",
+    security(("bearer" = ["cases.read"]), ("oauth2" = ["cases.read"])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of cases", body = CaseList),
+        (status = 400, description = "Unknown or malformed query parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks cases.read, cases.write or api", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit, instant or cursor", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_cases(
+    State(state): State<AppState>,
+    caller: Caller<CasesRead>,
+    query: Result<axum::extract::Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<CaseList>, ApiError> {
+    let axum::extract::Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut check = Check::default();
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    check.range("limit", limit, 1, MAX_PAGE);
+    let created_from = parse_instant(&mut check, "created_from", params.created_from.as_deref());
+    let created_to = parse_instant(&mut check, "created_to", params.created_to.as_deref());
+    let after = match params.cursor.as_deref() {
+        Some(c) => {
+            let decoded = decode_cursor(c);
+            if decoded.is_none() {
+                check.0.push(FieldError::new(
+                    "cursor",
+                    "invalid",
+                    "not a cursor this API returned",
+                ));
+            }
+            decoded
+        }
+        None => None,
+    };
+    if !check.0.is_empty() {
+        return Err(ApiError::Validation(check.0));
+    }
+    let query = store_cases::ListQuery {
+        status: params.status.map(|s| s.as_str().to_owned()),
+        created_from,
+        created_to,
+        after,
+        limit: limit + 1,
+    };
+    let mut records = store_cases::list(&state.store, &visibility(&caller.claims), &query).await?;
+    let more = records.len() as i64 > limit;
+    records.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| {
+            records
+                .last()
+                .map(|r| encode_cursor(r.case.created_at, &r.case.id))
+        })
+        .flatten();
+    let items = records
+        .into_iter()
+        .map(Case::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(axum::Json(CaseList { items, next_cursor }))
+}
+
+/// PATCH /api/v1/cases/{id}: the fields to change; absent fields stay.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "Working", "priority": "Critical"}))]
+pub struct CaseUpdate {
+    /// 1 to 255 characters.
+    pub subject: Option<String>,
+    /// Up to 32,000 characters.
+    pub description: Option<String>,
+    /// New → Working, Escalated or Closed; Working → Escalated or Closed; Escalated →
+    /// Working or Closed; Closed → Working (reopen).
+    pub status: Option<Status>,
+    /// New priority.
+    pub priority: Option<Priority>,
+    /// 1 to 40 characters.
+    pub origin: Option<String>,
+    /// Replaces the contact.
+    pub contact: Option<Contact>,
+}
+
+/// Whether a case may move from `from` to `to`.
+pub fn transition_allowed(from: Status, to: Status) -> bool {
+    use Status::*;
+    from == to
+        || matches!(
+            (from, to),
+            (New, Working | Escalated | Closed)
+                | (Working, Escalated | Closed)
+                | (Escalated, Working | Closed)
+                | (Closed, Working)
+        )
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let value = value.to_str().unwrap_or_default().trim();
+    let version = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .and_then(|v| v.parse::<i64>().ok());
+    version.map(Some).ok_or_else(|| {
+        ApiError::BadRequest("If-Match must be an ETag this API returned, like \"3\"".to_owned())
+    })
+}
+
+/// Changes a case. With `If-Match: "<version>"` the change applies only to that version
+/// (412 otherwise); without it, a change racing another one is refused with 409.
+#[utoipa::path(patch, path = "/api/v1/cases/{id}", tag = "cases",
+    security(("bearer" = ["cases.write"]), ("oauth2" = ["cases.write"])),
+    params(("id" = String, Path, description = "Case id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+    request_body = CaseUpdate,
+    responses(
+        (status = 200, description = "The changed case; ETag is its new version", body = Case),
+        (status = 400, description = "Malformed JSON or If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Changed concurrently (without If-Match); read it and retry", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields or a status move that is not allowed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_case(
+    State(state): State<AppState>,
+    caller: Caller<CasesWrite>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    crate::http::extract::ApiJson(update): crate::http::extract::ApiJson<CaseUpdate>,
+) -> Result<Response, ApiError> {
+    let expected = if_match(&headers)?;
+    let who = visibility(&caller.claims);
+    let current = store_cases::get(&state.store, &id, &who)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut check = Check::default();
+    if let Some(v) = &update.subject {
+        check.text("subject", v, 1, 255);
+    }
+    if let Some(v) = &update.description {
+        check.text("description", v, 0, 32_000);
+    }
+    if let Some(v) = &update.origin {
+        check.text("origin", v, 1, 40);
+    }
+    if let Some(contact) = &update.contact {
+        if let Some(name) = &contact.name {
+            check.text("contact.name", name, 1, 200);
+        }
+        if let Some(email) = &contact.email {
+            check.email("contact.email", email);
+        }
+    }
+    if let Some(to) = update.status {
+        let from = Status::from_stored(&current.case.status)?;
+        if !transition_allowed(from, to) {
+            check.0.push(FieldError::new(
+                "status",
+                "invalid_transition",
+                format!("a {} case cannot become {}", from.as_str(), to.as_str()),
+            ));
+        }
+    }
+    if !check.0.is_empty() {
+        return Err(ApiError::Validation(check.0));
+    }
+    if let Some(expected) = expected
+        && expected != current.case.version
+    {
+        return Err(ApiError::PreconditionFailed);
+    }
+    let change = store_cases::CaseChange {
+        subject: update.subject,
+        description: update.description,
+        status: update.status.map(|s| s.as_str().to_owned()),
+        priority: update.priority.map(|p| p.as_str().to_owned()),
+        origin: update.origin.map(Some),
+        contact_name: update.contact.as_ref().map(|c| c.name.clone()),
+        contact_email: update
+            .contact
+            .as_ref()
+            .map(|c| c.email.as_deref().map(|e| e.trim().to_owned())),
+    };
+    let now = state.clock.unix();
+    let mut tx = state.store.begin().await?;
+    let updated =
+        store_cases::update(&mut tx, &id, &who, current.case.version, &change, now).await?;
+    if updated.is_none() {
+        return Err(if expected.is_some() {
+            ApiError::PreconditionFailed
+        } else {
+            ApiError::Conflict(
+                "the case changed while this request ran; read it again and retry".to_owned(),
+            )
+        });
+    }
+    let record = store_cases::get_in(&mut tx, &id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    let case = Case::try_from(record)?;
+    Ok(JsonResponse::new(StatusCode::OK, &case)?
+        .header(header::ETAG, &etag(case.version))
+        .into_response())
+}
+
+/// POST /api/v1/cases/{id}/line-items: items appended after the existing ones.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"line_items": [{"sku": "FUSER-2", "quantity": 1, "unit_price": {"amount_minor": 8900, "currency": "EUR"}}]}))]
+pub struct AppendLineItems {
+    /// 1 or more; the case holds at most 200 in all.
+    pub line_items: Vec<NewLineItem>,
+}
+
+/// Appends line items to a case atomically (all or none), after the existing ones.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/line-items", tag = "cases",
+    security(("bearer" = ["cases.write"]), ("oauth2" = ["cases.write"])),
+    params(("id" = String, Path, description = "Case id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "As for POST /api/v1/cases")),
+    request_body = AppendLineItems,
+    responses(
+        (status = 201, description = "The case with the new items; ETag is its new version", body = Case),
+        (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid items (named by path), more than 200 in all, or an Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn append_line_items(
+    State(state): State<AppState>,
+    caller: Caller<CasesWrite>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let claims = &caller.claims;
+    let path = format!("/api/v1/cases/{id}/line-items");
+    idempotent(&state, claims, &path, &headers, &body, |claim| async {
+        let result = async {
+            let request: AppendLineItems = crate::http::extract::parse_json(&headers, &body)?;
+            append(&state, claims, &id, &request, claim.as_ref()).await
+        }
+        .await;
+        (claim, result)
+    })
+    .await
+}
+
+async fn append(
+    state: &AppState,
+    claims: &AccessClaims,
+    id: &str,
+    request: &AppendLineItems,
+    claim: Option<&Claim>,
+) -> Result<Response, ApiError> {
+    let mut check = Check::default();
+    if request.line_items.is_empty() {
+        check.0.push(FieldError::new(
+            "line_items",
+            "required",
+            "append at least one line item",
+        ));
+    }
+    check_items(&mut check, &request.line_items, 0);
+    if !check.0.is_empty() {
+        return Err(ApiError::Validation(check.0));
+    }
+    let who = visibility(claims);
+    let mut tx = state.store.begin().await?;
+    let held = store_cases::lock_for_append(&mut tx, id, &who, state.clock.unix())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let held = usize::try_from(held).unwrap_or(usize::MAX);
+    let mut check = Check::default();
+    check_items(&mut check, &request.line_items, held);
+    if !check.0.is_empty() {
+        return Err(ApiError::Validation(check.0));
+    }
+    store_cases::insert_items(&mut tx, id, &item_rows(&request.line_items, held)).await?;
+    let record = store_cases::get_in(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let case = Case::try_from(record)?;
+    let response = JsonResponse::new(StatusCode::CREATED, &case)?
+        .header(header::LOCATION, &format!("/api/v1/cases/{}", case.id))
+        .header(header::ETAG, &etag(case.version));
+    if let Some(claim) = claim {
+        claim
+            .complete(&mut tx, response.status, &response.headers, &response.body)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(response.into_response())
+}

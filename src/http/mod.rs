@@ -43,8 +43,15 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::get_openid_configuration))
         .routes(routes!(oauth::get_authorization_server_metadata))
         .routes(routes!(crate::api::me::get_me))
-        .routes(routes!(crate::api::cases::create_case))
-        .routes(routes!(crate::api::cases::get_case))
+        .routes(routes!(
+            crate::api::cases::create_case,
+            crate::api::cases::list_cases
+        ))
+        .routes(routes!(
+            crate::api::cases::get_case,
+            crate::api::cases::update_case
+        ))
+        .routes(routes!(crate::api::cases::append_line_items))
         .routes(routes!(crate::api::grants::list_my_grants))
         .routes(routes!(crate::api::grants::revoke_my_grant))
         .routes(routes!(admin::list_clients, admin::create_client))

@@ -114,6 +114,16 @@ pub struct NewEmail {
 const CASE_COLUMNS: &str = "id, case_number, subject, description, status, priority, origin, \
     contact_name, contact_email, owner_id, created_by, created_at, updated_at, version";
 
+/// A case's line items, by position.
+const ITEMS: &str = "SELECT id, position, sku, description, quantity, unit_price_minor, \
+    currency FROM case_line_items WHERE case_id = $1 ORDER BY position";
+/// A case's notification: the first email queued for it.
+const NOTIFICATION: &str = "SELECT recipient, status, attempts FROM email_outbox \
+    WHERE case_id = $1 ORDER BY created_at, id LIMIT 1";
+/// A case by id, unscoped.
+static BY_ID: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"));
+
 /// Inserts a case (its `case_number` is assigned here), its line items and its
 /// notification inside `tx`.
 pub async fn insert(
@@ -231,9 +241,7 @@ pub async fn get(
 
 /// A case whoever may see it (for the email about it).
 pub async fn get_unscoped(store: &Store, id: &str) -> Result<Option<CaseRecord>, StoreError> {
-    static SQL: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"));
-    let case: Option<CaseRow> = read!(store, |pool| sqlx::query_as(SQL.as_str())
+    let case: Option<CaseRow> = read!(store, |pool| sqlx::query_as(BY_ID.as_str())
         .bind(id)
         .fetch_optional(pool)
         .await)?;
@@ -245,10 +253,6 @@ pub async fn get_unscoped(store: &Store, id: &str) -> Result<Option<CaseRecord>,
 
 async fn with_parts(store: &Store, case: CaseRow) -> Result<CaseRecord, StoreError> {
     let id = case.id.as_str();
-    const ITEMS: &str = "SELECT id, position, sku, description, quantity, unit_price_minor, \
-        currency FROM case_line_items WHERE case_id = $1 ORDER BY position";
-    const NOTIFICATION: &str = "SELECT recipient, status, attempts FROM email_outbox \
-        WHERE case_id = $1 ORDER BY created_at, id LIMIT 1";
     let line_items: Vec<LineItemRow> = read!(store, |pool| sqlx::query_as(ITEMS)
         .bind(id)
         .fetch_all(pool)
@@ -262,4 +266,237 @@ async fn with_parts(store: &Store, case: CaseRow) -> Result<CaseRecord, StoreErr
         line_items,
         notification,
     })
+}
+
+/// Filters and position of a case list (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Only cases with this status.
+    pub status: Option<String>,
+    /// Only cases created at or after (Unix seconds).
+    pub created_from: Option<i64>,
+    /// Only cases created before (Unix seconds).
+    pub created_to: Option<i64>,
+    /// Continue after this (created_at, id).
+    pub after: Option<(i64, String)>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// Cases the caller may see, newest first, with their items and notifications.
+pub async fn list(
+    store: &Store,
+    who: &Visibility,
+    q: &ListQuery,
+) -> Result<Vec<CaseRecord>, StoreError> {
+    let (column, value) = who.column();
+    let cases: Vec<CaseRow> = read!(store, |pool| {
+        let mut sql = QueryBuilder::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE "));
+        sql.push(column).push(" = ").push_bind(value);
+        if let Some(status) = &q.status {
+            sql.push(" AND status = ").push_bind(status);
+        }
+        if let Some(from) = q.created_from {
+            sql.push(" AND created_at >= ").push_bind(from);
+        }
+        if let Some(to) = q.created_to {
+            sql.push(" AND created_at < ").push_bind(to);
+        }
+        if let Some((at, id)) = &q.after {
+            sql.push(" AND (created_at < ")
+                .push_bind(*at)
+                .push(" OR (created_at = ")
+                .push_bind(*at)
+                .push(" AND id < ")
+                .push_bind(id)
+                .push("))");
+        }
+        sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(q.limit);
+        sql.build_query_as().fetch_all(pool).await
+    })?;
+    if cases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    let items: Vec<(String, LineItemRow)> = read!(store, |pool| {
+        let mut sql = QueryBuilder::new(
+            "SELECT case_id, id, position, sku, description, quantity, unit_price_minor, currency \
+             FROM case_line_items WHERE case_id IN (",
+        );
+        let mut list = sql.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        sql.push(") ORDER BY case_id, position");
+        sql.build_query_as::<ItemWithCase>()
+            .fetch_all(pool)
+            .await
+            .map(|rows| rows.into_iter().map(|r| (r.case_id, r.item)).collect())
+    })?;
+    let notifications: Vec<(String, NotificationRow)> = read!(store, |pool| {
+        let mut sql = QueryBuilder::new(
+            "SELECT case_id, recipient, status, attempts FROM email_outbox WHERE case_id IN (",
+        );
+        let mut list = sql.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        sql.push(") ORDER BY created_at DESC, id DESC");
+        sql.build_query_as::<NotificationWithCase>()
+            .fetch_all(pool)
+            .await
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|r| (r.case_id, r.notification))
+                    .collect()
+            })
+    })?;
+    let mut by_case: std::collections::HashMap<String, CaseRecord> = cases
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                CaseRecord {
+                    case: c.clone(),
+                    line_items: Vec::new(),
+                    notification: None,
+                },
+            )
+        })
+        .collect();
+    for (case_id, item) in items {
+        if let Some(r) = by_case.get_mut(&case_id) {
+            r.line_items.push(item);
+        }
+    }
+    // Newest last wins: the first one queued is what the case shows.
+    for (case_id, n) in notifications {
+        if let Some(r) = by_case.get_mut(&case_id) {
+            r.notification = Some(n);
+        }
+    }
+    Ok(cases.iter().filter_map(|c| by_case.remove(&c.id)).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemWithCase {
+    case_id: String,
+    #[sqlx(flatten)]
+    item: LineItemRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct NotificationWithCase {
+    case_id: String,
+    #[sqlx(flatten)]
+    notification: NotificationRow,
+}
+
+/// The fields a change may set (`None` = unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct CaseChange {
+    /// New subject.
+    pub subject: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New status.
+    pub status: Option<String>,
+    /// New priority.
+    pub priority: Option<String>,
+    /// New origin (`Some(None)` clears it).
+    pub origin: Option<Option<String>>,
+    /// New contact name.
+    pub contact_name: Option<Option<String>>,
+    /// New contact email.
+    pub contact_email: Option<Option<String>>,
+}
+
+/// Applies `change` if the case is still at `version`: the new version, or `None` when the
+/// case changed in between (or is not visible).
+pub async fn update(
+    tx: &mut Tx,
+    id: &str,
+    who: &Visibility,
+    version: i64,
+    change: &CaseChange,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let (column, value) = who.column();
+    let updated: Option<i64> = in_tx!(tx, |c| {
+        let mut sql = QueryBuilder::new("UPDATE cases SET version = version + 1, updated_at = ");
+        sql.push_bind(now);
+        if let Some(v) = &change.subject {
+            sql.push(", subject = ").push_bind(v);
+        }
+        if let Some(v) = &change.description {
+            sql.push(", description = ").push_bind(v);
+        }
+        if let Some(v) = &change.status {
+            sql.push(", status = ").push_bind(v);
+        }
+        if let Some(v) = &change.priority {
+            sql.push(", priority = ").push_bind(v);
+        }
+        if let Some(v) = &change.origin {
+            sql.push(", origin = ").push_bind(v);
+        }
+        if let Some(v) = &change.contact_name {
+            sql.push(", contact_name = ").push_bind(v);
+        }
+        if let Some(v) = &change.contact_email {
+            sql.push(", contact_email = ").push_bind(v);
+        }
+        sql.push(" WHERE id = ").push_bind(id);
+        sql.push(" AND ").push(column).push(" = ").push_bind(value);
+        sql.push(" AND version = ").push_bind(version);
+        sql.push(" RETURNING version");
+        sql.build_query_scalar().fetch_optional(&mut *c).await
+    })?;
+    Ok(updated)
+}
+
+/// Locks a visible case for an append inside `tx` (bumping its version) and returns the
+/// number of items it holds; `None` when the caller may not see it.
+pub async fn lock_for_append(
+    tx: &mut Tx,
+    id: &str,
+    who: &Visibility,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let (column, value) = who.column();
+    let sql = format!(
+        "UPDATE cases SET version = version + 1, updated_at = $3 WHERE id = $1 AND {column} = $2 \
+         RETURNING (SELECT COUNT(*) FROM case_line_items WHERE case_id = $1)"
+    );
+    Ok(in_tx!(tx, |c| sqlx::query_scalar(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(id)
+    .bind(value)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await)?)
+}
+
+/// A case inside `tx` (after a change, for the answer).
+pub async fn get_in(tx: &mut Tx, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+    let case: Option<CaseRow> = in_tx!(tx, |c| sqlx::query_as(BY_ID.as_str())
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?;
+    let Some(case) = case else { return Ok(None) };
+    let line_items: Vec<LineItemRow> = in_tx!(tx, |c| sqlx::query_as(ITEMS)
+        .bind(id)
+        .fetch_all(&mut *c)
+        .await)?;
+    let notification: Option<NotificationRow> = in_tx!(tx, |c| sqlx::query_as(NOTIFICATION)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?;
+    Ok(Some(CaseRecord {
+        case,
+        line_items,
+        notification,
+    }))
 }

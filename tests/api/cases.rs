@@ -349,3 +349,159 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Value,
+    if_match: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .http
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(tag) = if_match {
+        request = request.header("if-match", tag);
+    }
+    request.send().await.unwrap()
+}
+
+on_both_backends! {
+    async fn lists_page_by_cursor_and_filter_by_status_and_time(backend: Backend) {
+        let clock = gatehouse::clock::ManualClock::at(1_900_000_000);
+        let app = TestApp::spawn_with_clock(backend, clock.clone(), |_| {}).await;
+        let (id, secret) = app.service_client(&["cases.write"]).await;
+        let token = app.access_token(&id, &secret, None).await;
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            let body = json!({"case": {"subject": format!("case {i}")}});
+            ids.push(json(post(&app, &token, &body).await).await["id"].as_str().unwrap().to_owned());
+            if i % 2 == 1 {
+                clock.advance(60);
+            }
+        }
+        // Another client's cases never show.
+        let (other, other_secret) = app.service_client(&["cases.write"]).await;
+        let other = app.access_token(&other, &other_secret, None).await;
+        post(&app, &other, &json!({"case": {"subject": "not yours"}})).await;
+
+        let mut seen = Vec::new();
+        let mut path = "/api/v1/cases?limit=3".to_owned();
+        loop {
+            let page = json(app.get_bearer(&path, &token).await).await;
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= 3);
+            seen.extend(items.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/api/v1/cases?limit=3&cursor={cursor}"),
+                None => break,
+            }
+        }
+        let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+        assert_eq!(seen, newest_first, "every case once, newest first");
+
+        // Filters: status and a creation window.
+        let patched = send(&app, reqwest::Method::PATCH, &format!("/api/v1/cases/{}", ids[0]), &token, json!({"status": "Working"}), None).await;
+        assert_eq!(patched.status(), 200);
+        let working = json(app.get_bearer("/api/v1/cases?status=Working", &token).await).await;
+        assert_eq!(working["items"].as_array().unwrap().len(), 1);
+        assert_eq!(working["items"][0]["id"], ids[0]);
+        // 1_900_000_000 is 17:46:40: cases 2 and 3 were created at 17:47:40, 4 and 5 at 17:48:40.
+        let from = "2030-03-17T17:47:00Z";
+        let to = "2030-03-17T17:48:40Z";
+        let window = json(app.get_bearer(&format!("/api/v1/cases?created_from={from}&created_to={to}"), &token).await).await;
+        let got: Vec<&str> = window["items"].as_array().unwrap().iter().map(|c| c["subject"].as_str().unwrap()).collect();
+        assert_eq!(got, ["case 3", "case 2"]);
+
+        for bad in ["limit=0", "limit=201", "created_from=yesterday", "cursor=bm9wZQ"] {
+            let response = app.get_bearer(&format!("/api/v1/cases?{bad}"), &token).await;
+            assert_eq!(response.status(), 422, "{bad}");
+        }
+        assert_eq!(app.get_bearer("/api/v1/cases?status=Lost", &token).await.status(), 400);
+        assert_eq!(app.get_bearer("/api/v1/cases?colour=red", &token).await.status(), 400);
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn changes_follow_the_status_rules_and_if_match(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let (id, secret) = app.service_client(&["cases.write"]).await;
+        let token = app.access_token(&id, &secret, None).await;
+        let case = json(post(&app, &token, &contract_body()).await).await;
+        let path = format!("/api/v1/cases/{}", case["id"].as_str().unwrap());
+        let patch = |body: Value, tag: Option<&'static str>| send(&app, reqwest::Method::PATCH, &path, &token, body, tag);
+
+        let working = patch(json!({"status": "Working", "priority": "Critical"}), Some("\"1\"")).await;
+        assert_eq!(working.status(), 200);
+        assert_eq!(working.headers()["etag"], "\"2\"");
+        let working = json(working).await;
+        assert_eq!((working["status"].as_str(), working["priority"].as_str(), working["version"].as_i64()), (Some("Working"), Some("Critical"), Some(2)));
+        assert_eq!(working["line_items"].as_array().unwrap().len(), 3, "items untouched");
+
+        let stale = patch(json!({"subject": "Stale"}), Some("\"1\"")).await;
+        assert_eq!(stale.status(), 412);
+        assert_eq!(json(stale).await["type"], "urn:gatehouse:problem:precondition-failed");
+        assert_eq!(patch(json!({"subject": "x"}), Some("W/\"2\"")).await.status(), 400);
+
+        let back = patch(json!({"status": "New"}), None).await;
+        assert_eq!(back.status(), 422);
+        assert_eq!(json(back).await["errors"][0]["code"], "invalid_transition");
+        assert_eq!(patch(json!({"status": "Closed"}), None).await.status(), 200);
+        assert_eq!(patch(json!({"status": "Escalated"}), None).await.status(), 422);
+        let reopened = json(patch(json!({"status": "Working", "subject": ""}), None).await).await;
+        assert_eq!(reopened["errors"][0]["field"], "subject", "nothing applied when a field is invalid");
+        assert_eq!(json(app.get_bearer(&path, &token).await).await["status"], "Closed");
+        assert_eq!(patch(json!({"status": "Working"}), None).await.status(), 200);
+
+        // Another client cannot change it: 404.
+        let (other, other_secret) = app.service_client(&["cases.write"]).await;
+        let other = app.access_token(&other, &other_secret, None).await;
+        assert_eq!(send(&app, reqwest::Method::PATCH, &path, &other, json!({"status": "Closed"}), None).await.status(), 404);
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn appended_line_items_go_in_whole_after_the_others(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let (id, secret) = app.service_client(&["cases.write"]).await;
+        let token = app.access_token(&id, &secret, None).await;
+        let case = json(post(&app, &token, &contract_body()).await).await;
+        let path = format!("/api/v1/cases/{}/line-items", case["id"].as_str().unwrap());
+        let item = json!({"sku": "FUSER-2", "quantity": 1, "unit_price": {"amount_minor": 8900, "currency": "EUR"}});
+
+        let appended = send(&app, reqwest::Method::POST, &path, &token, json!({"line_items": [item, item]}), None).await;
+        assert_eq!(appended.status(), 201);
+        assert_eq!(appended.headers()["etag"], "\"2\"");
+        let appended = json(appended).await;
+        let positions: Vec<i64> = appended["line_items"].as_array().unwrap().iter().map(|i| i["position"].as_i64().unwrap()).collect();
+        assert_eq!(positions, [0, 1, 2, 3, 4]);
+        assert_eq!(rows(&app).await, (1, 5, 1));
+
+        let mut bad = item.clone();
+        bad["quantity"] = json!(0);
+        let refused = json(send(&app, reqwest::Method::POST, &path, &token, json!({"line_items": [item, bad]}), None).await).await;
+        assert_eq!(fields(&refused), ["line_items[1].quantity"]);
+        let too_many = json!({"line_items": vec![item.clone(); 196]});
+        let refused = json(send(&app, reqwest::Method::POST, &path, &token, too_many, None).await).await;
+        assert_eq!(refused["errors"][0]["code"], "too_many");
+        assert_eq!(send(&app, reqwest::Method::POST, &path, &token, json!({"line_items": []}), None).await.status(), 422);
+        assert_eq!(rows(&app).await, (1, 5, 1), "refused appends write nothing");
+
+        // Idempotent like every POST.
+        let keyed = |k: &'static str| app.http.post(app.url(&path)).bearer_auth(&token).header("idempotency-key", k).json(&json!({"line_items": [item]})).send();
+        assert_eq!(keyed("more-1").await.unwrap().status(), 201);
+        let replay = keyed("more-1").await.unwrap();
+        assert_eq!(replay.headers()["idempotent-replayed"], "true");
+        assert_eq!(rows(&app).await, (1, 6, 1));
+
+        let (other, other_secret) = app.service_client(&["cases.write"]).await;
+        let other = app.access_token(&other, &other_secret, None).await;
+        assert_eq!(send(&app, reqwest::Method::POST, &path, &other, json!({"line_items": [item]}), None).await.status(), 404);
+        app.stop().await;
+    }
+}
