@@ -113,6 +113,9 @@ pub struct Config {
     pub mail_max_attempts: i64,
     /// First retry delay; doubled for each further attempt (with jitter), at most an hour.
     pub mail_retry_secs: i64,
+    /// How long a dispatcher holds the emails it claimed: one claimed by a process that died
+    /// is delivered by another (or the restarted one) after this long.
+    pub mail_lease_secs: i64,
     /// How often the dispatcher looks for due email (it also wakes at once for email
     /// queued by this process).
     pub mail_poll_ms: u64,
@@ -178,6 +181,7 @@ impl Default for Config {
             mail_from: None,
             mail_max_attempts: 8,
             mail_retry_secs: 2,
+            mail_lease_secs: 60,
             mail_poll_ms: 1000,
         }
     }
@@ -293,6 +297,7 @@ impl Config {
             ("login_lock_secs", self.login_lock_secs, 1),
             ("mail_max_attempts", self.mail_max_attempts, 1),
             ("mail_retry_secs", self.mail_retry_secs, 1),
+            ("mail_lease_secs", self.mail_lease_secs, 2),
         ] {
             if value < min {
                 return Err(ConfigError::key(key, format!("must be at least {min}")));

@@ -23,14 +23,13 @@ use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{self, StoreError, cases::CaseRecord, outbox::DueEmail};
 
-/// Rows claimed per round.
-const BATCH: i64 = 200;
+/// Rows claimed per round when writing files.
+const FILE_BATCH: i64 = 200;
 /// SMTP deliveries in flight at once.
 const SMTP_CONCURRENCY: usize = 4;
-/// How long one SMTP delivery may take.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a claim holds: longer than any delivery can take.
-const LEASE_SECS: i64 = 120;
+/// Rows claimed per round over SMTP: two deliveries per connection, each at most a quarter
+/// of the lease, so a round always ends well inside its lease.
+const SMTP_BATCH: i64 = 2 * SMTP_CONCURRENCY as i64;
 /// The longest retry delay.
 const MAX_RETRY_SECS: i64 = 3600;
 
@@ -38,6 +37,15 @@ const MAX_RETRY_SECS: i64 = 3600;
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Dir(PathBuf),
+}
+
+impl Transport {
+    fn batch(&self) -> i64 {
+        match self {
+            Transport::Smtp(_) => SMTP_BATCH,
+            Transport::Dir(_) => FILE_BATCH,
+        }
+    }
 }
 
 /// Renders and delivers email.
@@ -75,7 +83,11 @@ impl Mailer {
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                     // The URL may hold a password: say what is wrong, not what it was.
                     .map_err(|e| anyhow::anyhow!("smtp_url is not usable: {e}"))?
-                    .timeout(Some(SMTP_TIMEOUT))
+                    .timeout(Some(Duration::from_secs(
+                        u64::try_from(config.mail_lease_secs / 4)
+                            .unwrap_or(1)
+                            .max(1),
+                    )))
                     .build(),
             ),
             None => {
@@ -224,7 +236,9 @@ pub fn retry_delay(base: i64, attempts: i64) -> i64 {
 /// Claims due email and delivers it; returns how many rows were claimed.
 pub async fn dispatch_once(state: &AppState) -> Result<usize, StoreError> {
     let now = state.clock.unix();
-    let due = store::outbox::claim_due(&state.store, now, now + LEASE_SECS, BATCH).await?;
+    let batch = state.mailer.transport.batch();
+    let lease = state.config.mail_lease_secs;
+    let due = store::outbox::claim_due(&state.store, now, now + lease, batch).await?;
     let claimed = due.len();
     if claimed == 0 {
         return Ok(0);
@@ -325,7 +339,7 @@ pub async fn run(state: AppState, stop: CancellationToken) {
         if let Ok(depth) = store::outbox::queued(&state.store).await {
             metrics::gauge!("mail_outbox_queued").set(depth as f64);
         }
-        if claimed as i64 == BATCH {
+        if claimed as i64 == state.mailer.transport.batch() {
             continue;
         }
         tokio::select! {

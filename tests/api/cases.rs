@@ -505,3 +505,73 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+on_both_backends! {
+    async fn a_server_killed_mid_load_loses_no_acknowledged_case_and_sends_every_email(backend: Backend) {
+        use crate::support::{ServerProcess, TestDb, cli};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let db = TestDb::new(backend).await;
+        cli(&db, &["migrate"], None).await.ok();
+        let created = cli(&db, &["client", "create", "--name", "loader", "--type", "confidential",
+            "--grant", "client_credentials", "--scope", "cases.write", "--json"], None).await.ok().json();
+        let (id, secret) = (created["client_id"].as_str().unwrap().to_owned(), created["client_secret"].as_str().unwrap().to_owned());
+        let mut server = ServerProcess::start(&db, &[("GATEHOUSE_MAIL_LEASE_SECS", "2")]).await;
+        let http = reqwest::Client::new();
+        let token: Value = http.post(server.url("/oauth2/token")).basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")]).send().await.unwrap().json().await.unwrap();
+        let token = token["access_token"].as_str().unwrap().to_owned();
+
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..8).map(|_| {
+            let (http, url, token, stop) = (http.clone(), server.url("/api/v1/cases"), token.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = http.post(&url).bearer_auth(&token).json(&contract_body()).send().await;
+                    match sent {
+                        Ok(r) if r.status() == 201 => {
+                            if let Ok(case) = r.json::<Value>().await {
+                                acknowledged.push(case["id"].as_str().unwrap().to_owned());
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                    }
+                }
+                acknowledged
+            })
+        }).collect();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        server.child.start_kill().unwrap(); // SIGKILL: no shutdown, no flush
+        server.child.wait().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut acknowledged = Vec::new();
+        for w in workers {
+            acknowledged.extend(w.await.unwrap());
+        }
+        assert!(acknowledged.len() >= 8, "the load ran: {} cases acknowledged", acknowledged.len());
+
+        // Emails the killed process had claimed come due again after the lease.
+        let restarted = ServerProcess::start(&db, &[("GATEHOUSE_MAIL_LEASE_SECS", "2")]).await;
+        for case_id in &acknowledged {
+            let case: Value = http.get(restarted.url(&format!("/api/v1/cases/{case_id}"))).bearer_auth(&token)
+                .send().await.unwrap().json().await.unwrap();
+            assert_eq!(case["line_items"].as_array().map(Vec::len), Some(3), "acknowledged case {case_id} whole: {case}");
+        }
+        let partial = query_count(&db, "SELECT COUNT(*) FROM cases c WHERE (SELECT COUNT(*) FROM case_line_items i WHERE i.case_id = c.id) <> 3 \
+            OR (SELECT COUNT(*) FROM email_outbox o WHERE o.case_id = c.id) <> 1").await;
+        assert_eq!(partial, 0, "every stored case has its 3 items and exactly one email");
+        let orphans = query_count(&db, "SELECT COUNT(*) FROM case_line_items i WHERE NOT EXISTS (SELECT 1 FROM cases c WHERE c.id = i.case_id)").await;
+        assert_eq!(orphans, 0);
+        let delivered = crate::support::eventually(30, || async {
+            (query_count(&db, "SELECT COUNT(*) FROM email_outbox WHERE status <> 'sent'").await == 0).then_some(())
+        }).await;
+        assert!(delivered.is_some(), "every queued email is delivered after the restart");
+        let emails = query_count(&db, "SELECT COUNT(*) FROM email_outbox").await;
+        let files = std::fs::read_dir(db.path().join("mail")).unwrap()
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))).count();
+        assert_eq!(files as i64, emails, "one file per email");
+        drop(restarted);
+    }
+}
