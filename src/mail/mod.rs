@@ -25,6 +25,8 @@ use crate::store::{self, StoreError, cases::CaseRecord, outbox::DueEmail};
 
 /// Rows claimed per round when writing files.
 const FILE_BATCH: i64 = 200;
+/// Threads writing one batch of files.
+const FILE_WRITERS: usize = 8;
 /// SMTP deliveries in flight at once.
 const SMTP_CONCURRENCY: usize = 4;
 /// Rows claimed per round over SMTP: two deliveries per connection, each at most a quarter
@@ -247,12 +249,16 @@ pub async fn dispatch_once(state: &AppState) -> Result<usize, StoreError> {
     // Render every message first; a row whose case is gone or that cannot render fails.
     let mut ready = Vec::with_capacity(claimed);
     let mut failed: Vec<(DueEmail, String)> = Vec::new();
+    let case_ids: Vec<String> = due.iter().filter_map(|e| e.case_id.clone()).collect();
+    let cases: std::collections::HashMap<String, CaseRecord> =
+        store::cases::by_ids(&state.store, &case_ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.case.id.clone(), r))
+            .collect();
     for email in due {
-        let record = match &email.case_id {
-            Some(id) => store::cases::get_unscoped(&state.store, id).await?,
-            None => None,
-        };
-        match record.map(|r| render(&mailer.from, &email, &r)) {
+        let record = email.case_id.as_ref().and_then(|id| cases.get(id));
+        match record.map(|r| render(&mailer.from, &email, r)) {
             Some(Ok(message)) => ready.push((email, message)),
             Some(Err(e)) => failed.push((email, e)),
             None => failed.push((email, "the case no longer exists".to_owned())),
@@ -265,23 +271,42 @@ pub async fn dispatch_once(state: &AppState) -> Result<usize, StoreError> {
                 .into_iter()
                 .map(|(email, message)| (email, message.formatted()))
                 .collect();
-            tokio::task::spawn_blocking(move || {
-                let written: Vec<_> = files
-                    .into_iter()
-                    .map(|(email, bytes)| {
-                        let name = format!("{}.eml", email.id);
-                        let result = write_file(&dir, &name, &bytes).map_err(|e| e.to_string());
-                        (email, result)
-                    })
-                    .collect();
-                // The renames are durable once the directory is.
-                if let Ok(d) = std::fs::File::open(&dir) {
-                    let _ = d.sync_all();
-                }
-                written
+            // fsync per file is the cost of a file; the filesystem commits concurrent
+            // fsyncs together, so the batch is written by several threads at once.
+            let per_writer = files.len().div_ceil(FILE_WRITERS).max(1);
+            let mut chunks = Vec::new();
+            let mut files = files.into_iter().peekable();
+            while files.peek().is_some() {
+                let chunk: Vec<_> = files.by_ref().take(per_writer).collect();
+                let dir = dir.clone();
+                chunks.push(tokio::task::spawn_blocking(move || {
+                    chunk
+                        .into_iter()
+                        .map(|(email, bytes)| {
+                            let name = format!("{}.eml", email.id);
+                            let result = write_file(&dir, &name, &bytes).map_err(|e| e.to_string());
+                            (email, result)
+                        })
+                        .collect::<Vec<_>>()
+                }));
+            }
+            let mut written = Vec::new();
+            for chunk in chunks {
+                written.extend(
+                    chunk
+                        .await
+                        .map_err(|e| StoreError::Corrupt(format!("mail writer: {e}")))?,
+                );
+            }
+            // The renames are durable once the directory is.
+            let synced = tokio::task::spawn_blocking(move || {
+                std::fs::File::open(&dir).and_then(|d| d.sync_all())
             })
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("mail writer: {e}")))?
+            .await;
+            if !matches!(synced, Ok(Ok(()))) {
+                tracing::warn!("could not sync the mail directory");
+            }
+            written
         }
         Transport::Smtp(smtp) => {
             futures::stream::iter(ready)

@@ -239,18 +239,6 @@ pub async fn get(
     }
 }
 
-/// A case whoever may see it (for the email about it).
-pub async fn get_unscoped(store: &Store, id: &str) -> Result<Option<CaseRecord>, StoreError> {
-    let case: Option<CaseRow> = read!(store, |pool| sqlx::query_as(BY_ID.as_str())
-        .bind(id)
-        .fetch_optional(pool)
-        .await)?;
-    match case {
-        Some(case) => with_parts(store, case).await.map(Some),
-        None => Ok(None),
-    }
-}
-
 async fn with_parts(store: &Store, case: CaseRow) -> Result<CaseRecord, StoreError> {
     let id = case.id.as_str();
     let line_items: Vec<LineItemRow> = read!(store, |pool| sqlx::query_as(ITEMS)
@@ -315,6 +303,28 @@ pub async fn list(
             .push_bind(q.limit);
         sql.build_query_as().fetch_all(pool).await
     })?;
+    attach_parts(store, cases).await
+}
+
+/// Cases by id, whoever may see them (for the email about them), in no particular order.
+pub async fn by_ids(store: &Store, ids: &[String]) -> Result<Vec<CaseRecord>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let cases: Vec<CaseRow> = read!(store, |pool| {
+        let mut sql = QueryBuilder::new(format!("SELECT {CASE_COLUMNS} FROM cases WHERE id IN ("));
+        let mut list = sql.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        sql.push(")");
+        sql.build_query_as().fetch_all(pool).await
+    })?;
+    attach_parts(store, cases).await
+}
+
+/// The line items and notifications of `cases`, in two queries.
+async fn attach_parts(store: &Store, cases: Vec<CaseRow>) -> Result<Vec<CaseRecord>, StoreError> {
     if cases.is_empty() {
         return Ok(Vec::new());
     }
