@@ -115,7 +115,7 @@ impl App {
         tokio::spawn(sync_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(maintenance_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(metrics_upkeep_loop(self.state.clone(), stopping.clone()));
-        tokio::spawn(mail::run(self.state.clone(), stopping.clone()));
+        let dispatcher = tokio::spawn(mail::run(self.state.clone(), stopping.clone()));
         let trigger = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -133,7 +133,18 @@ impl App {
                 tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace elapsed; dropping open requests");
             }
         }
-        self.state.store.close().await;
+        // The dispatcher finishes the batch it holds, so that its email is not left claimed
+        // (and delayed by the lease) when the process exits.
+        if tokio::time::timeout(grace, dispatcher).await.is_err() {
+            tracing::warn!("the email dispatcher did not finish its batch within the grace period");
+        }
+        // A connection stuck in a query must not keep the process from exiting.
+        if tokio::time::timeout(grace, self.state.store.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections did not close within the grace period");
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -182,7 +182,6 @@ impl Store {
         } else {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
-                .test_before_acquire(false)
                 .max_connections(max_connections)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(options)
