@@ -847,6 +847,8 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     responses(
         (status = 200, description = "The changed case; ETag is its new version", body = Case),
         (status = 400, description = "Malformed JSON or If-Match", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks cases.write (or api)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Changed concurrently (without If-Match); read it and retry", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
@@ -952,6 +954,9 @@ pub struct AppendLineItems {
     request_body = AppendLineItems,
     responses(
         (status = 201, description = "The case with the new items; ETag is its new version", body = Case),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks cases.write (or api)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid items (named by path), more than 200 in all, or an Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
