@@ -110,13 +110,8 @@ struct ItemView {
     unit_price: String,
 }
 
-#[derive(Template)]
-#[template(
-    path = "mail/case_created.txt",
-    config = "src/web/askama.toml",
-    escape = "none"
-)]
-struct CaseCreatedText<'a> {
+/// What the case emails show; both templates read it (through `Deref`).
+struct CaseMail<'a> {
     case_number: &'a str,
     subject: &'a str,
     description: &'a str,
@@ -127,15 +122,29 @@ struct CaseCreatedText<'a> {
 }
 
 #[derive(Template)]
+#[template(
+    path = "mail/case_created.txt",
+    config = "src/web/askama.toml",
+    escape = "none"
+)]
+struct CaseCreatedText<'a>(&'a CaseMail<'a>);
+
+#[derive(Template)]
 #[template(path = "mail/case_created.html", config = "src/web/askama.toml")]
-struct CaseCreatedHtml<'a> {
-    case_number: &'a str,
-    subject: &'a str,
-    description: &'a str,
-    priority: &'a str,
-    status: &'a str,
-    contact_name: Option<&'a str>,
-    items: &'a [ItemView],
+struct CaseCreatedHtml<'a>(&'a CaseMail<'a>);
+
+impl<'a> std::ops::Deref for CaseCreatedText<'a> {
+    type Target = CaseMail<'a>;
+    fn deref(&self) -> &CaseMail<'a> {
+        self.0
+    }
+}
+
+impl<'a> std::ops::Deref for CaseCreatedHtml<'a> {
+    type Target = CaseMail<'a>;
+    fn deref(&self) -> &CaseMail<'a> {
+        self.0
+    }
 }
 
 /// `amount_minor` in the currency's major unit, e.g. `19.99 EUR`, `500 JPY`.
@@ -181,7 +190,7 @@ fn render(from: &Mailbox, email: &DueEmail, record: &CaseRecord) -> Result<Messa
             unit_price: format_money(i.unit_price_minor, &i.currency),
         })
         .collect();
-    let text = CaseCreatedText {
+    let mail = CaseMail {
         case_number: &number,
         subject: &case.subject,
         description: &case.description,
@@ -189,20 +198,13 @@ fn render(from: &Mailbox, email: &DueEmail, record: &CaseRecord) -> Result<Messa
         status: &case.status,
         contact_name: case.contact_name.as_deref(),
         items: &items,
-    }
-    .render()
-    .map_err(|e| format!("template: {e}"))?;
-    let html = CaseCreatedHtml {
-        case_number: &number,
-        subject: &case.subject,
-        description: &case.description,
-        priority: &case.priority,
-        status: &case.status,
-        contact_name: case.contact_name.as_deref(),
-        items: &items,
-    }
-    .render()
-    .map_err(|e| format!("template: {e}"))?;
+    };
+    let text = CaseCreatedText(&mail)
+        .render()
+        .map_err(|e| format!("template: {e}"))?;
+    let html = CaseCreatedHtml(&mail)
+        .render()
+        .map_err(|e| format!("template: {e}"))?;
     let to: Mailbox = email
         .recipient
         .parse()
