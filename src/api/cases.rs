@@ -116,7 +116,7 @@ pub struct NewCase {
     #[serde(default)]
     pub origin: Option<String>,
     /// Who to talk to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_object")]
     pub contact: Option<Contact>,
 }
 
@@ -142,6 +142,7 @@ pub struct NewLineItem {
     /// 1 to 1,000,000.
     pub quantity: i64,
     /// Price of one unit.
+    #[serde(deserialize_with = "crate::http::extract::object")]
     pub unit_price: Money,
 }
 
@@ -166,12 +167,13 @@ pub struct NewNotification {
     "notification": {"to": "ada@example.com"}}))]
 pub struct CreateCaseRequest {
     /// The case.
+    #[serde(deserialize_with = "crate::http::extract::object")]
     pub case: NewCase,
     /// Its line items, in order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::extract::objects")]
     pub line_items: Vec<NewLineItem>,
     /// An email to queue in the same transaction.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::http::extract::optional_object")]
     pub notification: Option<NewNotification>,
 }
 
@@ -602,13 +604,13 @@ where
 #[utoipa::path(post, path = "/api/v1/cases", tag = "cases",
     security(("bearer" = ["cases.write"]), ("oauth2" = ["cases.write"])),
     request_body = CreateCaseRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters, scoped to the client and kept 24 h. The same request again gets the first response back (with `Idempotent-Replayed: true`); another request with the key is 422; a repeat while the first still runs is 409.")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters, scoped to the client and kept 24 h. The same request again gets the first response back (with `Idempotent-Replayed: true`); another request with the key is 422; a repeat while the first still runs is 409.")),
     responses(
         (status = 201, description = "Created (or, with `Idempotent-Replayed: true`, the stored answer of the first request with this Idempotency-Key); Location names the case, ETag its version", body = Case,
             headers(("Location" = String, description = "/api/v1/cases/{id}"), ("ETag" = String, description = "\"<version>\""),
                 ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 409, description = "A request with this Idempotency-Key is still in progress (Retry-After: 1)", body = Problem, content_type = "application/problem+json"),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks cases.write (or api)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than body_limit_bytes", body = Problem, content_type = "application/problem+json"),
@@ -678,10 +680,13 @@ pub struct ListParams {
     /// Only cases with this status.
     pub status: Option<Status>,
     /// Only cases created at or after this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub created_from: Option<String>,
     /// Only cases created before this instant (RFC 3339).
+    #[param(format = DateTime)]
     pub created_to: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -741,9 +746,8 @@ fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
 pub async fn list_cases(
     State(state): State<AppState>,
     caller: Caller<CasesRead>,
-    query: Result<axum::extract::Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    crate::http::extract::ApiQuery(params): crate::http::extract::ApiQuery<ListParams>,
 ) -> Result<axum::Json<CaseList>, ApiError> {
-    let axum::extract::Query(params) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut check = Check::default();
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     check.range("limit", limit, 1, MAX_PAGE);
@@ -807,6 +811,7 @@ pub struct CaseUpdate {
     /// 1 to 40 characters.
     pub origin: Option<String>,
     /// Replaces the contact.
+    #[serde(default, deserialize_with = "crate::http::extract::optional_object")]
     pub contact: Option<Contact>,
 }
 
@@ -828,10 +833,18 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         return Ok(None);
     };
     let value = value.to_str().unwrap_or_default().trim();
-    let version = value
+    // RFC 9110 §13.1.1: `*` matches any current representation, as no If-Match does here.
+    if value == "*" {
+        return Ok(None);
+    }
+    // The ETag is `"<version>"`; the bare number, as some HTTP clients send it, is taken too.
+    let digits = value
         .strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
-        .and_then(|v| v.parse::<i64>().ok());
+        .unwrap_or(value);
+    let version = Some(digits)
+        .filter(|d| (1..=18).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse::<i64>().ok());
     version.map(Some).ok_or_else(|| {
         ApiError::BadRequest("If-Match must be an ETag this API returned, like \"3\"".to_owned())
     })
@@ -842,7 +855,8 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 #[utoipa::path(patch, path = "/api/v1/cases/{id}", tag = "cases",
     security(("bearer" = ["cases.write"]), ("oauth2" = ["cases.write"])),
     params(("id" = String, Path, description = "Case id"),
-        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on")),
+        ("If-Match" = Option<String>, Header, nullable = false, pattern = r#"^(\*|"[0-9]{1,18}"|[0-9]{1,18})$"#,
+            description = "The ETag the change is based on, like `\"3\"` (or `*`: any version)")),
     request_body = CaseUpdate,
     responses(
         (status = 200, description = "The changed case; ETag is its new version", body = Case),
@@ -943,6 +957,7 @@ pub async fn update_case(
 #[schema(example = json!({"line_items": [{"sku": "FUSER-2", "quantity": 1, "unit_price": {"amount_minor": 8900, "currency": "EUR"}}]}))]
 pub struct AppendLineItems {
     /// 1 or more; the case holds at most 200 in all.
+    #[serde(deserialize_with = "crate::http::extract::objects")]
     pub line_items: Vec<NewLineItem>,
 }
 
@@ -950,11 +965,11 @@ pub struct AppendLineItems {
 #[utoipa::path(post, path = "/api/v1/cases/{id}/line-items", tag = "cases",
     security(("bearer" = ["cases.write"]), ("oauth2" = ["cases.write"])),
     params(("id" = String, Path, description = "Case id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "As for POST /api/v1/cases")),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = "^[!-~]{1,255}$", description = "As for POST /api/v1/cases")),
     request_body = AppendLineItems,
     responses(
         (status = 201, description = "The case with the new items; ETag is its new version", body = Case),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks cases.write (or api)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),

@@ -1,14 +1,14 @@
 //! The admin API (/admin/v1, scope `admin`): clients, users and signing keys, mirroring the CLI.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiQuery};
 use crate::api::guard::{AdminScope, Caller};
 use crate::error::{ApiError, Problem};
 use crate::oauth::clients::{self, Client, ClientKey, NewClient};
@@ -121,10 +121,13 @@ pub struct KeyList {
 
 /// Options of a key rotation.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct RotateKeysParams {
     /// Sign with the new key at once instead of after `key_publish_secs` (for a
     /// compromised key; verifiers that cached the old JWKS reject new tokens until they refresh).
     #[serde(default)]
+    #[param(required = false)]
     pub immediately: bool,
 }
 
@@ -398,7 +401,7 @@ pub async fn list_keys(_: Admin, State(state): State<AppState>) -> Result<Json<K
 pub async fn rotate_keys(
     _: Admin,
     State(state): State<AppState>,
-    Query(params): Query<RotateKeysParams>,
+    ApiQuery(params): ApiQuery<RotateKeysParams>,
 ) -> Result<(StatusCode, Json<KeyInfo>), ApiError> {
     let publish = if params.immediately {
         0

@@ -62,6 +62,21 @@ impl Modify for SecuritySchemes {
             )),
         );
         components.add_security_scheme(
+            "client_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "Client authentication at the token, introspection and revocation \
+                         endpoints (RFC 6749 §2.3.1): the client id and secret, each \
+                         form-urlencoded. Public clients send only `client_id` in the form; \
+                         `client_secret_post` and `private_key_jwt` clients authenticate in \
+                         the form instead.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
                 HttpBuilder::new()
@@ -96,7 +111,74 @@ pub fn base() -> Spec {
 
 /// The generated document, as served at /openapi.json and committed as openapi/openapi.json.
 pub fn spec() -> Spec {
-    crate::http::api_routes().split_for_parts().1
+    complete(crate::http::api_routes().split_for_parts().1)
+}
+
+/// Finishes the document the routes generated: see [`document_extractor_errors`].
+pub fn complete(mut spec: Spec) -> Spec {
+    document_extractor_errors(&mut spec);
+    spec
+}
+
+/// Adds the answers every JSON body and every query string can get — the extractors give
+/// them whatever the handler does — to each operation that does not describe them itself.
+fn document_extractor_errors(spec: &mut Spec) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in spec.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let json_body = op.request_body.as_ref().is_some_and(|b| match b {
+                RefOr::T(b) => b.content.contains_key("application/json"),
+                RefOr::Ref(_) => false,
+            });
+            let query = op.parameters.iter().flatten().any(|p| match p {
+                RefOr::T(p) => p.parameter_in == ParameterIn::Query,
+                RefOr::Ref(_) => false,
+            });
+            let mut defaults = Vec::new();
+            if json_body {
+                defaults.extend([
+                    ("400", "Malformed JSON (the position is in `detail`)"),
+                    ("413", "Body larger than body_limit_bytes"),
+                    ("415", "Content-Type is not application/json"),
+                    (
+                        "422",
+                        "Invalid fields, each named by its JSON path in `errors`",
+                    ),
+                ]);
+            }
+            if query {
+                defaults.push(("400", "A malformed query parameter (named in `detail`)"));
+            }
+            for (status, description) in defaults {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description));
+            }
+        }
+    }
 }
 
 /// The committed form of the document: pretty JSON with a trailing newline.

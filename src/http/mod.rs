@@ -79,7 +79,7 @@ pub fn router(state: AppState) -> Router {
         traced: crate::telemetry::tracing_exported(),
     };
     routes
-        .merge(docs::swagger_ui(spec))
+        .merge(docs::swagger_ui(docs::complete(spec)))
         .merge(crate::web::routes())
         .fallback(not_found)
         .layer(

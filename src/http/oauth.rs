@@ -147,6 +147,7 @@ pub struct TokenOperand {
 /// Issues tokens (RFC 6749 §3.2). Clients authenticate with their registered method:
 /// HTTP Basic, `client_secret` in the body, or a `client_assertion` (RFC 7523).
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
+    security(("client_basic" = []), ()),
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse),
@@ -163,6 +164,7 @@ pub async fn issue_token(
 
 /// Token introspection (RFC 7662) for the client the token was issued to.
 #[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth",
+    security(("client_basic" = []), ()),
     request_body(content = TokenOperand, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The token's state", body = Introspection),
@@ -179,6 +181,7 @@ pub async fn introspect_token(
 
 /// Token revocation (RFC 7009): 200 whether or not the token was known.
 #[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth",
+    security(("client_basic" = []), ()),
     request_body(content = TokenOperand, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),
@@ -199,8 +202,8 @@ pub async fn revoke_token(
     security(("bearer" = ["openid"]), ("oauth2" = ["openid"])),
     responses(
         (status = 200, description = "The user's claims", body = UserInfo),
-        (status = 401, description = "Missing or invalid token (WWW-Authenticate: Bearer)", body = Problem),
-        (status = 403, description = "The token lacks `openid`", body = Problem),
+        (status = 401, description = "Missing or invalid token (WWW-Authenticate: Bearer)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks `openid`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_userinfo(
     State(state): State<AppState>,
@@ -214,7 +217,8 @@ pub async fn get_userinfo(
     security(("bearer" = ["openid"]), ("oauth2" = ["openid"])),
     responses(
         (status = 200, description = "The user's claims", body = UserInfo),
-        (status = 401, description = "Missing or invalid token", body = Problem),
+        (status = 401, description = "Missing or invalid token (WWW-Authenticate: Bearer)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks `openid`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn post_userinfo(
     State(state): State<AppState>,

@@ -31,7 +31,7 @@ use crate::store;
     ),
     responses(
         (status = 302, description = "To the client's redirect URI with `code` (or `error`), `state` and `iss`; or to /login or /consent"),
-        (status = 400, description = "HTML error page: unknown client or unregistered redirect URI (never redirected)"),
+        (status = 400, description = "HTML error page: unknown client or unregistered redirect URI (never redirected)", body = String, content_type = "text/html"),
     ))]
 pub async fn authorize(
     State(state): State<AppState>,

@@ -196,6 +196,20 @@ on_both_backends! {
         assert_eq!(fields(&json(post(&app, &token, &body).await).await), ["case.colour"]);
         assert_eq!(fields(&json(post(&app, &token, &json!({"line_items": []})).await).await), ["body"]);
 
+        // An object is an object: serde would fill a struct from an array, field by field.
+        let mut body = contract_body();
+        body["case"]["contact"] = json!(["Ada", "ada@example.com"]);
+        assert_eq!(fields(&json(post(&app, &token, &body).await).await), ["case.contact"]);
+        let mut body = contract_body();
+        body["line_items"][1] = json!(["TONER-1", "Toner", 2, {"amount_minor": 1, "currency": "EUR"}]);
+        assert_eq!(fields(&json(post(&app, &token, &body).await).await), ["line_items[1]"]);
+        let mut body = contract_body();
+        body["line_items"][0]["unit_price"] = json!([1999, "EUR"]);
+        assert_eq!(fields(&json(post(&app, &token, &body).await).await), ["line_items[0].unit_price"]);
+        let array = json!([contract_body()["case"], [], null]);
+        assert_eq!(fields(&json(post(&app, &token, &array).await).await), ["body"]);
+        assert_eq!(rows(&app).await, (0, 0, 0));
+
         // The line-item limit.
         let mut body = contract_body();
         body["line_items"] = Value::Array(vec![body["line_items"][0].clone(); 201]);
@@ -446,6 +460,11 @@ on_both_backends! {
         assert_eq!(stale.status(), 412);
         assert_eq!(json(stale).await["type"], "urn:gatehouse:problem:precondition-failed");
         assert_eq!(patch(json!({"subject": "x"}), Some("W/\"2\"")).await.status(), 400);
+        assert_eq!(patch(json!({"subject": "x"}), Some("\"+2\"")).await.status(), 400);
+        // `*` matches any version; the bare number, as some clients send it, is the ETag.
+        assert_eq!(patch(json!({"subject": "Any"}), Some("*")).await.headers()["etag"], "\"3\"");
+        assert_eq!(patch(json!({"subject": "Bare"}), Some("3")).await.headers()["etag"], "\"4\"");
+        assert_eq!(patch(json!({"subject": "Bare"}), Some("3")).await.status(), 412);
 
         let back = patch(json!({"status": "New"}), None).await;
         assert_eq!(back.status(), 422);

@@ -61,6 +61,10 @@ on_both_backends! {
         let old_kid = kid_of(&old_token).await;
         assert_eq!(kids(&app).await, vec![old_kid.clone()]);
 
+        let malformed = app.http.post(app.url("/admin/v1/keys/rotate?immediately=soon")).bearer_auth(&old_token).send().await.unwrap();
+        assert_eq!(malformed.status(), 400);
+        assert!(malformed.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("immediately"));
+        assert_eq!(kids(&app).await, vec![old_kid.clone()], "a refused rotation rotates nothing");
         let rotated = app.http.post(app.url("/admin/v1/keys/rotate")).bearer_auth(&old_token).send().await.unwrap();
         assert_eq!(rotated.status(), 201);
         let new_kid = rotated.json::<Value>().await.unwrap()["kid"].as_str().unwrap().to_owned();

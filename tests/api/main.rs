@@ -22,6 +22,7 @@ mod mail;
 mod oauth;
 mod oidc;
 mod openapi;
+mod schemathesis;
 mod store;
 mod telemetry;
 mod web;

@@ -34,3 +34,38 @@ fn spec_declares_oauth2_and_bearer_security_schemes() {
         );
     }
 }
+
+#[test]
+fn protocol_values_are_documented_as_sent_on_the_wire() {
+    let spec: serde_json::Value =
+        serde_json::from_str(&gatehouse::http::docs::spec_json().unwrap()).unwrap();
+    let schemas = &spec["components"]["schemas"];
+    assert!(
+        schemas["Scope"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"cases.write".into())
+    );
+    assert!(
+        schemas["GrantType"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&"urn:ietf:params:oauth:grant-type:jwt-bearer".into())
+    );
+    assert_eq!(
+        schemas["ClientType"]["enum"],
+        serde_json::json!(["public", "confidential"])
+    );
+    // What every JSON body can be answered, whatever the handler does.
+    let create = &spec["paths"]["/admin/v1/users"]["post"]["responses"];
+    for status in ["400", "413", "415", "422"] {
+        assert_eq!(
+            create[status]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "{status}"
+        );
+    }
+    let rotate = &spec["paths"]["/admin/v1/keys/rotate"]["post"];
+    assert_eq!(rotate["parameters"][0]["in"], "query");
+    assert!(rotate["responses"]["400"].is_object());
+}
