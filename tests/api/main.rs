@@ -10,6 +10,7 @@ mod admin;
 mod assertions;
 mod browser;
 mod cases;
+mod cases_props;
 mod chromium;
 mod cli;
 mod config;
