@@ -71,9 +71,11 @@ impl App {
             .build();
         let metrics = telemetry::metrics_handle();
         let refresh = store::grants::RefreshQueue::spawn(&store);
+        let cases = api::cases::CreateQueue::spawn(&store);
         let mailer = mail::Mailer::from_config(&config, &state::mail_domain(&issuer))?;
         let state = AppState::new(Inner {
             refresh,
+            cases,
             mailer,
             mail_wakeup: tokio::sync::Notify::new(),
             store,

@@ -41,6 +41,8 @@ pub struct Inner {
     pub cors_origins: crate::http::cors::Origins,
     /// Refresh-token reads and rotations, batched across concurrent requests.
     pub refresh: store::grants::RefreshQueue,
+    /// Composite case creates of every request, written in batches.
+    pub cases: crate::api::cases::CreateQueue,
     /// Renders and delivers the outbox's email.
     pub mailer: crate::mail::Mailer,
     /// Wakes the dispatcher when this process queued email.

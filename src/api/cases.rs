@@ -13,9 +13,11 @@ use crate::error::{ApiError, FieldError, Problem};
 use crate::oauth::model::{Email, Scope};
 use crate::oauth::tokens::AccessClaims;
 use crate::state::AppState;
+use crate::store::batch::Batcher;
 use crate::store::cases::{
     self as store_cases, CaseRecord, CaseRow, LineItemRow, NewEmail, Visibility,
 };
+use crate::store::{Store, StoreError};
 
 /// Line items one case holds at most (on create and after appends).
 pub const MAX_LINE_ITEMS: usize = 200;
@@ -508,23 +510,102 @@ async fn create(
                 .unwrap_or_else(|| "case_created".to_owned()),
         }
     });
-    let items = item_rows(&request.line_items, 0);
-    let mut tx = state.store.begin().await?;
-    let record = store_cases::insert(&mut tx, &row, &items, email.as_ref()).await?;
-    let case = Case::try_from(record)?;
-    let response = JsonResponse::new(StatusCode::CREATED, &case)?
-        .header(header::LOCATION, &format!("/api/v1/cases/{}", case.id))
-        .header(header::ETAG, &etag(case.version));
-    if let Some(claim) = claim {
-        claim
-            .complete(&mut tx, response.status, &response.headers, &response.body)
-            .await?;
-    }
-    tx.commit().await?;
-    if email.is_some() {
+    let queued = email.is_some();
+    let pending = PendingCreate {
+        items: item_rows(&request.line_items, 0),
+        row,
+        email,
+        claim: claim.cloned(),
+    };
+    let response = state
+        .cases
+        .0
+        .call(std::sync::Arc::new(pending))
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(what) if what == CLAIM_LAPSED => ApiError::IdempotencyKeyInFlight,
+            e => e.into(),
+        })?;
+    if queued {
         state.mail_wakeup.notify_one();
     }
     Ok(response.into_response())
+}
+
+/// A composite create ready to be written: everything but its case number.
+#[derive(Debug)]
+struct PendingCreate {
+    row: CaseRow,
+    items: Vec<LineItemRow>,
+    email: Option<NewEmail>,
+    claim: Option<Claim>,
+}
+
+/// The composite creates of every request of this process, written in batches: one
+/// transaction and a few multi-row statements carry all the creates that queued while
+/// the previous batch was being written (see [`crate::store::batch`]). Each create's
+/// response is built, and stored under its Idempotency-Key, inside that transaction.
+#[derive(Debug)]
+pub struct CreateQueue(Batcher<std::sync::Arc<PendingCreate>, JsonResponse>);
+
+/// The most creates one transaction carries.
+const CREATE_BATCH: usize = 64;
+
+/// Why a batch was refused when a create's idempotency claim had lapsed: the batch is then
+/// retried create by create, and that create alone fails.
+const CLAIM_LAPSED: &str = "an idempotency claim lapsed";
+
+impl CreateQueue {
+    /// Starts the writing task on the current runtime.
+    pub fn spawn(store: &Store) -> Self {
+        // SQLite has one writer connection; PostgreSQL writes two batches at once.
+        let writers = match store.backend() {
+            crate::store::Backend::Sqlite => 1,
+            crate::store::Backend::Postgres => 2,
+        };
+        Self(Batcher::spawn(
+            "case_create",
+            store.clone(),
+            CREATE_BATCH,
+            writers,
+            write_creates,
+        ))
+    }
+}
+
+async fn write_creates(
+    store: Store,
+    batch: Vec<std::sync::Arc<PendingCreate>>,
+) -> Result<Vec<JsonResponse>, StoreError> {
+    let corrupt = |e: ApiError| StoreError::Corrupt(e.to_string());
+    let inserts: Vec<store_cases::CaseInsert<'_>> = batch
+        .iter()
+        .map(|p| store_cases::CaseInsert {
+            case: &p.row,
+            items: &p.items,
+            email: p.email.as_ref(),
+        })
+        .collect();
+    let mut tx = store.begin().await?;
+    let records = store_cases::insert_many(&mut tx, &inserts).await?;
+    let mut responses = Vec::with_capacity(batch.len());
+    for (pending, record) in batch.iter().zip(records) {
+        let case = Case::try_from(record).map_err(corrupt)?;
+        let response = JsonResponse::new(StatusCode::CREATED, &case)
+            .map_err(corrupt)?
+            .header(header::LOCATION, &format!("/api/v1/cases/{}", case.id))
+            .header(header::ETAG, &etag(case.version));
+        if let Some(claim) = &pending.claim
+            && !claim
+                .store_response(&mut tx, response.status, &response.headers, &response.body)
+                .await?
+        {
+            return Err(StoreError::Conflict(CLAIM_LAPSED.to_owned()));
+        }
+        responses.push(response);
+    }
+    tx.commit().await?;
+    Ok(responses)
 }
 
 fn etag(version: i64) -> String {
@@ -533,7 +614,8 @@ fn etag(version: i64) -> String {
 
 /// A JSON response kept as its parts, so that the very bytes sent can be stored for an
 /// idempotent replay.
-struct JsonResponse {
+#[derive(Debug)]
+pub struct JsonResponse {
     status: StatusCode,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: String,

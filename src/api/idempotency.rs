@@ -33,6 +33,7 @@ pub enum Begun {
 }
 
 /// A claimed key, to complete or release.
+#[derive(Debug, Clone)]
 pub struct Claim {
     client_id: String,
     key: String,
@@ -142,12 +143,28 @@ impl Claim {
         headers: &[(HeaderName, HeaderValue)],
         body: &str,
     ) -> Result<(), ApiError> {
+        if self.store_response(tx, status, headers, body).await? {
+            Ok(())
+        } else {
+            Err(ApiError::IdempotencyKeyInFlight)
+        }
+    }
+
+    /// As [`Claim::complete`], saying whether the claim was still this request's.
+    pub async fn store_response(
+        &self,
+        tx: &mut Tx,
+        status: StatusCode,
+        headers: &[(HeaderName, HeaderValue)],
+        body: &str,
+    ) -> Result<bool, StoreError> {
         let pairs: Vec<(&str, &str)> = headers
             .iter()
             .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
             .collect();
-        let headers = serde_json::to_string(&pairs).map_err(|e| ApiError::Internal(e.into()))?;
-        let kept = keys::complete(
+        let headers =
+            serde_json::to_string(&pairs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        keys::complete(
             tx,
             &self.client_id,
             &self.key,
@@ -156,12 +173,7 @@ impl Claim {
             &headers,
             body,
         )
-        .await?;
-        if kept {
-            Ok(())
-        } else {
-            Err(ApiError::IdempotencyKeyInFlight)
-        }
+        .await
     }
 
     /// Releases the claim after a failed request.

@@ -364,6 +364,61 @@ on_both_backends! {
     }
 }
 
+on_both_backends! {
+    async fn concurrent_creates_share_transactions_yet_each_gets_its_own_case(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let (id, secret) = app.service_client(&["cases.write"]).await;
+        let token = app.access_token(&id, &secret, None).await;
+        // 96 creates at once (more than one batch), every third under an Idempotency-Key,
+        // each with its own subject and number of items.
+        let bodies: Vec<Value> = (0..96)
+            .map(|i| {
+                let mut body = contract_body();
+                body["case"]["subject"] = json!(format!("case {i}"));
+                body["line_items"] = Value::Array(vec![body["line_items"][0].clone(); i % 4]);
+                body
+            })
+            .collect();
+        let send_one = |i: usize| {
+            let body = &bodies[i];
+            let key = format!("batch-{i}");
+            let app = &app;
+            let token = &token;
+            async move {
+                if i.is_multiple_of(3) { post_keyed(app, token, &key, body).await } else { post(app, token, body).await }
+            }
+        };
+        let answers = futures::future::join_all((0..96).map(send_one)).await;
+        let mut numbers = Vec::new();
+        for (i, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer.status(), 201, "create {i}");
+            let location = answer.headers()["location"].to_str().unwrap().to_owned();
+            let case = json(answer).await;
+            assert_eq!(case["subject"], format!("case {i}"));
+            assert_eq!(case["line_items"].as_array().unwrap().len(), i % 4);
+            assert_eq!(location, format!("/api/v1/cases/{}", case["id"].as_str().unwrap()));
+            // What was answered is what was stored, and what a replay answers.
+            // (The email may have gone out since: its status is compared apart.)
+            let mut stored = json(app.get_bearer(&location, &token).await).await;
+            assert_eq!(stored["notification"]["to"], case["notification"]["to"]);
+            stored["notification"] = case["notification"].clone();
+            assert_eq!(stored, case);
+            if i.is_multiple_of(3) {
+                let replay = post_keyed(&app, &token, &format!("batch-{i}"), &bodies[i]).await;
+                assert_eq!(replay.headers()["idempotent-replayed"], "true");
+                assert_eq!(json(replay).await, case);
+            }
+            numbers.push(case["case_number"].as_str().unwrap().parse::<i64>().unwrap());
+        }
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 96, "every case has a number of its own");
+        let items: i64 = (0..96).map(|i| (i % 4) as i64).sum();
+        assert_eq!(rows(&app).await, (96, items, 96));
+        app.stop().await;
+    }
+}
+
 async fn send(
     app: &TestApp,
     method: reqwest::Method,
