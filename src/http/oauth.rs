@@ -116,9 +116,25 @@ fn no_store(mut response: Response) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
-    /// `client_credentials` (more grants arrive with their flows).
+    /// `authorization_code`, `refresh_token`, `client_credentials` or
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1).
     grant_type: String,
-    /// Space-separated scopes; default: the client's allowed scopes.
+    /// authorization_code: the code from the redirect.
+    code: Option<String>,
+    /// authorization_code: the redirect URI of the authorization request, exactly.
+    redirect_uri: Option<String>,
+    /// authorization_code: the PKCE verifier (RFC 7636).
+    code_verifier: Option<String>,
+    /// refresh_token: the refresh token (it rotates: use the new one next time).
+    refresh_token: Option<String>,
+    /// jwt-bearer: a JWT signed with one of the client's registered keys (RS256, PS256,
+    /// ES256 or EdDSA): `iss` = the client_id, `sub` = the username of a user
+    /// pre-authorized for the client, `aud` = the issuer or this endpoint's URL, `exp` at
+    /// most `assertion_max_lifetime_secs` ahead, a `jti` never used before. The answer is
+    /// an access token for that user (no refresh token); client authentication is
+    /// optional, and when present must be the assertion's `iss`.
+    assertion: Option<String>,
+    /// Space-separated scopes, within what the client may have (default: all of them).
     scope: Option<String>,
     /// With client_secret_post or none.
     client_id: Option<String>,

@@ -112,9 +112,14 @@ pub async fn authenticate(
         }
         AuthMethod::PrivateKeyJwt => {
             let assertion = presented.assertion.as_deref().unwrap_or_default();
-            verify_assertion(state, &client, assertion)
-                .await
-                .map_err(invalid_client)?;
+            verify_assertion(
+                state,
+                &client,
+                assertion,
+                AssertionUse::ClientAuthentication,
+            )
+            .await
+            .map_err(invalid_client)?;
         }
         AuthMethod::None => {}
     }
@@ -123,13 +128,28 @@ pub async fn authenticate(
 
 /// The `iss` of an assertion, read before its signature is checked only to find the key.
 fn assertion_issuer(assertion: &str) -> Result<String, OAuthError> {
+    unverified_issuer(assertion)
+        .ok_or_else(|| invalid_client("client_assertion is not a JWT with an iss claim"))
+}
+
+/// The `iss` claim of a JWT, unverified: only to find whose keys verify it.
+pub fn unverified_issuer(jwt: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Iss {
         iss: String,
     }
-    jsonwebtoken::dangerous::insecure_decode::<Iss>(assertion)
+    jsonwebtoken::dangerous::insecure_decode::<Iss>(jwt)
+        .ok()
         .map(|d| d.claims.iss)
-        .map_err(|_| invalid_client("client_assertion is not a JWT with an iss claim"))
+}
+
+/// What an assertion is presented for (RFC 7523 §2.1 and §2.2): its `sub` differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionUse {
+    /// `client_assertion`: `sub` is the client itself.
+    ClientAuthentication,
+    /// The JWT bearer grant: `sub` is the user the client acts for.
+    AuthorizationGrant,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,16 +163,19 @@ struct AssertionClaims {
     jti: Option<String>,
 }
 
-/// Verifies a client assertion (RFC 7523 §3) signed by one of the client's keys:
-/// iss = sub = client_id, aud = the token endpoint or the issuer, a bounded `exp`, and a
-/// `jti` never seen before. The error says which rule failed.
+/// Verifies an assertion (RFC 7523 §3) signed by one of the client's keys: iss = the
+/// client_id, `sub` = the client_id too for client authentication (or present, for the
+/// grant), aud = the token endpoint or the issuer, a bounded `exp`, `nbf`/`iat` not in
+/// the future, and a `jti` never seen before. Returns `sub`; the error says which rule
+/// failed, without echoing the assertion.
 pub async fn verify_assertion(
     state: &AppState,
     client: &Client,
     assertion: &str,
-) -> Result<(), String> {
+    purpose: AssertionUse,
+) -> Result<String, String> {
     let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| "client_assertion is not a JWT".to_owned())?;
+        .map_err(|_| "the assertion is not a JWT".to_owned())?;
     if !matches!(
         header.alg,
         Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::EdDSA
@@ -192,9 +215,19 @@ pub async fn verify_assertion(
     let id = client.client_id.as_str();
     let now = state.clock.unix();
     let skew = state.config.clock_skew_secs;
-    if claims.iss.as_deref() != Some(id) || claims.sub.as_deref() != Some(id) {
-        return Err("iss and sub of the assertion must both be the client_id".to_owned());
+    if claims.iss.as_deref() != Some(id) {
+        return Err(format!("iss must be the client_id `{id}`"));
     }
+    let sub = match (purpose, claims.sub) {
+        (AssertionUse::ClientAuthentication, Some(sub)) if sub == id => sub,
+        (AssertionUse::ClientAuthentication, _) => {
+            return Err(format!("sub must be the client_id `{id}`"));
+        }
+        (AssertionUse::AuthorizationGrant, Some(sub)) if !sub.is_empty() => sub,
+        (AssertionUse::AuthorizationGrant, _) => {
+            return Err("sub must name the user the client acts for".to_owned());
+        }
+    };
     let token_endpoint = format!("{}/oauth2/token", state.issuer);
     if !claims
         .aud
@@ -228,7 +261,7 @@ pub async fn verify_assertion(
     if !fresh {
         return Err("this assertion's jti was used before (replay)".to_owned());
     }
-    Ok(())
+    Ok(sub)
 }
 
 fn key_fits_alg(kty: &str, alg: Algorithm) -> bool {

@@ -12,6 +12,7 @@ pub const ENABLED_GRANTS: &[GrantType] = &[
     GrantType::AuthorizationCode,
     GrantType::RefreshToken,
     GrantType::ClientCredentials,
+    GrantType::JwtBearer,
 ];
 
 /// Exchanges a grant for tokens.
@@ -31,7 +32,11 @@ pub async fn exchange(
                 format!("grant_type `{raw}` is not supported"),
             )
         })?;
-    let client = client_auth::authenticate(state, presented).await?;
+    let client = if grant == GrantType::JwtBearer {
+        jwt_bearer_client(state, params, presented).await?
+    } else {
+        client_auth::authenticate(state, presented).await?
+    };
     // A browser app may call from its own registered origins only (this server's own
     // pages, such as /docs, are same-origin).
     if let Some(origin) = &presented.origin
@@ -61,6 +66,7 @@ pub async fn exchange(
             grants::authorization_code::exchange(state, &client, params).await?
         }
         GrantType::RefreshToken => grants::refresh_token::exchange(state, &client, params).await?,
+        GrantType::JwtBearer => grants::jwt_bearer::exchange(state, &client, params).await?,
         other => {
             return Err(OAuthError::new(
                 OAuthErrorCode::UnsupportedGrantType,
@@ -70,4 +76,40 @@ pub async fn exchange(
     };
     tracing::debug!(client_id = %client.client_id, grant = %grant, "token issued");
     Ok(response)
+}
+
+/// The client of a JWT bearer grant. Client authentication is optional there (RFC 7523
+/// §3.1): without it the assertion's `iss` names the client, and the assertion's
+/// signature authenticates it; with it, the authenticated client must be that `iss`.
+async fn jwt_bearer_client(
+    state: &AppState,
+    params: &Params,
+    presented: &Presented,
+) -> Result<std::sync::Arc<super::clients::Client>, OAuthError> {
+    let assertion = params.require("assertion")?;
+    let issuer = client_auth::unverified_issuer(assertion)
+        .ok_or_else(|| grants::invalid_grant("the assertion is not a JWT with an iss claim"))?;
+    let authenticates = presented.basic.is_some()
+        || presented.client_secret.is_some()
+        || presented.assertion.is_some()
+        || presented.client_id.is_some();
+    if authenticates {
+        let client = client_auth::authenticate(state, presented).await?;
+        if client.client_id.as_str() != issuer {
+            return Err(grants::invalid_grant(
+                "the assertion's iss is not the authenticated client",
+            ));
+        }
+        return Ok(client);
+    }
+    let client = state.client(&issuer).await?.ok_or_else(|| {
+        grants::invalid_grant(format!("iss `{issuer}` is not a registered client"))
+    })?;
+    if !client.enabled {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "the client is disabled",
+        ));
+    }
+    Ok(client)
 }

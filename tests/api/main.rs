@@ -18,6 +18,7 @@ mod flow;
 mod guard;
 mod health;
 mod http;
+mod jwt_bearer;
 mod keys;
 mod mail;
 mod oauth;

@@ -284,7 +284,8 @@ on_both_backends! {
         assert_eq!(oidc["authorization_endpoint"], app.url("/oauth2/authorize"));
         assert_eq!(oidc["userinfo_endpoint"], app.url("/oauth2/userinfo"));
         assert_eq!(oidc["grant_types_supported"],
-            serde_json::json!(["authorization_code", "refresh_token", "client_credentials"]));
+            serde_json::json!(["authorization_code", "refresh_token", "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"]));
         assert_eq!(oidc["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(oidc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         assert_eq!(oidc["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));

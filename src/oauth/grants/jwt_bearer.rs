@@ -1,0 +1,78 @@
+//! RFC 7523 §2.1: a partner's server presents a JWT, signed with a key registered for its
+//! client, asserting a user the client is pre-authorized for; it gets an access token for
+//! that user (no refresh token: the partner signs a new assertion instead).
+
+use super::{TokenResponse, invalid_grant};
+use crate::error::{OAuthError, OAuthErrorCode};
+use crate::oauth::client_auth::{self, AssertionUse};
+use crate::oauth::clients::Client;
+use crate::oauth::model::{Scope, ScopeSet, Username};
+use crate::oauth::params::Params;
+use crate::state::AppState;
+use crate::store;
+
+/// The partner acts for the user now: no refresh token is issued.
+const NOT_GRANTED: [Scope; 1] = [Scope::OfflineAccess];
+
+/// Verifies the `assertion` and issues an access token for its subject.
+#[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let assertion = params.require("assertion")?;
+    let subject =
+        client_auth::verify_assertion(state, client, assertion, AssertionUse::AuthorizationGrant)
+            .await
+            .map_err(invalid_grant)?;
+    let not_authorized = || {
+        invalid_grant(format!(
+            "sub `{subject}` is not a user pre-authorized for this client"
+        ))
+    };
+    let username = Username::parse(&subject).map_err(|_| not_authorized())?;
+    if !client.pre_authorized_users.contains(&username) {
+        return Err(not_authorized());
+    }
+    let user = store::users::by_username(&state.store, &username)
+        .await
+        .map_err(|e| OAuthError::new(OAuthErrorCode::ServerError, e.to_string()))?
+        .filter(|u| u.enabled)
+        .ok_or_else(|| invalid_grant(format!("the user `{username}` is disabled")))?;
+
+    let allowed = ScopeSet::new(client.scopes.iter().filter(|s| !NOT_GRANTED.contains(s)));
+    let scope = match params.get("scope") {
+        None => allowed,
+        Some(raw) => {
+            let requested = ScopeSet::parse(raw)
+                .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e.message))?;
+            if !requested.is_subset(&allowed) {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::InvalidScope,
+                    format!("requested scope exceeds what this client may have ({allowed})"),
+                ));
+            }
+            requested
+        }
+    };
+    let ttl = state.access_token_ttl(client);
+    let issued = state
+        .tokens
+        .issue(
+            state.clock.unix(),
+            &user.id,
+            client.client_id.as_str(),
+            &scope,
+            ttl,
+        )
+        .map_err(|e| OAuthError::new(OAuthErrorCode::ServerError, e.to_string()))?;
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: issued.claims.scope,
+        refresh_token: None,
+        id_token: None,
+    })
+}
