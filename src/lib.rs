@@ -69,6 +69,11 @@ impl App {
             .max_capacity(10_000)
             .time_to_live(Duration::from_millis(config.sync_interval_ms))
             .build();
+        let client_keys = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(Duration::from_millis(config.sync_interval_ms))
+            .build();
+        let assertions = store::revocations::AssertionQueue::spawn(&store);
         let metrics = telemetry::metrics_handle();
         let refresh = store::grants::RefreshQueue::spawn(&store);
         let cases = api::cases::CreateQueue::spawn(&store);
@@ -86,6 +91,8 @@ impl App {
             metrics,
             tokens,
             clients,
+            client_keys,
+            assertions,
             csrf_key,
             cors_origins: http::cors::Origins::default(),
         });

@@ -35,6 +35,10 @@ pub struct Inner {
     /// Clients by id, for one sync interval: client authentication stays off the database
     /// on the hot path, and a change made on another replica is seen within that interval.
     pub clients: moka::sync::Cache<String, Arc<Client>>,
+    /// Clients' assertion keys, parsed, by client id, for one sync interval.
+    pub client_keys: moka::sync::Cache<String, Arc<Vec<crate::oauth::client_auth::VerifyKey>>>,
+    /// Assertion ids marked used, batched across concurrent requests.
+    pub assertions: store::revocations::AssertionQueue,
     /// Signs the CSRF tokens of the HTML forms (derived from the master key).
     pub csrf_key: aws_lc_rs::hmac::Key,
     /// Browser origins registered by any client (CORS), refreshed every sync interval.
@@ -83,9 +87,28 @@ impl AppState {
         mail_domain(&self.issuer)
     }
 
-    /// Forgets a cached client after this process changed it.
+    /// Forgets a cached client (and its keys) after this process changed it.
     pub fn client_changed(&self, client_id: &str) {
         self.clients.invalidate(client_id);
+        self.client_keys.invalidate(client_id);
+    }
+
+    /// A client's assertion keys, parsed (cached for one sync interval, like clients).
+    pub async fn client_keys(
+        &self,
+        client_id: &str,
+    ) -> Result<Arc<Vec<crate::oauth::client_auth::VerifyKey>>, StoreError> {
+        if let Some(keys) = self.client_keys.get(client_id) {
+            return Ok(keys);
+        }
+        let rows = store::client_keys::for_client(&self.store, client_id).await?;
+        let keys = Arc::new(
+            rows.iter()
+                .filter_map(crate::oauth::client_auth::VerifyKey::from_row)
+                .collect::<Vec<_>>(),
+        );
+        self.client_keys.insert(client_id.to_owned(), keys.clone());
+        Ok(keys)
     }
 }
 

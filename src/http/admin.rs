@@ -265,6 +265,7 @@ pub async fn add_client_key(
     ApiJson(body): ApiJson<AddClientKeyRequest>,
 ) -> Result<(StatusCode, Json<ClientKey>), ApiError> {
     let key = clients::add_key(&state.store, state.clock.as_ref(), &id, &body.pem).await?;
+    state.client_changed(&id);
     Ok((StatusCode::CREATED, Json(key)))
 }
 

@@ -185,10 +185,11 @@ pub async fn verify_assertion(
             header.alg
         ));
     }
-    let keys = store::client_keys::for_client(&state.store, client.client_id.as_str())
+    let keys = state
+        .client_keys(client.client_id.as_str())
         .await
         .map_err(|e| format!("keys unavailable: {e}"))?;
-    let candidates: Vec<_> = keys
+    let candidates: Vec<&VerifyKey> = keys
         .iter()
         .filter(|k| header.kid.as_deref().is_none_or(|kid| kid == k.kid))
         .filter(|k| key_fits_alg(&k.kty, header.alg))
@@ -205,8 +206,7 @@ pub async fn verify_assertion(
     validation.required_spec_claims.clear();
     let claims = candidates
         .iter()
-        .filter_map(|k| decoding_key(&k.kty, &k.public_pem))
-        .find_map(|key| jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation).ok())
+        .find_map(|k| jsonwebtoken::decode::<AssertionClaims>(assertion, &k.key, &validation).ok())
         .ok_or_else(|| {
             "the assertion's signature does not verify with the client's keys".to_owned()
         })?
@@ -255,7 +255,14 @@ pub async fn verify_assertion(
     let jti = claims
         .jti
         .ok_or_else(|| "the assertion has no jti".to_owned())?;
-    let fresh = store::revocations::use_assertion(&state.store, id, &jti, exp + skew)
+    let used = store::revocations::UsedAssertion {
+        client_id: id.to_owned(),
+        jti,
+        expires_at: exp + skew,
+    };
+    let fresh = state
+        .assertions
+        .use_once(used)
         .await
         .map_err(|e| format!("replay check unavailable: {e}"))?;
     if !fresh {
@@ -271,6 +278,27 @@ fn key_fits_alg(kty: &str, alg: Algorithm) -> bool {
             | ("EC", Algorithm::ES256)
             | ("OKP", Algorithm::EdDSA)
     )
+}
+
+/// A client's registered key, parsed once and cached (see [`AppState::client_keys`]).
+pub struct VerifyKey {
+    /// Its id.
+    pub kid: String,
+    /// `RSA`, `EC` or `OKP`.
+    pub kty: String,
+    /// The parsed public key.
+    pub key: DecodingKey,
+}
+
+impl VerifyKey {
+    /// Parses a stored key; `None` for a key this build cannot read.
+    pub fn from_row(row: &store::client_keys::ClientKeyRow) -> Option<Self> {
+        Some(Self {
+            kid: row.kid.clone(),
+            kty: row.kty.clone(),
+            key: decoding_key(&row.kty, &row.public_pem)?,
+        })
+    }
 }
 
 fn decoding_key(kty: &str, pem: &str) -> Option<DecodingKey> {
