@@ -37,6 +37,10 @@ run_case() { # LABEL URL PORT
   local created=() floor=() line
   for round in $(seq "$ROUNDS"); do
     created+=("$(load "gatehouse cases ($label)" "http://127.0.0.1:$port/api/v1/cases" -s benches/cases.lua -H "Authorization: Bearer $token")")
+    # The floor runs on a quiet machine: first the dispatcher sends what the load queued.
+    local behind=$(now_ms)
+    until [ "$(sql "$url" "SELECT COUNT(*) FROM email_outbox WHERE status = 'queued'")" = 0 ]; do sleep 0.1; done
+    echo "  the dispatcher caught up $(( $(now_ms) - behind )) ms after the load" >&2
     line=$("$floor_bin" "$url" "$id" "$secs" "$CONC")
     printf '%-24s req/s=%-10s p99=%sms\n' "raw sqlx floor ($label)" "${line% *}" "${line#* }" >&2
     floor+=("${line% *}")
