@@ -85,6 +85,15 @@ pub struct Config {
     pub clock_skew_secs: i64,
     /// Longest lifetime a client assertion may claim (`exp - now`).
     pub assertion_max_lifetime_secs: i64,
+    /// Lifetime of a device code and its user code (RFC 8628 `expires_in`).
+    pub device_code_ttl_secs: i64,
+    /// Seconds a device waits between polls (RFC 8628 `interval`).
+    pub device_poll_interval_secs: i64,
+    /// Wrong user codes one browser may enter on /activate within `login_window_secs`
+    /// before it must wait `login_lock_secs`.
+    pub activate_guesses: i64,
+    /// Wrong user codes from one address within `login_window_secs` before it must wait.
+    pub activate_guesses_per_address: i64,
     /// How often every process reloads signing keys and revocations from the database.
     pub sync_interval_ms: u64,
     /// How long a browser stays signed in.
@@ -168,6 +177,10 @@ impl Default for Config {
             key_publish_secs: 600,
             clock_skew_secs: 10,
             assertion_max_lifetime_secs: 300,
+            device_code_ttl_secs: 600,
+            device_poll_interval_secs: 5,
+            activate_guesses: 5,
+            activate_guesses_per_address: 20,
             sync_interval_ms: 1000,
             session_ttl_secs: 8 * 3600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
@@ -282,6 +295,18 @@ impl Config {
             (
                 "assertion_max_lifetime_secs",
                 self.assertion_max_lifetime_secs,
+                1,
+            ),
+            ("device_code_ttl_secs", self.device_code_ttl_secs, 60),
+            (
+                "device_poll_interval_secs",
+                self.device_poll_interval_secs,
+                1,
+            ),
+            ("activate_guesses", self.activate_guesses, 1),
+            (
+                "activate_guesses_per_address",
+                self.activate_guesses_per_address,
                 1,
             ),
             ("session_ttl_secs", self.session_ttl_secs, 60),

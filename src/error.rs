@@ -263,6 +263,12 @@ pub enum OAuthErrorCode {
     TemporarilyUnavailable,
     /// RFC 7009 §2.2.1: the server cannot revoke this type of token.
     UnsupportedTokenType,
+    /// RFC 8628 §3.5: the user has not yet approved or denied the device's request.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: the device polls too fast; its interval grew by 5 s.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired; start again.
+    ExpiredToken,
 }
 
 impl OAuthErrorCode {

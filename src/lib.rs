@@ -219,6 +219,10 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         if let Err(e) = store::grants::cleanup(&state.store, now - 24 * 3600).await {
             tracing::warn!(error = %e, "grant cleanup failed");
         }
+        // An expired device code is kept a day, so that a late poll still hears why.
+        if let Err(e) = store::devices::cleanup(&state.store, now - 24 * 3600).await {
+            tracing::warn!(error = %e, "device code cleanup failed");
+        }
         if let Err(e) = store::idempotency::cleanup(&state.store, now).await {
             tracing::warn!(error = %e, "idempotency key cleanup failed");
         }

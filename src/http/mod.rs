@@ -36,6 +36,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(health::get_metrics))
         .routes(routes!(crate::web::authorize::authorize))
         .routes(routes!(oauth::issue_token))
+        .routes(routes!(oauth::device_authorization))
         .routes(routes!(oauth::introspect_token))
         .routes(routes!(oauth::revoke_token))
         .routes(routes!(oauth::get_userinfo, oauth::post_userinfo))

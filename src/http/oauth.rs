@@ -116,9 +116,15 @@ fn no_store(mut response: Response) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
-    /// `authorization_code`, `refresh_token`, `client_credentials` or
-    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1).
+    /// `authorization_code`, `refresh_token`, `client_credentials`,
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1) or
+    /// `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4).
     grant_type: String,
+    /// device_code: the device code from /oauth2/device_authorization. Until the user
+    /// decides the answer is `authorization_pending`; polling faster than `interval` is
+    /// `slow_down` (and the interval grows by 5 s); then `access_denied` or
+    /// `expired_token`, or the tokens (once).
+    device_code: Option<String>,
     /// authorization_code: the code from the redirect.
     code: Option<String>,
     /// authorization_code: the redirect URI of the authorization request, exactly.
@@ -176,6 +182,39 @@ pub async fn issue_token(
 ) -> Result<Response, OAuthError> {
     let response = token::exchange(&state, &request.params, &request.presented).await?;
     Ok(no_store(Json(response).into_response()))
+}
+
+/// The device authorization request (RFC 8628 §3.1–3.2).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct DeviceAuthorizationRequest {
+    /// Space-separated scopes, within what the client may have (default: all of them).
+    scope: Option<String>,
+    /// A public client names itself here; a confidential one authenticates as it is
+    /// registered to.
+    client_id: Option<String>,
+    /// With client_secret_post.
+    client_secret: Option<String>,
+}
+
+/// Starts the device flow (RFC 8628): a device code to poll the token endpoint with, and
+/// a user code the user enters at `verification_uri`. Only clients registered for
+/// `urn:ietf:params:oauth:grant-type:device_code`.
+#[utoipa::path(post, path = "/oauth2/device_authorization", tag = "oauth",
+    security(("client_basic" = []), ()),
+    request_body(content = DeviceAuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Codes issued", body = crate::oauth::device::DeviceAuthorization),
+        (status = 400, description = "RFC 6749 §5.2 error (invalid_request, invalid_scope, unauthorized_client)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody),
+    ))]
+pub async fn device_authorization(
+    State(state): State<AppState>,
+    request: OAuthRequest,
+) -> Result<Response, OAuthError> {
+    let client = crate::oauth::client_auth::authenticate(&state, &request.presented).await?;
+    let answer = crate::oauth::device::start(&state, &client, &request.params).await?;
+    Ok(no_store(Json(answer).into_response()))
 }
 
 /// Token introspection (RFC 7662) for the client the token was issued to.

@@ -37,6 +37,7 @@ pub fn metadata(state: &AppState) -> Value {
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/oauth2/token"),
+        "device_authorization_endpoint": format!("{issuer}/oauth2/device_authorization"),
         "jwks_uri": format!("{issuer}/oauth2/jwks"),
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),

@@ -4,6 +4,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;
+pub mod device;
 pub mod discovery;
 pub mod grants;
 pub mod id_token;

@@ -7,12 +7,13 @@ use super::params::Params;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::state::AppState;
 
-/// Grants this server answers at the token endpoint (the others arrive with their flows).
+/// Grants this server answers at the token endpoint.
 pub const ENABLED_GRANTS: &[GrantType] = &[
     GrantType::AuthorizationCode,
     GrantType::RefreshToken,
     GrantType::ClientCredentials,
     GrantType::JwtBearer,
+    GrantType::DeviceCode,
 ];
 
 /// Exchanges a grant for tokens.
@@ -67,12 +68,7 @@ pub async fn exchange(
         }
         GrantType::RefreshToken => grants::refresh_token::exchange(state, &client, params).await?,
         GrantType::JwtBearer => grants::jwt_bearer::exchange(state, &client, params).await?,
-        other => {
-            return Err(OAuthError::new(
-                OAuthErrorCode::UnsupportedGrantType,
-                format!("grant_type `{other}` is not supported"),
-            ));
-        }
+        GrantType::DeviceCode => grants::device_code::exchange(state, &client, params).await?,
     };
     tracing::debug!(client_id = %client.client_id, grant = %grant, "token issued");
     Ok(response)

@@ -12,6 +12,7 @@ pub mod cases;
 pub mod client_keys;
 pub mod clients;
 pub mod consents;
+pub mod devices;
 pub mod grants;
 pub mod idempotency;
 pub mod keys;

@@ -3,6 +3,7 @@
 //! script; every page forbids framing and loading anything from elsewhere.
 
 pub mod authorize;
+pub mod device;
 pub mod pages;
 pub mod session;
 
@@ -23,6 +24,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/consent",
             get(pages::consent_page).post(pages::consent_submit),
+        )
+        .route(
+            "/activate",
+            get(device::activate_page).post(device::activate_submit),
         )
         .route(
             "/logout",

@@ -14,6 +14,7 @@ mod cases_props;
 mod chromium;
 mod cli;
 mod config;
+mod device;
 mod flow;
 mod guard;
 mod health;

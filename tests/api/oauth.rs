@@ -285,7 +285,7 @@ on_both_backends! {
         assert_eq!(oidc["userinfo_endpoint"], app.url("/oauth2/userinfo"));
         assert_eq!(oidc["grant_types_supported"],
             serde_json::json!(["authorization_code", "refresh_token", "client_credentials",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"]));
+                "urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:device_code"]));
         assert_eq!(oidc["response_types_supported"], serde_json::json!(["code"]));
         assert_eq!(oidc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
         assert_eq!(oidc["id_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));

@@ -1,0 +1,177 @@
+//! Device authorization requests (RFC 8628): created by the device, approved or denied by
+//! a user on /activate, redeemed once by the device's polling.
+
+use super::{Store, StoreError, Tx, in_tx, read, write};
+
+/// A device authorization request.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeviceRow {
+    /// The client that asked.
+    pub client_id: String,
+    /// The user code, without its hyphen.
+    pub user_code: String,
+    /// The scope asked for.
+    pub scope: String,
+    /// pending, approved, denied or issued.
+    pub status: String,
+    /// Who approved or denied it.
+    pub user_id: Option<String>,
+    /// When that user had signed in.
+    pub auth_time: Option<i64>,
+    /// Seconds the device must wait between polls.
+    pub poll_interval: i64,
+    /// The device's last poll.
+    pub last_polled_at: Option<i64>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+const COLUMNS: &str = "client_id, user_code, scope, status, user_id, auth_time, poll_interval, \
+    last_polled_at, expires_at";
+
+/// A new request; false when the user code is taken (draw another).
+pub async fn insert(
+    store: &Store,
+    device_code_hash: &[u8; 32],
+    row: &DeviceRow,
+    now: i64,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "INSERT INTO device_codes (device_code_hash, user_code, client_id, scope, \
+        poll_interval, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        ON CONFLICT (user_code) DO NOTHING";
+    let n = write!(store, |pool| sqlx::query(SQL)
+        .bind(device_code_hash.as_slice())
+        .bind(&row.user_code)
+        .bind(&row.client_id)
+        .bind(&row.scope)
+        .bind(row.poll_interval)
+        .bind(now)
+        .bind(row.expires_at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// The live, pending request with this user code.
+pub async fn pending_by_user_code(
+    store: &Store,
+    user_code: &str,
+    now: i64,
+) -> Result<Option<DeviceRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM device_codes WHERE user_code = $1 AND status = 'pending' \
+         AND expires_at >= $2"
+    );
+    Ok(read!(store, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(user_code)
+    .bind(now)
+    .fetch_optional(pool)
+    .await)?)
+}
+
+/// Records the user's decision on a live, pending request; false when it was already
+/// decided or has expired (a code is approved at most once).
+pub async fn decide(
+    store: &Store,
+    user_code: &str,
+    approve: bool,
+    user_id: &str,
+    auth_time: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE device_codes SET status = $2, user_id = $3, auth_time = $4 \
+        WHERE user_code = $1 AND status = 'pending' AND expires_at >= $5";
+    let status = if approve { "approved" } else { "denied" };
+    let n = write!(store, |pool| sqlx::query(SQL)
+        .bind(user_code)
+        .bind(status)
+        .bind(user_id)
+        .bind(auth_time)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// What a poll found.
+#[derive(Debug)]
+pub enum Poll {
+    /// No such device code.
+    Unknown,
+    /// Polled before its interval had passed: the interval is now `poll_interval`.
+    TooFast(DeviceRow),
+    /// The request as it stands (its last poll is now recorded); an approved one is now
+    /// `issued`, inside `tx`, so that it is redeemed once.
+    Found(DeviceRow),
+}
+
+/// Records a poll of `device_code_hash` inside `tx`: too fast (the interval grows by
+/// `slow_down_secs`), or the request's state, claiming an approved request for issuance.
+pub async fn poll(
+    tx: &mut Tx,
+    device_code_hash: &[u8; 32],
+    slow_down_secs: i64,
+    now: i64,
+) -> Result<Poll, StoreError> {
+    // Lock the row (FOR UPDATE on PostgreSQL; SQLite's writer holds the transaction).
+    let lock = match tx {
+        Tx::Sqlite(_) => "",
+        Tx::Postgres(_) => " FOR UPDATE",
+    };
+    let select = format!("SELECT {COLUMNS} FROM device_codes WHERE device_code_hash = $1{lock}");
+    let row: Option<DeviceRow> =
+        in_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
+            .bind(device_code_hash.as_slice())
+            .fetch_optional(&mut *c)
+            .await)?;
+    let Some(mut row) = row else {
+        return Ok(Poll::Unknown);
+    };
+    let too_fast = row.status != "issued"
+        && row
+            .last_polled_at
+            .is_some_and(|last| now < last + row.poll_interval);
+    if too_fast {
+        row.poll_interval += slow_down_secs;
+    }
+    let status = if row.status == "approved" && now <= row.expires_at {
+        "issued"
+    } else {
+        row.status.as_str()
+    };
+    const UPDATE: &str = "UPDATE device_codes SET last_polled_at = $2, poll_interval = $3, \
+        status = $4 WHERE device_code_hash = $1";
+    let status = if too_fast {
+        row.status.clone()
+    } else {
+        status.to_owned()
+    };
+    in_tx!(tx, |c| sqlx::query(UPDATE)
+        .bind(device_code_hash.as_slice())
+        .bind(now)
+        .bind(row.poll_interval)
+        .bind(&status)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+    Ok(if too_fast {
+        Poll::TooFast(row)
+    } else {
+        Poll::Found(row)
+    })
+}
+
+/// Forgets requests that expired before `before`.
+pub async fn cleanup(store: &Store, before: i64) -> Result<(), StoreError> {
+    const SQL: &str = "DELETE FROM device_codes WHERE expires_at < $1";
+    write!(store, |pool| sqlx::query(SQL)
+        .bind(before)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}

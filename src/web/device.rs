@@ -1,0 +1,297 @@
+//! /activate: the user enters a device's user code (RFC 8628 §3.3), signs in if needed,
+//! sees which application asks for what, and approves or denies. Wrong codes are counted
+//! per browser and per address, shared by every replica, and lock for a while.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use super::pages::PeerAddr;
+use super::{MessagePage, describe_scope, error_page, page, see_other, session};
+use crate::oauth::device::{display_user_code, normalize_user_code};
+use crate::oauth::model::ScopeSet;
+use crate::oauth::secret;
+use crate::state::AppState;
+use crate::store;
+
+#[derive(Template)]
+#[template(path = "activate.html", config = "src/web/askama.toml")]
+struct ActivatePage<'a> {
+    error: Option<&'a str>,
+    csrf_token: &'a str,
+    user_code: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "activate_confirm.html", config = "src/web/askama.toml")]
+struct ConfirmPage<'a> {
+    client_name: &'a str,
+    username: &'a str,
+    user_code: &'a str,
+    scopes: Vec<(&'static str, &'static str)>,
+    csrf_token: &'a str,
+}
+
+/// Query of GET /activate (`verification_uri_complete` fills the code in).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ActivateQuery {
+    user_code: String,
+}
+
+/// The code form, as posted (with `decision` once the code was accepted).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ActivateForm {
+    user_code: String,
+    decision: String,
+    csrf_token: String,
+}
+
+fn render_entry(
+    state: &AppState,
+    jar: CookieJar,
+    status: StatusCode,
+    error: Option<&str>,
+    user_code: &str,
+) -> Response {
+    let (jar, csrf_token) = session::csrf_token(state, jar);
+    // What was typed goes back into the form (escaped by the template), cut to its size.
+    let user_code: String = user_code.chars().take(32).collect();
+    let template = ActivatePage {
+        error,
+        csrf_token: &csrf_token,
+        user_code: &user_code,
+    };
+    (jar, page(status, &template)).into_response()
+}
+
+/// GET /activate: the code form. A code in the query is only filled in: the user still
+/// submits it, and approves on the next page (RFC 8628 §5.4).
+pub async fn activate_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(query): Query<ActivateQuery>,
+) -> Response {
+    render_entry(&state, jar, StatusCode::OK, None, &query.user_code)
+}
+
+/// Throttle keys of a wrong-code guess: this browser (its CSRF cookie) and its address.
+fn guess_keys(state: &AppState, jar: &CookieJar, address: &str) -> [String; 2] {
+    let browser = jar
+        .get(session::cookie_names(state).csrf)
+        .map(|c| hex(&secret::hash(c.value())))
+        .unwrap_or_default();
+    [
+        format!("activate-browser:{browser}"),
+        format!("activate-addr:{address}"),
+    ]
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn too_many(state: &AppState, jar: CookieJar, user_code: &str, retry_after: i64) -> Response {
+    let minutes = (retry_after + 59) / 60;
+    let text = format!(
+        "Too many wrong codes. Try again in {minutes} minute{}.",
+        if minutes == 1 { "" } else { "s" }
+    );
+    let mut response = render_entry(
+        state,
+        jar,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(&text),
+        user_code,
+    );
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "device activation failed inside");
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The server failed; try again.",
+    )
+}
+
+/// POST /activate: checks the code; then asks to sign in, or shows what the device's
+/// application asks for; with a `decision`, records it (once).
+pub async fn activate_submit(
+    State(state): State<AppState>,
+    PeerAddr(address): PeerAddr,
+    jar: CookieJar,
+    Form(form): Form<ActivateForm>,
+) -> Response {
+    if !session::csrf_valid(&state, &jar, &form.csrf_token) {
+        return render_entry(
+            &state,
+            jar,
+            StatusCode::FORBIDDEN,
+            Some("This form has expired. Enter the code again."),
+            &form.user_code,
+        );
+    }
+    let now = state.clock.unix();
+    let config = &state.config;
+    let keys = guess_keys(&state, &jar, &address);
+    let key_refs = [keys[0].as_str(), keys[1].as_str()];
+    match store::sessions::throttles(&state.store, &key_refs).await {
+        Ok(throttles) => {
+            if let Some(until) = throttles
+                .iter()
+                .filter_map(|(_, t)| t.locked_until)
+                .filter(|until| *until > now)
+                .max()
+            {
+                return too_many(&state, jar, &form.user_code, until - now);
+            }
+        }
+        Err(e) => return unavailable(e),
+    }
+    let found = match normalize_user_code(&form.user_code) {
+        Some(code) => match store::devices::pending_by_user_code(&state.store, &code, now).await {
+            Ok(found) => found,
+            Err(e) => return unavailable(e),
+        },
+        None => None,
+    };
+    let Some(request) = found else {
+        // A wrong guess: counted for the browser and the address.
+        let mut locked_until = None;
+        for (key, limit) in [
+            (&keys[0], config.activate_guesses),
+            (&keys[1], config.activate_guesses_per_address),
+        ] {
+            match store::sessions::record_failure(
+                &state.store,
+                key,
+                now,
+                config.login_window_secs,
+                limit,
+                config.login_lock_secs,
+            )
+            .await
+            {
+                Ok(t) => locked_until = locked_until.max(t.locked_until),
+                Err(e) => return unavailable(e),
+            }
+        }
+        tracing::info!("wrong device code entered");
+        if let Some(until) = locked_until.filter(|until| *until > now) {
+            return too_many(&state, jar, &form.user_code, until - now);
+        }
+        return render_entry(
+            &state,
+            jar,
+            StatusCode::BAD_REQUEST,
+            Some("That code is not valid or has expired. Check the code on your device."),
+            &form.user_code,
+        );
+    };
+    let shown = display_user_code(&request.user_code);
+    let user = match session::current_user(&state, &jar).await {
+        Ok(Some((user, auth_time))) => (user, auth_time),
+        Ok(None) => {
+            let back = format!("/activate?user_code={shown}");
+            let location = format!(
+                "/login?return_to={}",
+                form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+            );
+            return see_other(&location);
+        }
+        Err(e) => return unavailable(e),
+    };
+    let (user, auth_time) = user;
+    let client = match state.client(&request.client_id).await {
+        Ok(Some(client)) if client.enabled => client,
+        Ok(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "The application that asked is no longer available.",
+            );
+        }
+        Err(e) => return unavailable(e),
+    };
+    let decision = match form.decision.as_str() {
+        "" => None,
+        "approve" => Some(true),
+        "deny" => Some(false),
+        _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    };
+    let Some(approve) = decision else {
+        let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
+        let (jar, csrf_token) = session::csrf_token(&state, jar);
+        let template = ConfirmPage {
+            client_name: &client.name,
+            username: user.username.as_str(),
+            user_code: &shown,
+            scopes: scope
+                .iter()
+                .map(|s| (s.as_str(), describe_scope(s)))
+                .collect(),
+            csrf_token: &csrf_token,
+        };
+        return (jar, page(StatusCode::OK, &template)).into_response();
+    };
+    let approve = approve
+        && (!client.admin_approved_only || client.pre_authorized_users.contains(&user.username));
+    match store::devices::decide(
+        &state.store,
+        &request.user_code,
+        approve,
+        &user.id,
+        auth_time,
+        now,
+    )
+    .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return error_page(
+                StatusCode::CONFLICT,
+                "This code was already used or has expired.",
+            );
+        }
+        Err(e) => return unavailable(e),
+    }
+    tracing::info!(user_id = %user.id, client_id = %client.client_id, approved = approve, "device request decided");
+    let (title, text) = if approve {
+        (
+            "Device connected",
+            format!(
+                "{} is now connected. You can return to your device.",
+                client.name
+            ),
+        )
+    } else if form.decision == "approve" {
+        (
+            "Not allowed",
+            format!("Your account is not approved for {}.", client.name),
+        )
+    } else {
+        (
+            "Request denied",
+            format!(
+                "{} was not given access. You can close this page.",
+                client.name
+            ),
+        )
+    };
+    page(
+        StatusCode::OK,
+        &MessagePage {
+            title,
+            text: &text,
+            is_error: !approve,
+        },
+    )
+}
