@@ -64,17 +64,40 @@ enum ClientCommand {
     Disable(ClientRef),
     /// Enable a disabled client
     Enable(ClientRef),
-    /// Register a public key (PEM) the client signs assertions with; prints its kid
+    /// Register a public key the client signs assertions with (a PEM public key or X.509
+    /// certificate, or every key of a JWKS document); prints the kids
     AddKey(AddKey),
+    /// List the keys a client signs assertions with
+    ListKeys(ClientRef),
+    /// Remove one of a client's assertion keys
+    RemoveKey(RemoveKey),
+}
+
+#[derive(Debug, Args)]
+struct RemoveKey {
+    /// The client's id
+    client_id: String,
+    /// The key's id
+    kid: String,
+    #[command(flatten)]
+    out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
 struct AddKey {
     /// The client's id
     client_id: String,
-    /// A PEM file with a `PUBLIC KEY` (RSA, EC P-256 or Ed25519)
+    /// A PEM file with a `PUBLIC KEY` or a `CERTIFICATE` (RSA, EC P-256 or Ed25519)
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "jwks",
+        conflicts_with = "jwks"
+    )]
+    pem: Option<PathBuf>,
+    /// A JWKS document (JSON): every key in it is registered, under its own kid
     #[arg(long, value_name = "FILE")]
-    pem: PathBuf,
+    jwks: Option<PathBuf>,
     #[command(flatten)]
     out: JsonFlag,
 }
@@ -388,15 +411,38 @@ async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Failure> {
             r.out.json,
         ),
         ClientCommand::AddKey(args) => {
-            let pem = std::fs::read_to_string(&args.pem)
-                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", args.pem.display())))?;
-            let key = clients::add_key(store, &clock, &args.client_id, &pem).await?;
+            let read = |path: &PathBuf| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
+            };
+            if let Some(path) = &args.jwks {
+                let keys = clients::add_jwks(store, &clock, &args.client_id, &read(path)?).await?;
+                return print_keys(&keys, args.out.json);
+            }
+            let Some(path) = &args.pem else {
+                return Err(Failure::Usage("--pem FILE or --jwks FILE".to_owned()));
+            };
+            let key = clients::add_key(store, &clock, &args.client_id, &read(path)?).await?;
             if args.out.json {
                 print_json(
                     &serde_json::to_value(&key).map_err(|e| Failure::Runtime(e.to_string()))?,
                 )
             } else {
                 println!("kid  {}\nkty  {}", key.kid, key.kty);
+                Ok(())
+            }
+        }
+        ClientCommand::ListKeys(r) => {
+            print_keys(&clients::list_keys(store, &r.client_id).await?, r.out.json)
+        }
+        ClientCommand::RemoveKey(args) => {
+            clients::remove_key(store, &args.client_id, &args.kid).await?;
+            if args.out.json {
+                print_json(
+                    &serde_json::json!({"client_id": args.client_id, "kid": args.kid, "removed": true}),
+                )
+            } else {
+                println!("removed key {} of client {}", args.kid, args.client_id);
                 Ok(())
             }
         }
@@ -484,5 +530,16 @@ async fn user(cmd: UserCommand, store: &Store) -> Result<(), Failure> {
             &users::set_enabled(store, &clock, &r.username, true).await?,
             r.out.json,
         ),
+    }
+}
+
+fn print_keys(keys: &[clients::ClientKey], json: bool) -> Result<(), Failure> {
+    if json {
+        print_json(&serde_json::json!({ "keys": keys }))
+    } else {
+        for key in keys {
+            println!("{}\t{}", key.kid, key.kty);
+        }
+        Ok(())
     }
 }

@@ -104,12 +104,20 @@ pub struct UserList {
     pub users: Vec<User>,
 }
 
-/// A PEM public key for client assertions.
+/// A PEM public key or X.509 certificate for client assertions.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddClientKeyRequest {
-    /// `-----BEGIN PUBLIC KEY-----` … (RSA, EC P-256 or Ed25519).
+    /// `-----BEGIN PUBLIC KEY-----` … or `-----BEGIN CERTIFICATE-----` … (RSA, EC P-256
+    /// or Ed25519; a certificate's subject key is taken).
     pub pem: String,
+}
+
+/// A client's assertion keys.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientKeyList {
+    /// The keys, oldest first.
+    pub keys: Vec<ClientKey>,
 }
 
 /// All signing keys.
@@ -252,7 +260,9 @@ pub async fn enable_client(
     Ok(Json(client))
 }
 
-/// Registers a public key the client signs assertions with (private_key_jwt).
+/// Registers a public key the client signs assertions with (private_key_jwt, JWT bearer
+/// grant): a PEM public key or an X.509 certificate. Keys overlap: register the next key,
+/// move the partner to it, then remove the old one.
 #[utoipa::path(post, path = "/admin/v1/clients/{client_id}/keys", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
     params(("client_id" = String, Path)), request_body = AddClientKeyRequest,
     responses((status = 201, body = ClientKey), (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -267,6 +277,54 @@ pub async fn add_client_key(
     let key = clients::add_key(&state.store, state.clock.as_ref(), &id, &body.pem).await?;
     state.client_changed(&id);
     Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Registers every key of a JWKS document (RFC 7517; at most 20 keys; public keys with
+/// `use` absent or `sig`), all or none. Kids are the document's own (unique per client).
+#[utoipa::path(post, path = "/admin/v1/clients/{client_id}/jwks", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path)),
+    request_body(content = Object, description = "A JWKS document: `{\"keys\": [{\"kty\": \"EC\", \"crv\": \"P-256\", \"x\": …, \"y\": …, \"kid\": …}]}`"),
+    responses((status = 201, body = ClientKeyList), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A kid is already registered for this client", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A key is invalid (named by its index)", body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn add_client_jwks(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<(StatusCode, Json<ClientKeyList>), ApiError> {
+    let keys =
+        clients::add_jwks(&state.store, state.clock.as_ref(), &id, &body.to_string()).await?;
+    state.client_changed(&id);
+    Ok((StatusCode::CREATED, Json(ClientKeyList { keys })))
+}
+
+/// Lists a client's assertion keys.
+#[utoipa::path(get, path = "/admin/v1/clients/{client_id}/keys", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientKeyList), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn list_client_keys(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ClientKeyList>, ApiError> {
+    let keys = clients::list_keys(&state.store, &id).await?;
+    Ok(Json(ClientKeyList { keys }))
+}
+
+/// Removes one of a client's assertion keys; assertions signed with it stop verifying on
+/// every replica within a sync interval.
+#[utoipa::path(delete, path = "/admin/v1/clients/{client_id}/keys/{kid}", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path), ("kid" = String, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn remove_client_key(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, kid)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    clients::remove_key(&state.store, &id, &kid).await?;
+    state.client_changed(&id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Lists users.

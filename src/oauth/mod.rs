@@ -1,6 +1,7 @@
 //! The authorization server: the client and user registry, grants, client authentication,
 //! tokens, keys and discovery. Nothing here knows about HTTP.
 
+pub mod assertion_keys;
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;

@@ -1,6 +1,6 @@
 //! Public keys clients sign assertions with.
 
-use super::{Store, StoreError, read, write};
+use super::{Store, StoreError, in_tx, read, write};
 
 /// A registered client key.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -17,21 +17,35 @@ pub struct ClientKeyRow {
     pub created_at: i64,
 }
 
-/// Adds a key; the same key twice is a conflict.
-pub async fn insert(store: &Store, key: &ClientKeyRow) -> Result<(), StoreError> {
+/// Adds keys, all or none; a kid the client already has is a conflict.
+pub async fn insert_all(store: &Store, keys: &[ClientKeyRow]) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO client_keys (kid, client_id, kty, public_pem, created_at) VALUES ($1, $2, $3, $4, $5)";
-    write!(store, |pool| {
-        sqlx::query(SQL)
+    let mut tx = store.begin().await?;
+    for key in keys {
+        in_tx!(&mut tx, |c| sqlx::query(SQL)
             .bind(&key.kid)
             .bind(&key.client_id)
             .bind(&key.kty)
             .bind(&key.public_pem)
             .bind(key.created_at)
-            .execute(pool)
+            .execute(&mut *c)
             .await
-            .map(|_| ())
-    })
-    .map_err(|e| StoreError::on_unique(e, "this key is already registered"))
+            .map(|_| ()))
+        .map_err(|e| StoreError::on_unique(e, &format!("key {} is already registered", key.kid)))?;
+    }
+    tx.commit().await
+}
+
+/// Removes a client's key; false when it has no such key.
+pub async fn delete(store: &Store, client_id: &str, kid: &str) -> Result<bool, StoreError> {
+    const SQL: &str = "DELETE FROM client_keys WHERE client_id = $1 AND kid = $2";
+    let n = write!(store, |pool| sqlx::query(SQL)
+        .bind(client_id)
+        .bind(kid)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// A client's keys, oldest first.

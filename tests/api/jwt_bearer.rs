@@ -191,3 +191,82 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+on_both_backends! {
+    async fn keys_come_as_certificates_or_jwks_and_rotate_without_downtime(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "ada").await;
+        let id = partner(&app).await;
+        let aud = app.url("/oauth2/token");
+        let (admin_id, admin_secret) = app.service_client(&["admin"]).await;
+        let admin = app.access_token(&admin_id, &admin_secret, None).await;
+
+        // An X.509 certificate, as a Connected App uploads one, through the admin API.
+        let cert_key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["partner.example".to_owned()]).unwrap()
+            .self_signed(&cert_key).unwrap();
+        let added = app.http.post(app.url(&format!("/admin/v1/clients/{id}/keys"))).bearer_auth(&admin)
+            .json(&json!({"pem": cert.pem()})).send().await.unwrap();
+        assert_eq!(added.status(), 201);
+        let cert_kid = added.json::<Value>().await.unwrap()["kid"].as_str().unwrap().to_owned();
+        let signer = ES256KeyPair::from_pem(&cert_key.serialize_pem()).unwrap().with_key_id(&cert_kid);
+        let ok = grant(&app, &signer.sign(claims(&id, "ada", &aud, 60, "c-1")).unwrap(), &[]).await;
+        assert_eq!(ok.status(), 200, "{}", ok.text().await.unwrap());
+
+        // A JWKS document with an EC and an RSA key under the partner's own kids, by the CLI.
+        let ec = ES256KeyPair::generate().with_key_id("2026-11-ec");
+        let rsa = RS256KeyPair::generate(2048).unwrap().with_key_id("2026-11-rsa");
+        let point = ec.public_key().public_key().to_bytes_uncompressed();
+        let parts = rsa.public_key().to_components();
+        let jwks = json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..]), "kid": "2026-11-ec", "use": "sig"},
+            {"kty": "RSA", "n": b64(&parts.n), "e": b64(&parts.e), "kid": "2026-11-rsa", "alg": "RS256"},
+        ]});
+        let file = app.db.path().join("partner.jwks");
+        std::fs::write(&file, jwks.to_string()).unwrap();
+        let listed = cli(&app.db, &["client", "add-key", &id, "--jwks", file.to_str().unwrap(), "--json"], None).await.ok().json();
+        let kids: Vec<&str> = listed["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert_eq!(kids, ["2026-11-ec", "2026-11-rsa"]);
+        app.app_state.client_changed(&id);
+        for (n, assertion) in [ec.sign(claims(&id, "ada", &aud, 60, "k-1")).unwrap(),
+                               rsa.sign(claims(&id, "ada", &aud, 60, "k-2")).unwrap()].iter().enumerate() {
+            assert_eq!(grant(&app, assertion, &[]).await.status(), 200, "key {n}");
+        }
+        // Another partner may use the same kid names.
+        let other = partner(&app).await;
+        let again = app.http.post(app.url(&format!("/admin/v1/clients/{other}/jwks"))).bearer_auth(&admin)
+            .json(&jwks).send().await.unwrap();
+        assert_eq!(again.status(), 201);
+        // The same kid twice for one client is a conflict; a private key is refused by path.
+        let dup = app.http.post(app.url(&format!("/admin/v1/clients/{id}/jwks"))).bearer_auth(&admin)
+            .json(&jwks).send().await.unwrap();
+        assert_eq!(dup.status(), 409);
+        let private = json!({"keys": [{"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..]), "d": "AAAA"}]});
+        let refused = app.http.post(app.url(&format!("/admin/v1/clients/{id}/jwks"))).bearer_auth(&admin)
+            .json(&private).send().await.unwrap();
+        assert_eq!(refused.status(), 422);
+        assert_eq!(refused.json::<Value>().await.unwrap()["errors"][0]["field"], "jwks.keys[0]");
+
+        // Rotation: the old key removed, the others keep working at once.
+        let listed: Value = app.http.get(app.url(&format!("/admin/v1/clients/{id}/keys"))).bearer_auth(&admin)
+            .send().await.unwrap().json().await.unwrap();
+        assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
+        let removed = app.http.delete(app.url(&format!("/admin/v1/clients/{id}/keys/{cert_kid}"))).bearer_auth(&admin)
+            .send().await.unwrap();
+        assert_eq!(removed.status(), 204);
+        let gone = grant(&app, &signer.sign(claims(&id, "ada", &aud, 60, "c-2")).unwrap(), &[]).await;
+        assert_eq!(gone.status(), 400);
+        assert!(gone.json::<Value>().await.unwrap()["error_description"].as_str().unwrap().contains("no registered key"));
+        assert_eq!(grant(&app, &ec.sign(claims(&id, "ada", &aud, 60, "k-3")).unwrap(), &[]).await.status(), 200);
+        let out = cli(&app.db, &["client", "remove-key", &id, "2026-11-rsa", "--json"], None).await.ok().json();
+        assert_eq!(out["removed"], true);
+        let missing = cli(&app.db, &["client", "remove-key", &id, "2026-11-rsa"], None).await;
+        assert_ne!(missing.code, 0);
+        app.stop().await;
+    }
+}
