@@ -74,6 +74,12 @@ impl App {
             .time_to_live(Duration::from_millis(config.sync_interval_ms))
             .build();
         let assertions = store::revocations::AssertionQueue::spawn(&store);
+        let device_polls = moka::sync::Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(Duration::from_secs(
+                u64::try_from(config.device_code_ttl_secs).unwrap_or(600) + 60,
+            ))
+            .build();
         let metrics = telemetry::metrics_handle();
         let refresh = store::grants::RefreshQueue::spawn(&store);
         let cases = api::cases::CreateQueue::spawn(&store);
@@ -92,6 +98,7 @@ impl App {
             tokens,
             clients,
             client_keys,
+            device_polls,
             assertions,
             csrf_key,
             cors_origins: http::cors::Origins::default(),

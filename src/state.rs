@@ -37,6 +37,8 @@ pub struct Inner {
     pub clients: moka::sync::Cache<String, Arc<Client>>,
     /// Clients' assertion keys, parsed, by client id, for one sync interval.
     pub client_keys: moka::sync::Cache<String, Arc<Vec<crate::oauth::client_auth::VerifyKey>>>,
+    /// Each polling device's last poll and interval, by device-code hash (RFC 8628 §3.5).
+    pub device_polls: moka::sync::Cache<[u8; 32], (i64, i64)>,
     /// Assertion ids marked used, batched across concurrent requests.
     pub assertions: store::revocations::AssertionQueue,
     /// Signs the CSRF tokens of the HTML forms (derived from the master key).

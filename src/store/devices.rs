@@ -97,72 +97,56 @@ pub async fn decide(
     Ok(n == 1)
 }
 
-/// What a poll found.
-#[derive(Debug)]
-pub enum Poll {
-    /// No such device code.
-    Unknown,
-    /// Polled before its interval had passed: the interval is now `poll_interval`.
-    TooFast(DeviceRow),
-    /// The request as it stands (its last poll is now recorded); an approved one is now
-    /// `issued`, inside `tx`, so that it is redeemed once.
-    Found(DeviceRow),
+/// The request of a device code, read without taking the writer.
+pub async fn by_device_code(
+    store: &Store,
+    device_code_hash: &[u8; 32],
+) -> Result<Option<DeviceRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM device_codes WHERE device_code_hash = $1");
+    Ok(read!(store, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
+        sql.clone()
+    ))
+    .bind(device_code_hash.as_slice())
+    .fetch_optional(pool)
+    .await)?)
 }
 
-/// Records a poll of `device_code_hash` inside `tx`: too fast (the interval grows by
-/// `slow_down_secs`), or the request's state, claiming an approved request for issuance.
-pub async fn poll(
-    tx: &mut Tx,
+/// Records a poll at `now`, with the interval the device must keep from now on: one
+/// statement, no transaction (a pending poll is the common case and must stay cheap).
+pub async fn record_poll(
+    store: &Store,
     device_code_hash: &[u8; 32],
-    slow_down_secs: i64,
     now: i64,
-) -> Result<Poll, StoreError> {
-    // Lock the row (FOR UPDATE on PostgreSQL; SQLite's writer holds the transaction).
-    let lock = match tx {
-        Tx::Sqlite(_) => "",
-        Tx::Postgres(_) => " FOR UPDATE",
-    };
-    let select = format!("SELECT {COLUMNS} FROM device_codes WHERE device_code_hash = $1{lock}");
-    let row: Option<DeviceRow> =
-        in_tx!(tx, |c| sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
-            .bind(device_code_hash.as_slice())
-            .fetch_optional(&mut *c)
-            .await)?;
-    let Some(mut row) = row else {
-        return Ok(Poll::Unknown);
-    };
-    let too_fast = row.status != "issued"
-        && row
-            .last_polled_at
-            .is_some_and(|last| now < last + row.poll_interval);
-    if too_fast {
-        row.poll_interval += slow_down_secs;
-    }
-    let status = if row.status == "approved" && now <= row.expires_at {
-        "issued"
-    } else {
-        row.status.as_str()
-    };
-    const UPDATE: &str = "UPDATE device_codes SET last_polled_at = $2, poll_interval = $3, \
-        status = $4 WHERE device_code_hash = $1";
-    let status = if too_fast {
-        row.status.clone()
-    } else {
-        status.to_owned()
-    };
-    in_tx!(tx, |c| sqlx::query(UPDATE)
+    poll_interval: i64,
+) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE device_codes SET last_polled_at = $2, poll_interval = $3 \
+        WHERE device_code_hash = $1";
+    write!(store, |pool| sqlx::query(SQL)
         .bind(device_code_hash.as_slice())
         .bind(now)
-        .bind(row.poll_interval)
-        .bind(&status)
-        .execute(&mut *c)
+        .bind(poll_interval)
+        .execute(pool)
         .await
         .map(|_| ()))?;
-    Ok(if too_fast {
-        Poll::TooFast(row)
-    } else {
-        Poll::Found(row)
-    })
+    Ok(())
+}
+
+/// Claims an approved, live request for issuance inside `tx` (its tokens are written in
+/// the same transaction); false when another poll claimed it first or it expired.
+pub async fn claim_approved(
+    tx: &mut Tx,
+    device_code_hash: &[u8; 32],
+    now: i64,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE device_codes SET status = 'issued', last_polled_at = $2 \
+        WHERE device_code_hash = $1 AND status = 'approved' AND expires_at >= $2";
+    let n = in_tx!(tx, |c| sqlx::query(SQL)
+        .bind(device_code_hash.as_slice())
+        .bind(now)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// Forgets requests that expired before `before`.

@@ -1,6 +1,8 @@
 //! RFC 8628 §3.4–3.5: the device polls with its device code until the user has decided.
-//! An approved code is redeemed once; polls closer together than the interval get
-//! `slow_down` and the interval grows by 5 s.
+//! An approved code is redeemed once (claimed in the transaction that writes the
+//! tokens); polls closer together than the interval get `slow_down` and the interval
+//! grows by 5 s for good. A pending poll costs one read: the time of each device's last
+//! poll is kept in memory by the process that answered it.
 
 use super::{UserGrant, invalid_grant, issue_for_user};
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -10,7 +12,7 @@ use crate::oauth::model::ScopeSet;
 use crate::oauth::params::Params;
 use crate::oauth::secret;
 use crate::state::AppState;
-use crate::store::{self, devices::Poll};
+use crate::store;
 
 /// Polls with `device_code`.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
@@ -22,49 +24,55 @@ pub async fn exchange(
     let code = params.require("device_code")?;
     let hash = secret::hash(code);
     let now = state.clock.unix();
-    let mut tx = state.store.begin().await?;
-    let row = match store::devices::poll(&mut tx, &hash, SLOW_DOWN_SECS, now).await? {
-        Poll::Unknown => return Err(invalid_grant("the device code is invalid")),
-        Poll::TooFast(row) => {
-            tx.commit().await?;
-            return Err(OAuthError::new(
-                OAuthErrorCode::SlowDown,
-                format!("poll at most every {} s", row.poll_interval),
-            ));
-        }
-        Poll::Found(row) => row,
-    };
-    if row.client_id != client.client_id.as_str() {
-        // Not this client's code: nothing about it is recorded or told.
-        return Err(invalid_grant("the device code is invalid"));
-    }
-    let pending = |code, text: &str| -> Result<super::TokenResponse, OAuthError> {
-        Err(OAuthError::new(code, text))
-    };
+    let row = store::devices::by_device_code(&state.store, &hash)
+        .await?
+        // Another client's code: nothing about it is recorded or told.
+        .filter(|row| row.client_id == client.client_id.as_str())
+        .ok_or_else(|| invalid_grant("the device code is invalid"))?;
     if row.status == "issued" {
-        tx.commit().await?;
         return Err(invalid_grant("the device code was already used"));
     }
+    // The last poll is kept in memory (a pending poll writes nothing); a slow_down is
+    // also written, so that every replica keeps the longer interval.
+    let seen = state.device_polls.get(&hash);
+    let last = row.last_polled_at.max(seen.map(|(at, _)| at));
+    let interval = row.poll_interval.max(seen.map_or(0, |(_, every)| every));
+    let too_fast = last.is_some_and(|last| now < last + interval);
+    let interval = interval + if too_fast { SLOW_DOWN_SECS } else { 0 };
+    state.device_polls.insert(hash, (now, interval));
+    if too_fast {
+        store::devices::record_poll(&state.store, &hash, now, interval).await?;
+    }
+    let answer = |code, text: String| -> Result<super::TokenResponse, OAuthError> {
+        Err(OAuthError::new(code, text))
+    };
+    if too_fast {
+        return answer(OAuthErrorCode::SlowDown, format!("poll at most every {interval} s"));
+    }
     if now > row.expires_at {
-        tx.commit().await?;
-        return pending(
+        return answer(
             OAuthErrorCode::ExpiredToken,
-            "the device code has expired; start again",
+            "the device code has expired; start again".to_owned(),
         );
     }
     match row.status.as_str() {
         "pending" => {
-            tx.commit().await?;
-            return pending(
+            return answer(
                 OAuthErrorCode::AuthorizationPending,
-                "the user has not decided yet",
+                "the user has not decided yet".to_owned(),
             );
         }
         "denied" => {
-            tx.commit().await?;
-            return pending(OAuthErrorCode::AccessDenied, "the user denied the request");
+            return answer(
+                OAuthErrorCode::AccessDenied,
+                "the user denied the request".to_owned(),
+            );
         }
         _ => {}
+    }
+    let mut tx = state.store.begin().await?;
+    if !store::devices::claim_approved(&mut tx, &hash, now).await? {
+        return Err(invalid_grant("the device code was already used"));
     }
     // Approved, and now claimed as issued inside `tx`: every failure below rolls it back.
     let user_id = row
