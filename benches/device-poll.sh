@@ -28,10 +28,6 @@ run_case() { # LABEL URL PORT
 }
 
 run_case sqlite "$GATEHOUSE_DATABASE_URL" "$PORT"
-if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
-  schema="gatehouse_bench_$$"
-  psql "$BENCH_POSTGRES_URL" -qc "CREATE SCHEMA $schema"
-  trap 'psql "$BENCH_POSTGRES_URL" -qc "DROP SCHEMA IF EXISTS '"$schema"' CASCADE" >/dev/null 2>&1; cleanup' EXIT
-  sep='?'; [[ $BENCH_POSTGRES_URL == *\?* ]] && sep='&'
-  run_case postgres "${BENCH_POSTGRES_URL}${sep}options=-c%20search_path%3D$schema" "$PG_PORT"
+if postgres_schema; then
+  run_case postgres "$pg_url" "$PG_PORT"
 fi

@@ -50,6 +50,17 @@ start_floor() {
   wait_ready "http://127.0.0.1:$FLOOR_PORT/" 10
 }
 
+# With BENCH_POSTGRES_URL set: a schema of this run's own (dropped on exit) and `pg_url`
+# pointing into it; without it, returns false.
+postgres_schema() {
+  [ -n "${BENCH_POSTGRES_URL:-}" ] || return 1
+  local schema="gatehouse_bench_$$" sep='?'
+  psql "$BENCH_POSTGRES_URL" -qc "CREATE SCHEMA $schema"
+  trap 'psql "$BENCH_POSTGRES_URL" -qc "DROP SCHEMA IF EXISTS '"$schema"' CASCADE" >/dev/null 2>&1; cleanup' EXIT
+  [[ $BENCH_POSTGRES_URL == *\?* ]] && sep='&'
+  pg_url="${BENCH_POSTGRES_URL}${sep}options=-c%20search_path%3D$schema"
+}
+
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
 # load LABEL URL [wrk args...] [-- script args...]: prints a line to stderr, the req/s

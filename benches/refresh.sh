@@ -64,12 +64,7 @@ cases=(sqlite)
 read -r sq_id sq_secret <<<"$(setup_db "$GATEHOUSE_DATABASE_URL")"
 history "$GATEHOUSE_DATABASE_URL"
 serve_on "$GATEHOUSE_DATABASE_URL" "$PORT"
-if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
-  schema="gatehouse_bench_$$"
-  psql "$BENCH_POSTGRES_URL" -qc "CREATE SCHEMA $schema"
-  trap 'psql "$BENCH_POSTGRES_URL" -qc "DROP SCHEMA IF EXISTS '"$schema"' CASCADE" >/dev/null 2>&1; cleanup' EXIT
-  sep='?'; [[ $BENCH_POSTGRES_URL == *\?* ]] && sep='&'
-  pg_url="${BENCH_POSTGRES_URL}${sep}options=-c%20search_path%3D$schema"
+if postgres_schema; then
   read -r pg_id pg_secret <<<"$(setup_db "$pg_url")"
   history "$pg_url"
   serve_on "$pg_url" "$PG_PORT"

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::clients::Client;
-use super::model::{GrantType, ScopeSet};
+use super::model::GrantType;
 use super::params::Params;
 use super::secret;
 use crate::error::{OAuthError, OAuthErrorCode};
@@ -94,21 +94,7 @@ pub async fn start(
             ),
         ));
     }
-    let allowed = client.scopes.clone();
-    let scope = match params.get("scope") {
-        None => allowed,
-        Some(raw) => {
-            let requested = ScopeSet::parse(raw)
-                .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e.message))?;
-            if !requested.is_subset(&allowed) {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    format!("requested scope exceeds what this client may have ({allowed})"),
-                ));
-            }
-            requested
-        }
-    };
+    let scope = super::grants::narrow_scope(params, &client.scopes, super::grants::exceeds_client)?;
     let now = state.clock.unix();
     let ttl = state.config.device_code_ttl_secs;
     let interval = state.config.device_poll_interval_secs;

@@ -29,44 +29,16 @@ pub fn exchange(
         ));
     }
     let allowed = ScopeSet::new(client.scopes.iter().filter(|s| !USER_SCOPES.contains(s)));
-    let scope = match params.get("scope") {
-        None => allowed,
-        Some(raw) => {
-            let requested = ScopeSet::parse(raw)
-                .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e.message))?;
-            if let Some(user_scope) = requested.iter().find(|s| USER_SCOPES.contains(s)) {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    format!("scope `{user_scope}` needs a user; client_credentials has none"),
-                ));
-            }
-            if !requested.is_subset(&allowed) {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    format!("requested scope exceeds what this client may have ({allowed})"),
-                ));
-            }
-            requested
+    let scope = super::narrow_scope(params, &allowed, |allowed| {
+        let user_scope = params
+            .get("scope")
+            .into_iter()
+            .flat_map(str::split_whitespace)
+            .find(|s| USER_SCOPES.iter().any(|u| u.as_str() == *s));
+        match user_scope {
+            Some(s) => format!("scope `{s}` needs a user; client_credentials has none"),
+            None => super::exceeds_client(allowed),
         }
-    };
-    let ttl = state.access_token_ttl(client);
-    let now = state.clock.unix();
-    let issued = state
-        .tokens
-        .issue(
-            now,
-            client.client_id.as_str(),
-            client.client_id.as_str(),
-            &scope,
-            ttl,
-        )
-        .map_err(|e| OAuthError::new(OAuthErrorCode::ServerError, e.to_string()))?;
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: ttl,
-        scope: issued.claims.scope,
-        refresh_token: None,
-        id_token: None,
-    })
+    })?;
+    super::access_token_only(state, client, client.client_id.as_str(), &scope)
 }

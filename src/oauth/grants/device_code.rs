@@ -47,7 +47,10 @@ pub async fn exchange(
         Err(OAuthError::new(code, text))
     };
     if too_fast {
-        return answer(OAuthErrorCode::SlowDown, format!("poll at most every {interval} s"));
+        return answer(
+            OAuthErrorCode::SlowDown,
+            format!("poll at most every {interval} s"),
+        );
     }
     if now > row.expires_at {
         return answer(

@@ -2,7 +2,7 @@
 //! client, asserting a user the client is pre-authorized for; it gets an access token for
 //! that user (no refresh token: the partner signs a new assertion instead).
 
-use super::{TokenResponse, invalid_grant};
+use super::{TokenResponse, access_token_only, exceeds_client, invalid_grant, narrow_scope};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::oauth::client_auth::{self, AssertionUse};
 use crate::oauth::clients::Client;
@@ -42,37 +42,6 @@ pub async fn exchange(
         .ok_or_else(|| invalid_grant(format!("the user `{username}` is disabled")))?;
 
     let allowed = ScopeSet::new(client.scopes.iter().filter(|s| !NOT_GRANTED.contains(s)));
-    let scope = match params.get("scope") {
-        None => allowed,
-        Some(raw) => {
-            let requested = ScopeSet::parse(raw)
-                .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e.message))?;
-            if !requested.is_subset(&allowed) {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    format!("requested scope exceeds what this client may have ({allowed})"),
-                ));
-            }
-            requested
-        }
-    };
-    let ttl = state.access_token_ttl(client);
-    let issued = state
-        .tokens
-        .issue(
-            state.clock.unix(),
-            &user.id,
-            client.client_id.as_str(),
-            &scope,
-            ttl,
-        )
-        .map_err(|e| OAuthError::new(OAuthErrorCode::ServerError, e.to_string()))?;
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: ttl,
-        scope: issued.claims.scope,
-        refresh_token: None,
-        id_token: None,
-    })
+    let scope = narrow_scope(params, &allowed, exceeds_client)?;
+    access_token_only(state, client, &user.id, &scope)
 }

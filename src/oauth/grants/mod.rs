@@ -222,6 +222,62 @@ pub fn note_revoked(state: &AppState, tokens: &[(String, i64)]) {
     }
 }
 
+/// The scope of a token request: `allowed` without a `scope` parameter, else the
+/// requested scopes if they are within `allowed` (`invalid_scope`, worded by `widened`,
+/// if not).
+pub fn narrow_scope(
+    params: &super::params::Params,
+    allowed: &ScopeSet,
+    widened: impl FnOnce(&ScopeSet) -> String,
+) -> Result<ScopeSet, OAuthError> {
+    let Some(raw) = params.get("scope") else {
+        return Ok(allowed.clone());
+    };
+    let requested = ScopeSet::parse(raw)
+        .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e.message))?;
+    if !requested.is_subset(allowed) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidScope,
+            widened(allowed),
+        ));
+    }
+    Ok(requested)
+}
+
+/// "requested scope exceeds what this client may have (…)".
+pub fn exceeds_client(allowed: &ScopeSet) -> String {
+    format!("requested scope exceeds what this client may have ({allowed})")
+}
+
+/// An access token alone (no refresh token, no ID token) for `subject`: a user's id, or
+/// the client's own for client credentials.
+pub fn access_token_only(
+    state: &AppState,
+    client: &Client,
+    subject: &str,
+    scope: &ScopeSet,
+) -> Result<TokenResponse, OAuthError> {
+    let ttl = state.access_token_ttl(client);
+    let issued = state
+        .tokens
+        .issue(
+            state.clock.unix(),
+            subject,
+            client.client_id.as_str(),
+            scope,
+            ttl,
+        )
+        .map_err(server_error)?;
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope: issued.claims.scope,
+        refresh_token: None,
+        id_token: None,
+    })
+}
+
 /// `invalid_grant` with a description.
 pub fn invalid_grant(description: impl Into<String>) -> OAuthError {
     OAuthError::new(OAuthErrorCode::InvalidGrant, description)

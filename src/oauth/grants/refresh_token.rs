@@ -8,7 +8,7 @@
 use secrecy::ExposeSecret as _;
 
 use super::{UserGrant, invalid_grant, new_refresh_token, revoke_family, sign_for_user};
-use crate::error::{OAuthError, OAuthErrorCode};
+use crate::error::OAuthError;
 use crate::oauth::clients::Client;
 use crate::oauth::model::ScopeSet;
 use crate::oauth::params::Params;
@@ -44,20 +44,9 @@ pub async fn exchange(
         ));
     }
     let granted = ScopeSet::parse(&family.scope).map_err(|e| invalid_grant(e.message))?;
-    let scope = match params.get("scope") {
-        None => granted.clone(),
-        Some(raw) => {
-            let requested = ScopeSet::parse(raw)
-                .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e.message))?;
-            if !requested.is_subset(&granted) {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    format!("a refresh may narrow the scope, not widen it (granted: {granted})"),
-                ));
-            }
-            requested
-        }
-    };
+    let scope = super::narrow_scope(params, &granted, |granted| {
+        format!("a refresh may narrow the scope, not widen it (granted: {granted})")
+    })?;
     let user = &found.user;
     if !user.enabled {
         return Err(invalid_grant("the user is disabled"));
