@@ -99,7 +99,10 @@ async fn jwt_bearer_client(
         return Ok(client);
     }
     let client = state.client(&issuer).await?.ok_or_else(|| {
-        grants::invalid_grant(format!("iss `{issuer}` is not a registered client"))
+        grants::invalid_grant(format!(
+            "iss {} is not a registered client",
+            grants::quoted(&issuer)
+        ))
     })?;
     if !client.enabled {
         return Err(OAuthError::new(

@@ -28,7 +28,8 @@ pub async fn exchange(
             .map_err(invalid_grant)?;
     let not_authorized = || {
         invalid_grant(format!(
-            "sub `{subject}` is not a user pre-authorized for this client"
+            "sub {} is not a user pre-authorized for this client",
+            super::quoted(&subject)
         ))
     };
     let username = Username::parse(&subject).map_err(|_| not_authorized())?;

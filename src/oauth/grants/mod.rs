@@ -278,6 +278,16 @@ pub fn access_token_only(
     })
 }
 
+/// A value the caller sent, fit to quote in an error description: short printable text
+/// as it is, anything else summarised (descriptions are read by people and logged).
+pub fn quoted(value: &str) -> String {
+    if value.len() <= 64 && value.chars().all(|c| !c.is_control()) {
+        format!("`{value}`")
+    } else {
+        format!("({} characters)", value.chars().count())
+    }
+}
+
 /// `invalid_grant` with a description.
 pub fn invalid_grant(description: impl Into<String>) -> OAuthError {
     OAuthError::new(OAuthErrorCode::InvalidGrant, description)
