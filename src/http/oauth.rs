@@ -173,7 +173,7 @@ pub struct TokenOperand {
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse),
-        (status = 400, description = "RFC 6749 §5.2 error (invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type)", body = OAuthErrorBody),
+        (status = 400, description = "RFC 6749 §5.2 error (invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type); for the device grant also RFC 8628 §3.5's authorization_pending, slow_down, access_denied and expired_token", body = OAuthErrorBody),
         (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody),
     ))]
 pub async fn issue_token(
