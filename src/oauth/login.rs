@@ -57,13 +57,7 @@ pub async fn authenticate(
     let config = &state.config;
     let account = account_key(username);
     let addr = address_key(address);
-    let throttles = store::sessions::throttles(&state.store, &[&account, &addr]).await?;
-    if let Some(until) = throttles
-        .iter()
-        .filter_map(|(_, t)| t.locked_until)
-        .filter(|until| *until > now)
-        .max()
-    {
+    if let Some(until) = locked_until(state, &[&account, &addr], now).await? {
         // A tarpit: a locked caller waits as long as the slowest failure, so that a flood
         // of attempts against a lock costs the server almost nothing per second.
         tokio::time::sleep(MAX_DELAY).await;
@@ -88,27 +82,16 @@ pub async fn authenticate(
             Ok(user)
         }
         _ => {
-            let window = config.login_window_secs;
-            let lock = config.login_lock_secs;
-            let by_account = store::sessions::record_failure(
-                &state.store,
-                &account,
+            let counted = count_failure(
+                state,
+                &[
+                    (&account, config.login_lock_after),
+                    (&addr, config.login_lock_after_per_address),
+                ],
                 now,
-                window,
-                config.login_lock_after,
-                lock,
             )
             .await?;
-            let by_address = store::sessions::record_failure(
-                &state.store,
-                &addr,
-                now,
-                window,
-                config.login_lock_after_per_address,
-                lock,
-            )
-            .await?;
-            let failures = by_account.failures.max(by_address.failures);
+            let failures = counted.failures;
             tracing::info!(failures, "sign-in failed");
             if failures > SLOW_AFTER {
                 let exp = u32::try_from(failures - SLOW_AFTER - 1)
@@ -120,6 +103,46 @@ pub async fn authenticate(
             Err(LoginError::Invalid)
         }
     }
+}
+
+/// The latest lock on any of `keys` still in force at `now`.
+pub async fn locked_until(
+    state: &AppState,
+    keys: &[&str],
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let throttles = store::sessions::throttles(&state.store, keys).await?;
+    Ok(throttles
+        .iter()
+        .filter_map(|(_, t)| t.locked_until)
+        .filter(|until| *until > now)
+        .max())
+}
+
+/// Counts one failure for each key, each locking at its own limit within
+/// `login_window_secs` for `login_lock_secs`; the most failures of any key and the latest
+/// lock.
+pub async fn count_failure(
+    state: &AppState,
+    keys: &[(&str, i64)],
+    now: i64,
+) -> Result<store::sessions::Throttle, StoreError> {
+    let config = &state.config;
+    let mut worst = store::sessions::Throttle::default();
+    for (key, limit) in keys {
+        let t = store::sessions::record_failure(
+            &state.store,
+            key,
+            now,
+            config.login_window_secs,
+            *limit,
+            config.login_lock_secs,
+        )
+        .await?;
+        worst.failures = worst.failures.max(t.failures);
+        worst.locked_until = worst.locked_until.max(t.locked_until);
+    }
+    Ok(worst)
 }
 
 /// A valid hash of a random password, made once per process, so that an unknown username

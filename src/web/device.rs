@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::pages::PeerAddr;
 use super::{MessagePage, describe_scope, error_page, page, see_other, session};
 use crate::oauth::device::{display_user_code, normalize_user_code};
+use crate::oauth::login;
 use crate::oauth::model::ScopeSet;
 use crate::oauth::secret;
 use crate::state::AppState;
@@ -84,16 +85,15 @@ pub async fn activate_page(
 fn guess_keys(state: &AppState, jar: &CookieJar, address: &str) -> [String; 2] {
     let browser = jar
         .get(session::cookie_names(state).csrf)
-        .map(|c| hex(&secret::hash(c.value())))
+        .map(|c| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret::hash(c.value()))
+        })
         .unwrap_or_default();
     [
         format!("activate-browser:{browser}"),
         format!("activate-addr:{address}"),
     ]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn too_many(state: &AppState, jar: CookieJar, user_code: &str, retry_after: i64) -> Response {
@@ -143,18 +143,9 @@ pub async fn activate_submit(
     let now = state.clock.unix();
     let config = &state.config;
     let keys = guess_keys(&state, &jar, &address);
-    let key_refs = [keys[0].as_str(), keys[1].as_str()];
-    match store::sessions::throttles(&state.store, &key_refs).await {
-        Ok(throttles) => {
-            if let Some(until) = throttles
-                .iter()
-                .filter_map(|(_, t)| t.locked_until)
-                .filter(|until| *until > now)
-                .max()
-            {
-                return too_many(&state, jar, &form.user_code, until - now);
-            }
-        }
+    match login::locked_until(&state, &[&keys[0], &keys[1]], now).await {
+        Ok(Some(until)) => return too_many(&state, jar, &form.user_code, until - now),
+        Ok(None) => {}
         Err(e) => return unavailable(e),
     }
     let found = match normalize_user_code(&form.user_code) {
@@ -166,25 +157,14 @@ pub async fn activate_submit(
     };
     let Some(request) = found else {
         // A wrong guess: counted for the browser and the address.
-        let mut locked_until = None;
-        for (key, limit) in [
-            (&keys[0], config.activate_guesses),
-            (&keys[1], config.activate_guesses_per_address),
-        ] {
-            match store::sessions::record_failure(
-                &state.store,
-                key,
-                now,
-                config.login_window_secs,
-                limit,
-                config.login_lock_secs,
-            )
-            .await
-            {
-                Ok(t) => locked_until = locked_until.max(t.locked_until),
-                Err(e) => return unavailable(e),
-            }
-        }
+        let limits = [
+            (keys[0].as_str(), config.activate_guesses),
+            (keys[1].as_str(), config.activate_guesses_per_address),
+        ];
+        let locked_until = match login::count_failure(&state, &limits, now).await {
+            Ok(t) => t.locked_until,
+            Err(e) => return unavailable(e),
+        };
         tracing::info!("wrong device code entered");
         if let Some(until) = locked_until.filter(|until| *until > now) {
             return too_many(&state, jar, &form.user_code, until - now);
