@@ -5,13 +5,16 @@
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use super::pages::PeerAddr;
-use super::{MessagePage, describe_scope, error_page, page, see_other, session};
+use super::{
+    MessagePage, describe_scope, error_page, page, see_other, session, try_again_in,
+    with_retry_after,
+};
 use crate::oauth::device::{display_user_code, normalize_user_code};
 use crate::oauth::login;
 use crate::oauth::model::ScopeSet;
@@ -97,22 +100,15 @@ fn guess_keys(state: &AppState, jar: &CookieJar, address: &str) -> [String; 2] {
 }
 
 fn too_many(state: &AppState, jar: CookieJar, user_code: &str, retry_after: i64) -> Response {
-    let minutes = (retry_after + 59) / 60;
-    let text = format!(
-        "Too many wrong codes. Try again in {minutes} minute{}.",
-        if minutes == 1 { "" } else { "s" }
-    );
-    let mut response = render_entry(
+    let text = format!("Too many wrong codes. {}", try_again_in(retry_after));
+    let response = render_entry(
         state,
         jar,
         StatusCode::TOO_MANY_REQUESTS,
         Some(&text),
         user_code,
     );
-    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
-    response
+    with_retry_after(response, retry_after)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Response {

@@ -122,6 +122,21 @@ pub fn error_page(status: StatusCode, text: &str) -> Response {
     )
 }
 
+/// "Try again in N minutes." for a lock that lasts `retry_after` more seconds.
+pub fn try_again_in(retry_after: i64) -> String {
+    let minutes = (retry_after + 59) / 60;
+    let plural = if minutes == 1 { "" } else { "s" };
+    format!("Try again in {minutes} minute{plural}.")
+}
+
+/// Adds `Retry-After: retry_after` (seconds) to a 429 page.
+pub fn with_retry_after(mut response: Response, retry_after: i64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// A scope in plain words, for the consent page.
 pub fn describe_scope(scope: Scope) -> &'static str {
     match scope {

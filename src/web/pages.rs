@@ -6,15 +6,18 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::Form;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, RawQuery, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::authorize::{login_location, reject};
-use super::{MessagePage, describe_scope, error_page, page, see_other, session};
+use super::{
+    MessagePage, describe_scope, error_page, page, see_other, session, try_again_in,
+    with_retry_after,
+};
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
 use crate::oauth::login::{self, LoginError};
 use crate::state::AppState;
@@ -182,12 +185,8 @@ pub async fn login_submit(
             .await
         }
         Err(LoginError::Locked(retry_after)) => {
-            let minutes = (retry_after + 59) / 60;
-            let text = format!(
-                "Too many failed attempts. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            );
-            let mut response = render_login(
+            let text = format!("Too many failed attempts. {}", try_again_in(retry_after));
+            let response = render_login(
                 &state,
                 jar,
                 StatusCode::TOO_MANY_REQUESTS,
@@ -196,10 +195,7 @@ pub async fn login_submit(
                 &username,
             )
             .await;
-            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
+            with_retry_after(response, retry_after)
         }
         Err(LoginError::Internal(e)) => {
             tracing::error!(error = %e, "sign-in failed inside");
