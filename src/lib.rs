@@ -65,14 +65,8 @@ impl App {
             config.access_token_max_ttl_secs,
         );
         tokens.revoked.sync(&store, clock.unix()).await?;
-        let clients = moka::sync::Cache::builder()
-            .max_capacity(10_000)
-            .time_to_live(Duration::from_millis(config.sync_interval_ms))
-            .build();
-        let client_keys = moka::sync::Cache::builder()
-            .max_capacity(10_000)
-            .time_to_live(Duration::from_millis(config.sync_interval_ms))
-            .build();
+        let clients = synced_cache(config.sync_interval_ms);
+        let client_keys = synced_cache(config.sync_interval_ms);
         let assertions = store::revocations::AssertionQueue::spawn(&store);
         let device_polls = moka::sync::Cache::builder()
             .max_capacity(1_000_000)
@@ -198,6 +192,18 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Every minute: rotate the signing key when it is due, drop expired keys, revocations
 /// and used assertion ids.
+/// A cache of rows that another replica may change: entries live one sync interval.
+fn synced_cache<K, V>(sync_interval_ms: u64) -> moka::sync::Cache<K, V>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    moka::sync::Cache::builder()
+        .max_capacity(10_000)
+        .time_to_live(Duration::from_millis(sync_interval_ms))
+        .build()
+}
+
 async fn maintenance_loop(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
