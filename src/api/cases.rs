@@ -682,6 +682,30 @@ where
     result
 }
 
+/// The bearer-guard answers of a route that needs cases.write.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum WriteErrors {
+    /// Missing, invalid, expired or revoked token.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The token lacks cases.write (or api).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+}
+
+/// The bearer-guard answers of a route that reads cases.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum ReadErrors {
+    /// Missing, invalid, expired or revoked token.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The token lacks cases.read, cases.write or api.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+}
+
 /// Creates a case, its line items and its notification email, all or nothing.
 #[utoipa::path(post, path = "/api/v1/cases", tag = "cases",
     security(("bearer" = ["cases.write"]), ("oauth2" = ["cases.write"])),
@@ -693,8 +717,7 @@ where
                 ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 409, description = "A request with this Idempotency-Key is still in progress (Retry-After: 1)", body = Problem, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks cases.write (or api)", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
         (status = 413, description = "Body larger than body_limit_bytes", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named by its path, or an Idempotency-Key used before with another request; nothing was written", body = Problem, content_type = "application/problem+json"),
@@ -731,8 +754,7 @@ pub async fn create_case(
     responses(
         (status = 200, description = "The case; ETag is its version", body = Case,
             headers(("ETag" = String, description = "\"<version>\""))),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks cases.read, cases.write or api", body = Problem, content_type = "application/problem+json"),
+        ReadErrors,
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_case(
@@ -821,8 +843,7 @@ fn decode_cursor(cursor: &str) -> Option<(i64, String)> {
     responses(
         (status = 200, description = "A page of cases", body = CaseList),
         (status = 400, description = "Unknown or malformed query parameter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks cases.read, cases.write or api", body = Problem, content_type = "application/problem+json"),
+        ReadErrors,
         (status = 422, description = "Invalid limit, instant or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_cases(
@@ -943,8 +964,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     responses(
         (status = 200, description = "The changed case; ETag is its new version", body = Case),
         (status = 400, description = "Malformed JSON or If-Match", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks cases.write (or api)", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Changed concurrently (without If-Match); read it and retry", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
@@ -1052,8 +1072,7 @@ pub struct AppendLineItems {
     responses(
         (status = 201, description = "The case with the new items; ETag is its new version", body = Case),
         (status = 400, description = "Malformed JSON or Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks cases.write (or api)", body = Problem, content_type = "application/problem+json"),
+        WriteErrors,
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid items (named by path), more than 200 in all, or an Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
