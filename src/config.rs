@@ -128,6 +128,39 @@ pub struct Config {
     /// How often the dispatcher looks for due email (it also wakes at once for email
     /// queued by this process).
     pub mail_poll_ms: u64,
+    /// Load balancers and proxies whose `X-Forwarded-For` is believed (addresses or CIDR
+    /// ranges). The client's address is the rightmost one in the header that is not one of
+    /// them; without this list the connection's peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Redis (`redis://host:6379/0`) that holds the rate limits every replica shares.
+    /// Unset: limits are counted in this process. May hold a password: never logged.
+    pub redis_url: Option<SecretString>,
+    /// When Redis does not answer within 200 ms: `open` serves the request (logging a
+    /// warning and counting `gatehouse_rate_limit_backend_errors_total`), `closed`
+    /// answers 503 with `Retry-After: 1`.
+    pub rate_limit_redis_failure: crate::ratelimit::FailMode,
+    /// Prefix of the Redis keys, so that several deployments can share one Redis.
+    pub rate_limit_redis_prefix: String,
+    /// The window every rate limit below is counted over.
+    pub rate_limit_window_secs: u64,
+    /// Token requests per window of one client (0 = no limit).
+    pub rate_limit_token_per_client: u32,
+    /// Token requests per window from one address (0 = no limit).
+    pub rate_limit_token_per_address: u32,
+    /// Device authorization requests per window of one client (0 = no limit).
+    pub rate_limit_device_per_client: u32,
+    /// Device authorization requests per window from one address (0 = no limit).
+    pub rate_limit_device_per_address: u32,
+    /// Requests to /login per window from one address (0 = no limit).
+    pub rate_limit_login_per_address: u32,
+    /// Requests to /activate per window from one address (0 = no limit).
+    pub rate_limit_activate_per_address: u32,
+    /// Resource API requests per window of one client or token (0 = no limit).
+    pub rate_limit_api: u32,
+    /// What the API limit is counted per: `client` (every token of a client) or `token`.
+    pub rate_limit_api_key: crate::ratelimit::ApiLimitKey,
+    /// Resource API calls one client may make per UTC day (0 = counted, not capped).
+    pub api_daily_limit: u64,
 }
 
 /// Algorithm of the server's signing keys.
@@ -196,6 +229,20 @@ impl Default for Config {
             mail_retry_secs: 2,
             mail_lease_secs: 60,
             mail_poll_ms: 1000,
+            trusted_proxies: Vec::new(),
+            redis_url: None,
+            rate_limit_redis_failure: crate::ratelimit::FailMode::Open,
+            rate_limit_redis_prefix: "gatehouse".to_owned(),
+            rate_limit_window_secs: 60,
+            rate_limit_token_per_client: 6000,
+            rate_limit_token_per_address: 3000,
+            rate_limit_device_per_client: 120,
+            rate_limit_device_per_address: 60,
+            rate_limit_login_per_address: 120,
+            rate_limit_activate_per_address: 120,
+            rate_limit_api: 6000,
+            rate_limit_api_key: crate::ratelimit::ApiLimitKey::Client,
+            api_daily_limit: 0,
         }
     }
 }
@@ -268,6 +315,20 @@ impl Config {
             return Err(ConfigError::key(
                 "database_max_connections",
                 "must be at least 1",
+            ));
+        }
+        if self.rate_limit_window_secs == 0 {
+            return Err(ConfigError::key(
+                "rate_limit_window_secs",
+                "must be at least 1",
+            ));
+        }
+        if let Some(url) = &self.redis_url
+            && redis::Client::open(url.expose_secret()).is_err()
+        {
+            return Err(ConfigError::key(
+                "redis_url",
+                "must be a redis:// or rediss:// URL",
             ));
         }
         if self.request_timeout_secs == 0 {

@@ -125,6 +125,12 @@ pub enum ApiError {
         /// The scopes that would have sufficed (insufficient_scope).
         scope: Option<String>,
     },
+    /// A rate limit or the daily API quota refused the request (429, `Retry-After`).
+    #[error("{0}")]
+    RateLimited(String),
+    /// The shared rate limiter did not answer and the server fails closed (503).
+    #[error("the rate limiter is unavailable; retry shortly")]
+    Unavailable,
     /// Something failed inside; logged, never described to the caller.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -198,6 +204,14 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(detail) => {
                 Problem::new(StatusCode::CONFLICT, Some("conflict"), detail)
             }
+            ApiError::RateLimited(detail) => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, Some("rate-limited"), detail)
+            }
+            e @ ApiError::Unavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("unavailable"),
+                e.to_string(),
+            ),
             ApiError::Internal(error) => {
                 // The span carries the request id, so the log line and the answer meet there.
                 tracing::error!(request_id = %crate::telemetry::request_id(), error = format!("{error:#}"), "internal error");
@@ -300,6 +314,8 @@ pub struct OAuthError {
     pub code: OAuthErrorCode,
     /// Human-readable detail (never a secret).
     pub description: String,
+    /// The status, when not the code's usual one (429 for a rate limit).
+    pub status: Option<StatusCode>,
 }
 
 impl OAuthError {
@@ -308,6 +324,15 @@ impl OAuthError {
         Self {
             code,
             description: description.into(),
+            status: None,
+        }
+    }
+
+    /// The same error answered with `status`.
+    pub fn with_status(self, status: StatusCode) -> Self {
+        Self {
+            status: Some(status),
+            ..self
         }
     }
 }
@@ -317,7 +342,7 @@ impl IntoResponse for OAuthError {
         if self.code == OAuthErrorCode::ServerError {
             tracing::error!(request_id = %crate::telemetry::request_id(), error = %self.description, "oauth endpoint failed");
         }
-        let status = self.code.status();
+        let status = self.status.unwrap_or_else(|| self.code.status());
         let description = if self.code == OAuthErrorCode::ServerError {
             None
         } else {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod oauth;
+pub mod ratelimit;
 pub mod seed;
 pub mod state;
 pub mod store;
@@ -78,11 +79,13 @@ impl App {
         let refresh = store::grants::RefreshQueue::spawn(&store);
         let cases = api::cases::CreateQueue::spawn(&store);
         let mailer = mail::Mailer::from_config(&config, &state::mail_domain(&issuer))?;
+        let limiter = ratelimit::Limiter::from_config(&config)?;
         let state = AppState::new(Inner {
             refresh,
             cases,
             mailer,
             mail_wakeup: tokio::sync::Notify::new(),
+            limiter,
             store,
             clock,
             issuer,
@@ -212,6 +215,7 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        state.limiter.forget_idle();
         let ring = &state.tokens.ring;
         if let Err(e) = keys::maintain(
             &state.store,

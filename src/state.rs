@@ -53,6 +53,8 @@ pub struct Inner {
     pub mailer: crate::mail::Mailer,
     /// Wakes the dispatcher when this process queued email.
     pub mail_wakeup: tokio::sync::Notify,
+    /// Request-rate limits (in memory, or in Redis shared by every replica).
+    pub limiter: crate::ratelimit::Limiter,
 }
 
 impl AppState {

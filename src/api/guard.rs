@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 use crate::error::ApiError;
 use crate::oauth::model::Scope;
 use crate::oauth::tokens::AccessClaims;
+use crate::ratelimit::{ApiLimitKey, Policy};
 use crate::state::AppState;
 
 /// Which scopes a route needs: any one of `ANY_OF` (none listed = any valid token).
@@ -102,6 +103,15 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
                 description: e.to_string(),
                 scope: None,
             })?;
+        let key = match state.config.rate_limit_api_key {
+            ApiLimitKey::Client => &claims.client_id,
+            ApiLimitKey::Token => &claims.jti,
+        };
+        if let Some(decision) = state.limiter.check(Policy::Api, key).await
+            && decision.refused()
+        {
+            return Err(ApiError::rate_limited(&decision));
+        }
         if !P::ANY_OF.is_empty() && !P::ANY_OF.iter().any(|s| has_scope(&claims, *s)) {
             let needed: Vec<&str> = P::ANY_OF.iter().map(|s| s.as_str()).collect();
             return Err(ApiError::Bearer {

@@ -117,7 +117,86 @@ pub fn spec() -> Spec {
 /// Finishes the document the routes generated: see [`document_extractor_errors`].
 pub fn complete(mut spec: Spec) -> Spec {
     document_extractor_errors(&mut spec);
+    document_rate_limits(&mut spec);
     spec
+}
+
+/// Adds 429 (a rate limit refused the request) and 503 (the shared limiter is down and the
+/// server fails closed) to every rate-limited operation: the token and device endpoints
+/// (RFC 6749 §5.2 bodies) and every bearer-protected route (problem documents).
+fn document_rate_limits(spec: &mut Spec) {
+    use utoipa::openapi::{
+        ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder, Type, schema::ObjectBuilder,
+    };
+
+    let answer = |description: &str, media: &str, schema: &str| {
+        let header = |text: &str, kind: Type| {
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(kind)))
+                .description(Some(text))
+                .build()
+        };
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .header("Retry-After", header("Seconds to wait before retrying", Type::Integer))
+                .header(
+                    "RateLimit",
+                    header(
+                        "Per policy: requests remaining (r) and seconds until the quota is whole again (t)",
+                        Type::String,
+                    ),
+                )
+                .header(
+                    "RateLimit-Policy",
+                    header("Per policy: quota (q) per window of w seconds", Type::String),
+                )
+                .content(
+                    media,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name(schema)))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in spec.paths.paths.iter_mut() {
+        let oauth = matches!(
+            path.as_str(),
+            "/oauth2/token" | "/oauth2/device_authorization"
+        );
+        let bearer =
+            path.starts_with("/api/") || path.starts_with("/admin/") || path == "/oauth2/userinfo";
+        let (media, schema) = match (oauth, bearer) {
+            (true, _) => ("application/json", "OAuthErrorBody"),
+            (false, true) => ("application/problem+json", "Problem"),
+            (false, false) => continue,
+        };
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            for (status, description) in [
+                (
+                    "429",
+                    "A rate limit (or the daily API quota) refused the request",
+                ),
+                (
+                    "503",
+                    "The shared rate limiter did not answer and the server fails closed",
+                ),
+            ] {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| answer(description, media, schema));
+            }
+        }
+    }
 }
 
 /// Adds the answers every JSON body and every query string can get — the extractors give

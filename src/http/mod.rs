@@ -7,6 +7,7 @@ pub mod extract;
 pub mod health;
 pub mod oauth;
 pub mod observe;
+pub mod ratelimit;
 
 use std::any::Any;
 use std::time::Duration;
@@ -98,6 +99,10 @@ pub fn router(state: AppState) -> Router {
                     timeout,
                 ))
                 .layer(cors::layer(state.cors_origins.clone()))
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    ratelimit::layer,
+                ))
                 .layer(CompressionLayer::new().compress_when(worth_compressing()))
                 .layer(RequestBodyLimitLayer::new(limit))
                 .layer(DefaultBodyLimit::max(limit)),

@@ -213,6 +213,12 @@ pub async fn device_authorization(
     request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
     let client = crate::oauth::client_auth::authenticate(&state, &request.presented).await?;
+    crate::oauth::token::within_limit(
+        &state,
+        crate::ratelimit::Policy::DeviceClient,
+        client.client_id.as_str(),
+    )
+    .await?;
     let answer = crate::oauth::device::start(&state, &client, &request.params).await?;
     Ok(no_store(Json(answer).into_response()))
 }

@@ -5,7 +5,16 @@ use super::grants::{self, TokenResponse};
 use super::model::GrantType;
 use super::params::Params;
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::ratelimit::Policy;
 use crate::state::AppState;
+
+/// Counts a request of `key` against `policy`; refused past the limit.
+pub async fn within_limit(state: &AppState, policy: Policy, key: &str) -> Result<(), OAuthError> {
+    match state.limiter.check(policy, key).await {
+        Some(decision) if decision.refused() => Err(OAuthError::rate_limited(&decision)),
+        _ => Ok(()),
+    }
+}
 
 /// Grants this server answers at the token endpoint.
 pub const ENABLED_GRANTS: &[GrantType] = &[
@@ -38,6 +47,7 @@ pub async fn exchange(
     } else {
         client_auth::authenticate(state, presented).await?
     };
+    within_limit(state, Policy::TokenClient, client.client_id.as_str()).await?;
     // A browser app may call from its own registered origins only (this server's own
     // pages, such as /docs, are same-origin).
     if let Some(origin) = &presented.origin

@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::pages::PeerAddr;
 use super::{
     MessagePage, describe_scope, error_page, page, see_other, session, try_again_in,
     with_retry_after,
 };
+use crate::http::ratelimit::ClientAddr;
 use crate::oauth::device::{display_user_code, normalize_user_code};
 use crate::oauth::login;
 use crate::oauth::model::ScopeSet;
@@ -123,7 +123,7 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 /// application asks for; with a `decision`, records it (once).
 pub async fn activate_submit(
     State(state): State<AppState>,
-    PeerAddr(address): PeerAddr,
+    ClientAddr(address): ClientAddr,
     jar: CookieJar,
     Form(form): Form<ActivateForm>,
 ) -> Response {

@@ -1,13 +1,10 @@
 //! The sign-in, consent and sign-out pages (form contract in DESIGN.md: `username`,
 //! `password`, `decision=approve|deny`, and a `csrf_token` in every form).
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::Form;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, RawQuery, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use secrecy::SecretString;
@@ -18,25 +15,10 @@ use super::{
     MessagePage, describe_scope, error_page, page, see_other, session, try_again_in,
     with_retry_after,
 };
+use crate::http::ratelimit::ClientAddr;
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
 use crate::oauth::login::{self, LoginError};
 use crate::state::AppState;
-
-/// The peer address of the connection (the load balancer's, behind one).
-pub struct PeerAddr(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
-        ))
-    }
-}
 
 /// Where a sign-in may continue: only back into a flow of this server, never elsewhere
 /// (no open redirect).
@@ -128,7 +110,7 @@ pub struct LoginForm {
 /// POST /login.
 pub async fn login_submit(
     State(state): State<AppState>,
-    PeerAddr(address): PeerAddr,
+    ClientAddr(address): ClientAddr,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {

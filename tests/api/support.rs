@@ -339,6 +339,48 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The same database and library state, with HTTP helpers that talk to `base` (a
+    /// replica or the load balancer of a [`crate::scaleout::Cluster`]).
+    pub fn at(&self, base: &str) -> TestApp {
+        TestApp {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db: self.db.share(),
+            app_state: self.app_state.clone(),
+            shutdown: CancellationToken::new(),
+            task: None,
+        }
+    }
+
+    /// The library on `db` (to register clients and users), serving nothing: its HTTP
+    /// helpers talk to `base`.
+    pub async fn unserved(db: TestDb, base: &str) -> TestApp {
+        let config = Config {
+            database_url: db.url.clone(),
+            issuer: Some(base.to_owned()),
+            master_key: Some(db.master_key.clone().into()),
+            demo: false,
+            mail_dir: db.dir.path().join("mail"),
+            ..Config::default()
+        };
+        let app = App::build(config).await.unwrap();
+        let shutdown = CancellationToken::new();
+        TestApp {
+            base: base.to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            db,
+            app_state: app.state().clone(),
+            shutdown,
+            task: None,
+        }
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -652,4 +694,29 @@ pub async fn query_count(db: &TestDb, sql: &'static str) -> i64 {
             sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
         }
     }
+}
+
+/// The Redis of the shared rate-limit tests (`GATEHOUSE_TEST_REDIS_URL`), or `None` after
+/// saying on stderr that the test skipped (a failure under `GATEHOUSE_TEST_REQUIRE_ALL=1`).
+pub fn redis_url(test: &str) -> Option<String> {
+    if let Ok(url) = std::env::var("GATEHOUSE_TEST_REDIS_URL")
+        && !url.is_empty()
+    {
+        return Some(url);
+    }
+    assert!(
+        !require_all(),
+        "{test}: GATEHOUSE_TEST_REDIS_URL=redis://… is required under GATEHOUSE_TEST_REQUIRE_ALL=1"
+    );
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: set GATEHOUSE_TEST_REDIS_URL=redis://127.0.0.1:6379 to run it"
+    );
+    None
+}
+
+/// A Redis key prefix no other test uses.
+pub fn redis_prefix() -> String {
+    unique("gatehouse_test")
 }
