@@ -25,6 +25,8 @@ mod mail;
 mod oauth;
 mod oidc;
 mod openapi;
+mod ratelimit;
+mod scaleout;
 mod schemathesis;
 mod store;
 mod telemetry;
