@@ -2,6 +2,7 @@
 //! protects, in one binary. `Config -> AppState -> Router`; [`App`] ties them together.
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -80,12 +81,14 @@ impl App {
         let cases = api::cases::CreateQueue::spawn(&store);
         let mailer = mail::Mailer::from_config(&config, &state::mail_domain(&issuer))?;
         let limiter = ratelimit::Limiter::from_config(&config)?;
+        let audit = audit::Audit::spawn(&store, clock.clone());
         let state = AppState::new(Inner {
             refresh,
             cases,
             mailer,
             mail_wakeup: tokio::sync::Notify::new(),
             limiter,
+            audit,
             store,
             clock,
             issuer,
@@ -150,6 +153,12 @@ impl App {
         // (and delayed by the lease) when the process exits.
         if tokio::time::timeout(grace, dispatcher).await.is_err() {
             tracing::warn!("the email dispatcher did not finish its batch within the grace period");
+        }
+        if tokio::time::timeout(grace, self.state.audit.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("audit events were still being written when the grace period ended");
         }
         // A connection stuck in a query must not keep the process from exiting.
         if tokio::time::timeout(grace, self.state.store.close())

@@ -53,6 +53,8 @@ pub struct Inner {
     pub mailer: crate::mail::Mailer,
     /// Wakes the dispatcher when this process queued email.
     pub mail_wakeup: tokio::sync::Notify,
+    /// The audit log (structured log and database).
+    pub audit: crate::audit::Audit,
     /// Request-rate limits (in memory, or in Redis shared by every replica).
     pub limiter: crate::ratelimit::Limiter,
 }

@@ -51,6 +51,14 @@ pub async fn revoke_my_grant(
     Path(client_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if user_grants::revoke(&state, &caller.claims.sub, &client_id).await? {
+        state
+            .audit
+            .record(
+                crate::audit::Event::new("grant.revoked")
+                    .user(caller.claims.sub.as_str())
+                    .client(client_id.as_str()),
+            )
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiJson, ApiQuery};
 use crate::api::guard::{AdminScope, Caller};
+use crate::audit::{Event, token_actor};
 use crate::error::{ApiError, Problem};
 use crate::oauth::clients::{self, Client, ClientKey, NewClient};
 use crate::oauth::keys::{self, KeyInfo};
@@ -172,7 +173,7 @@ pub async fn list_clients(
         (status = 422, description = "Invalid fields, each named", body = Problem, content_type = "application/problem+json"),
         AdminErrors))]
 pub async fn create_client(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateClientRequest>,
 ) -> Result<Response, ApiError> {
@@ -195,6 +196,14 @@ pub async fn create_client(
         },
     )
     .await?;
+    state
+        .audit
+        .record(
+            Event::new("admin.client.created")
+                .actor(token_actor(&admin.claims))
+                .client(created.client.client_id.as_str()),
+        )
+        .await;
     let location = format!("/admin/v1/clients/{}", created.client.client_id);
     let body = with_secret(created.client, created.secret);
     Ok((
@@ -223,12 +232,20 @@ pub async fn get_client(
     responses((status = 200, body = ClientWithSecret), (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The client has no secret", body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn rotate_client_secret(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ClientWithSecret>, ApiError> {
     let rotated = clients::rotate_secret(&state.store, state.clock.as_ref(), &id).await?;
     state.client_changed(&id);
+    state
+        .audit
+        .record(
+            Event::new("admin.client.secret_rotated")
+                .actor(token_actor(&admin.claims))
+                .client(id.as_str()),
+        )
+        .await;
     Ok(Json(with_secret(rotated.client, rotated.secret)))
 }
 
@@ -237,12 +254,20 @@ pub async fn rotate_client_secret(
     params(("client_id" = String, Path)),
     responses((status = 200, body = Client), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn disable_client(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Client>, ApiError> {
     let client = clients::set_enabled(&state.store, state.clock.as_ref(), &id, false).await?;
     state.client_changed(&id);
+    state
+        .audit
+        .record(
+            Event::new("admin.client.disabled")
+                .actor(token_actor(&admin.claims))
+                .client(id.as_str()),
+        )
+        .await;
     Ok(Json(client))
 }
 
@@ -251,12 +276,20 @@ pub async fn disable_client(
     params(("client_id" = String, Path)),
     responses((status = 200, body = Client), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn enable_client(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Client>, ApiError> {
     let client = clients::set_enabled(&state.store, state.clock.as_ref(), &id, true).await?;
     state.client_changed(&id);
+    state
+        .audit
+        .record(
+            Event::new("admin.client.enabled")
+                .actor(token_actor(&admin.claims))
+                .client(id.as_str()),
+        )
+        .await;
     Ok(Json(client))
 }
 
@@ -269,13 +302,22 @@ pub async fn enable_client(
         (status = 409, description = "Key already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn add_client_key(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AddClientKeyRequest>,
 ) -> Result<(StatusCode, Json<ClientKey>), ApiError> {
     let key = clients::add_key(&state.store, state.clock.as_ref(), &id, &body.pem).await?;
     state.client_changed(&id);
+    state
+        .audit
+        .record(
+            Event::new("admin.client.key_added")
+                .actor(token_actor(&admin.claims))
+                .client(id.as_str())
+                .detail("kid", key.kid.clone()),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -288,7 +330,7 @@ pub async fn add_client_key(
         (status = 409, description = "A kid is already registered for this client", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A key is invalid (named by its index)", body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn add_client_jwks(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<serde_json::Value>,
@@ -296,6 +338,18 @@ pub async fn add_client_jwks(
     let keys =
         clients::add_jwks(&state.store, state.clock.as_ref(), &id, &body.to_string()).await?;
     state.client_changed(&id);
+    state
+        .audit
+        .record(
+            Event::new("admin.client.key_added")
+                .actor(token_actor(&admin.claims))
+                .client(id.as_str())
+                .detail(
+                    "kids",
+                    keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
+                ),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(ClientKeyList { keys })))
 }
 
@@ -318,12 +372,21 @@ pub async fn list_client_keys(
     params(("client_id" = String, Path), ("kid" = String, Path)),
     responses((status = 204, description = "Removed"), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn remove_client_key(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path((id, kid)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     clients::remove_key(&state.store, &id, &kid).await?;
     state.client_changed(&id);
+    state
+        .audit
+        .record(
+            Event::new("admin.client.key_removed")
+                .actor(token_actor(&admin.claims))
+                .client(id.as_str())
+                .detail("kid", kid.as_str()),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -346,7 +409,7 @@ pub async fn list_users(
         (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn create_user(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateUserRequest>,
 ) -> Result<Response, ApiError> {
@@ -362,6 +425,14 @@ pub async fn create_user(
         },
     )
     .await?;
+    state
+        .audit
+        .record(
+            Event::new("admin.user.created")
+                .actor(token_actor(&admin.claims))
+                .user(user.id.as_str()),
+        )
+        .await;
     let location = format!("/admin/v1/users/{}", user.username);
     Ok((
         StatusCode::CREATED,
@@ -403,12 +474,21 @@ pub async fn list_user_grants(
     params(("username" = String, Path), ("client_id" = String, Path)),
     responses((status = 204, description = "Withdrawn"), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn revoke_user_grant(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path((username, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let user = users::find(&state.store, &username).await?;
     if crate::oauth::user_grants::revoke(&state, &user.id, &client_id).await? {
+        state
+            .audit
+            .record(
+                Event::new("grant.revoked")
+                    .actor(token_actor(&admin.claims))
+                    .user(user.id.as_str())
+                    .client(client_id.as_str()),
+            )
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound)
@@ -420,13 +500,20 @@ pub async fn revoke_user_grant(
     params(("username" = String, Path)),
     responses((status = 200, body = User), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn disable_user(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(
-        users::set_enabled(&state.store, state.clock.as_ref(), &username, false).await?,
-    ))
+    let user = users::set_enabled(&state.store, state.clock.as_ref(), &username, false).await?;
+    state
+        .audit
+        .record(
+            Event::new("admin.user.disabled")
+                .actor(token_actor(&admin.claims))
+                .user(user.id.as_str()),
+        )
+        .await;
+    Ok(Json(user))
 }
 
 /// Enables a disabled user.
@@ -434,13 +521,20 @@ pub async fn disable_user(
     params(("username" = String, Path)),
     responses((status = 200, body = User), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
 pub async fn enable_user(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    Ok(Json(
-        users::set_enabled(&state.store, state.clock.as_ref(), &username, true).await?,
-    ))
+    let user = users::set_enabled(&state.store, state.clock.as_ref(), &username, true).await?;
+    state
+        .audit
+        .record(
+            Event::new("admin.user.enabled")
+                .actor(token_actor(&admin.claims))
+                .user(user.id.as_str()),
+        )
+        .await;
+    Ok(Json(user))
 }
 
 /// Lists signing keys and their states.
@@ -458,7 +552,7 @@ pub async fn list_keys(_: Admin, State(state): State<AppState>) -> Result<Json<K
     params(RotateKeysParams),
     responses((status = 201, body = KeyInfo), AdminErrors))]
 pub async fn rotate_keys(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<RotateKeysParams>,
 ) -> Result<(StatusCode, Json<KeyInfo>), ApiError> {
@@ -477,5 +571,173 @@ pub async fn rotate_keys(
     )
     .await?;
     ring.refresh(&state.store).await?;
+    state
+        .audit
+        .record(
+            Event::new("key.rotated")
+                .actor(token_actor(&admin.claims))
+                .detail("kid", key.kid.clone()),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Filters and paging of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Only this event (`sign_in`, `consent`, `device.decision`, `token.issued`,
+    /// `token.revoked`, `refresh.reuse_detected`, `grant.revoked`, `key.rotated`,
+    /// `admin.client.created`, …).
+    pub event: Option<String>,
+    /// Only events concerning this client.
+    pub client_id: Option<String>,
+    /// Only events concerning this user (id).
+    pub user_id: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: Option<String>,
+    /// At or after this RFC 3339 instant.
+    pub since: Option<String>,
+    /// Before this RFC 3339 instant.
+    pub until: Option<String>,
+    /// Events per page, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEvent {
+    /// Increasing id.
+    pub id: i64,
+    /// When (RFC 3339).
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: i64,
+    /// What happened.
+    pub event: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// Who acted: `user:ID`, `client:ID` or `system`.
+    pub actor: String,
+    /// The client concerned.
+    pub client_id: Option<String>,
+    /// The user concerned.
+    pub user_id: Option<String>,
+    /// The caller's address.
+    pub address: Option<String>,
+    /// The request (its `x-request-id`), to find it in the logs.
+    pub request_id: Option<String>,
+    /// Particulars of the event.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// The events.
+    pub events: Vec<AuditEvent>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The audit log: sign-ins, consent and device decisions, tokens issued (by grant),
+/// revocations, refresh-token reuse, key rotations and admin changes, newest first.
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(AuditParams),
+    responses((status = 200, body = AuditPage),
+        (status = 422, description = "A filter is invalid (named in `errors`)", body = Problem, content_type = "application/problem+json"),
+        AdminErrors))]
+pub async fn list_audit_events(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<AuditParams>,
+) -> Result<Json<AuditPage>, ApiError> {
+    let mut errors = Vec::new();
+    let mut instant = |field: &str, value: &Option<String>| {
+        let value = value.as_deref()?;
+        match time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
+            Ok(t) => Some(t.unix_timestamp()),
+            Err(_) => {
+                errors.push(crate::error::FieldError::new(
+                    field,
+                    "invalid",
+                    "must be an RFC 3339 instant like 2026-11-29T10:00:00Z",
+                ));
+                None
+            }
+        }
+    };
+    let since = instant("since", &params.since);
+    let until = instant("until", &params.until);
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        errors.push(crate::error::FieldError::new(
+            "limit",
+            "out_of_range",
+            "must be between 1 and 200",
+        ));
+    }
+    let before_id = match params.cursor.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(id)) if id > 0 => Some(id),
+        Some(_) => {
+            errors.push(crate::error::FieldError::new(
+                "cursor",
+                "invalid",
+                "must be a next_cursor this endpoint returned",
+            ));
+            None
+        }
+    };
+    if let Some(outcome) = &params.outcome
+        && !matches!(outcome.as_str(), "success" | "failure")
+    {
+        errors.push(crate::error::FieldError::new(
+            "outcome",
+            "invalid",
+            "must be success or failure",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let filter = store::audit::AuditFilter {
+        event: params.event,
+        client_id: params.client_id,
+        user_id: params.user_id,
+        outcome: params.outcome,
+        since,
+        until,
+        before_id,
+    };
+    let mut rows = store::audit::list(&state.store, &filter, limit + 1).await?;
+    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    let next_cursor = more
+        .then(|| rows.last().map(|r| r.id.to_string()))
+        .flatten();
+    let events = rows
+        .into_iter()
+        .map(|r| AuditEvent {
+            id: r.id,
+            at: r.at,
+            event: r.event,
+            outcome: r.outcome,
+            actor: r.actor,
+            client_id: r.client_id,
+            user_id: r.user_id,
+            address: r.address,
+            request_id: r.request_id,
+            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    Ok(Json(AuditPage {
+        events,
+        next_cursor,
+    }))
 }

@@ -72,6 +72,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::enable_user))
         .routes(routes!(admin::list_keys))
         .routes(routes!(admin::rotate_keys))
+        .routes(routes!(admin::list_audit_events))
 }
 
 /// The complete application: routes, docs and the middleware stack.

@@ -126,7 +126,15 @@ pub async fn revoke(
     if let Ok(claims) = state.tokens.verify(token, now) {
         if claims.client_id == client.client_id.as_str() {
             state.tokens.revoke(&state.store, &claims, now).await?;
-            tracing::info!(client_id = %client.client_id, jti = %claims.jti, "access token revoked");
+            state
+                .audit
+                .record(
+                    crate::audit::Event::new("token.revoked")
+                        .client(client.client_id.as_str())
+                        .detail("token_type", "access_token")
+                        .detail("jti", claims.jti.as_str()),
+                )
+                .await;
         }
         return Ok(());
     }
@@ -143,6 +151,15 @@ pub async fn revoke(
         "revoked by the client",
     )
     .await?;
-    tracing::info!(client_id = %client.client_id, family = %family.id, "refresh token family revoked");
+    state
+        .audit
+        .record(
+            crate::audit::Event::new("token.revoked")
+                .client(client.client_id.as_str())
+                .user(family.user_id.as_str())
+                .detail("token_type", "refresh_token")
+                .detail("family", family.id.as_str()),
+        )
+        .await;
     Ok(())
 }

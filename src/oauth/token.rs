@@ -4,6 +4,7 @@ use super::client_auth::{self, Presented};
 use super::grants::{self, TokenResponse};
 use super::model::GrantType;
 use super::params::Params;
+use crate::audit::Event;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::ratelimit::Policy;
 use crate::state::AppState;
@@ -80,7 +81,14 @@ pub async fn exchange(
         GrantType::JwtBearer => grants::jwt_bearer::exchange(state, &client, params).await?,
         GrantType::DeviceCode => grants::device_code::exchange(state, &client, params).await?,
     };
-    tracing::debug!(client_id = %client.client_id, grant = %grant, "token issued");
+    let mut event = Event::new("token.issued")
+        .client(client.client_id.as_str())
+        .detail("grant_type", grant.to_string())
+        .detail("scope", response.scope.clone());
+    if response.subject != client.client_id.as_str() {
+        event = event.user(response.subject.as_str());
+    }
+    state.audit.record(event).await;
     Ok(response)
 }
 

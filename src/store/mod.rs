@@ -7,6 +7,7 @@
 //! instead of failing with `SQLITE_BUSY`, and the busy timeout covers other processes
 //! (the CLI) writing to the same file.
 
+pub mod audit;
 pub mod batch;
 pub mod cases;
 pub mod client_keys;

@@ -14,6 +14,7 @@ use super::{
     MessagePage, describe_scope, error_page, page, see_other, session, try_again_in,
     with_retry_after,
 };
+use crate::audit::Event;
 use crate::http::ratelimit::ClientAddr;
 use crate::oauth::device::{display_user_code, normalize_user_code};
 use crate::oauth::login;
@@ -239,7 +240,15 @@ pub async fn activate_submit(
         }
         Err(e) => return unavailable(e),
     }
-    tracing::info!(user_id = %user.id, client_id = %client.client_id, approved = approve, "device request decided");
+    let event = Event::new("device.decision")
+        .user(&user.id)
+        .client(client.client_id.as_str())
+        .address(&address)
+        .detail("decision", if approve { "approve" } else { "deny" });
+    state
+        .audit
+        .record(if approve { event } else { event.failed() })
+        .await;
     let (title, text) = if approve {
         (
             "Device connected",

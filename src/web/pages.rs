@@ -15,6 +15,7 @@ use super::{
     MessagePage, describe_scope, error_page, page, see_other, session, try_again_in,
     with_retry_after,
 };
+use crate::audit::Event;
 use crate::http::ratelimit::ClientAddr;
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
 use crate::oauth::login::{self, LoginError};
@@ -138,7 +139,10 @@ pub async fn login_submit(
                     );
                 }
             };
-            tracing::info!(user_id = %user.id, "signed in");
+            state
+                .audit
+                .record(Event::new("sign_in").user(&user.id).address(&address))
+                .await;
             match safe_return(&form.return_to) {
                 Some(to) => (jar, see_other(to)).into_response(),
                 None => (
@@ -156,6 +160,16 @@ pub async fn login_submit(
             }
         }
         Err(LoginError::Invalid) => {
+            state
+                .audit
+                .record(
+                    Event::new("sign_in")
+                        .failed()
+                        .address(&address)
+                        .detail("username", username.as_str())
+                        .detail("reason", "invalid_credentials"),
+                )
+                .await;
             render_login(
                 &state,
                 jar,
@@ -167,6 +181,16 @@ pub async fn login_submit(
             .await
         }
         Err(LoginError::Locked(retry_after)) => {
+            state
+                .audit
+                .record(
+                    Event::new("sign_in")
+                        .failed()
+                        .address(&address)
+                        .detail("username", username.as_str())
+                        .detail("reason", "locked"),
+                )
+                .await;
             let text = format!("Too many failed attempts. {}", try_again_in(retry_after));
             let response = render_login(
                 &state,
@@ -278,7 +302,17 @@ pub async fn consent_submit(
     match form.decision.as_str() {
         "approve" => {}
         "deny" => {
-            tracing::info!(user_id = %user.id, client_id = %request.client.client_id, "consent denied");
+            state
+                .audit
+                .record(
+                    Event::new("consent")
+                        .failed()
+                        .user(&user.id)
+                        .client(request.client.client_id.as_str())
+                        .detail("scope", request.scope.to_string())
+                        .detail("decision", "deny"),
+                )
+                .await;
             return deny(
                 AuthorizeErrorCode::AccessDenied,
                 "the user denied the request",
@@ -293,7 +327,16 @@ pub async fn consent_submit(
     .await;
     match issued {
         Ok(location) => {
-            tracing::info!(user_id = %user.id, client_id = %request.client.client_id, scope = %request.scope, "consent given");
+            state
+                .audit
+                .record(
+                    Event::new("consent")
+                        .user(&user.id)
+                        .client(request.client.client_id.as_str())
+                        .detail("scope", request.scope.to_string())
+                        .detail("decision", "approve"),
+                )
+                .await;
             see_other(location.as_str())
         }
         Err(e) => {

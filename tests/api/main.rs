@@ -8,6 +8,7 @@ mod support;
 
 mod admin;
 mod assertions;
+mod audit;
 mod browser;
 mod cases;
 mod cases_props;

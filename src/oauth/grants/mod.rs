@@ -36,6 +36,10 @@ pub struct TokenResponse {
     /// An OpenID Connect ID token, when `openid` was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// The token's subject (for the audit log; not part of the answer).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub subject: String,
 }
 
 /// Tokens for a user, from a code, a refresh token or (later) a device code.
@@ -82,6 +86,7 @@ impl Signed {
             scope: self.access.claims.scope,
             refresh_token,
             id_token: self.id_token,
+            subject: self.access.claims.sub,
         }
     }
 }
@@ -275,6 +280,7 @@ pub fn access_token_only(
         scope: issued.claims.scope,
         refresh_token: None,
         id_token: None,
+        subject: issued.claims.sub,
     })
 }
 

@@ -89,7 +89,16 @@ async fn reused(
         "refresh token reused",
     )
     .await?;
-    tracing::warn!(client_id = %client.client_id, family = %family.id, "refresh token reuse detected; family revoked");
+    state
+        .audit
+        .record(
+            crate::audit::Event::new("refresh.reuse_detected")
+                .failed()
+                .client(client.client_id.as_str())
+                .user(family.user_id.as_str())
+                .detail("family", family.id.as_str()),
+        )
+        .await;
     Ok(invalid_grant(
         "the refresh token was already used; every token of this grant is revoked",
     ))

@@ -1,0 +1,176 @@
+//! The audit log: security-relevant events, each written to the structured log at once
+//! (target `audit`) and to the database by one writer task that batches whatever has
+//! queued, so that a burst of token requests costs a few multi-row INSERTs, not one each.
+//!
+//! An event is in the database a moment after it happened: a process that is killed loses
+//! at most the batch being written (the log line was already emitted). A graceful shutdown
+//! writes everything queued first.
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::SharedClock;
+use crate::store::Store;
+use crate::store::audit::AuditRow;
+
+/// One event, built where it happens.
+#[derive(Debug, Clone)]
+pub struct Event {
+    event: &'static str,
+    success: bool,
+    actor: Option<String>,
+    client_id: Option<String>,
+    user_id: Option<String>,
+    address: Option<String>,
+    detail: Value,
+}
+
+impl Event {
+    /// A successful `event` (`sign_in`, `token.issued`, `admin.client.created`, …).
+    pub fn new(event: &'static str) -> Self {
+        Self {
+            event,
+            success: true,
+            actor: None,
+            client_id: None,
+            user_id: None,
+            address: None,
+            detail: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// Marks the event a failure.
+    pub fn failed(mut self) -> Self {
+        self.success = false;
+        self
+    }
+
+    /// Who acted, when not the user or client concerned (an administrator's token).
+    pub fn actor(mut self, actor: String) -> Self {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// The client concerned.
+    pub fn client(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The user concerned.
+    pub fn user(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// The caller's address.
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// Adds a particular (never a secret).
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Value::Object(map) = &mut self.detail {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}
+
+/// The actor string of an access token's caller: its user, else its client.
+pub fn token_actor(claims: &crate::oauth::tokens::AccessClaims) -> String {
+    if claims.sub == claims.client_id {
+        format!("client:{}", claims.client_id)
+    } else {
+        format!("user:{}", claims.sub)
+    }
+}
+
+enum Message {
+    Event(AuditRow),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Events waiting for the writer; the writer takes up to this many per batch.
+const BATCH: usize = 512;
+
+/// The process's audit log.
+pub struct Audit {
+    tx: mpsc::Sender<Message>,
+    clock: SharedClock,
+}
+
+impl Audit {
+    /// Starts the writer on `store`.
+    pub fn spawn(store: &Store, clock: SharedClock) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Message>(16 * BATCH);
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut messages = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut messages, BATCH).await > 0 {
+                let mut rows = Vec::with_capacity(messages.len());
+                let mut flushed = Vec::new();
+                for message in messages.drain(..) {
+                    match message {
+                        Message::Event(row) => rows.push(row),
+                        Message::Flush(done) => flushed.push(done),
+                    }
+                }
+                if let Err(e) = crate::store::audit::insert_many(&store, &rows).await {
+                    metrics::counter!("gatehouse_audit_write_errors_total").increment(1);
+                    tracing::error!(error = %e, events = rows.len(), "audit events not stored");
+                }
+                for done in flushed {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Self { tx, clock }
+    }
+
+    /// Records `event`: logged now, stored with the next batch. Waits only when the
+    /// writer is far behind (never drops an event).
+    pub async fn record(&self, event: Event) {
+        let row = AuditRow {
+            id: 0,
+            at: self.clock.unix(),
+            event: event.event.to_owned(),
+            outcome: if event.success { "success" } else { "failure" }.to_owned(),
+            actor: event
+                .actor
+                .unwrap_or_else(|| match (&event.user_id, &event.client_id) {
+                    (Some(user), _) => format!("user:{user}"),
+                    (None, Some(client)) => format!("client:{client}"),
+                    (None, None) => "system".to_owned(),
+                }),
+            client_id: event.client_id,
+            user_id: event.user_id,
+            address: event.address,
+            request_id: Some(crate::telemetry::request_id()).filter(|id| id != "-"),
+            detail: event.detail.to_string(),
+        };
+        tracing::info!(
+            target: "audit",
+            event = %row.event,
+            outcome = %row.outcome,
+            actor = %row.actor,
+            client_id = row.client_id.as_deref(),
+            user_id = row.user_id.as_deref(),
+            address = row.address.as_deref(),
+            detail = %row.detail,
+            "audit"
+        );
+        if self.tx.send(Message::Event(row)).await.is_err() {
+            tracing::error!("the audit writer has stopped; event not stored");
+        }
+    }
+
+    /// Waits until every event recorded before this call is stored.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
