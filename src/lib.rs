@@ -15,6 +15,7 @@ pub mod seed;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod usage;
 pub mod web;
 
 use std::future::{Future, IntoFuture as _};
@@ -89,6 +90,7 @@ impl App {
             mail_wakeup: tokio::sync::Notify::new(),
             limiter,
             audit,
+            usage: usage::Usage::default(),
             store,
             clock,
             issuer,
@@ -154,6 +156,14 @@ impl App {
         if tokio::time::timeout(grace, dispatcher).await.is_err() {
             tracing::warn!("the email dispatcher did not finish its batch within the grace period");
         }
+        if let Err(e) = self
+            .state
+            .usage
+            .flush(&self.state.store, self.state.clock.unix())
+            .await
+        {
+            tracing::warn!(error = %e, "API usage flush failed at shutdown");
+        }
         if tokio::time::timeout(grace, self.state.audit.flush())
             .await
             .is_err()
@@ -192,6 +202,9 @@ async fn sync_loop(state: AppState, stop: CancellationToken) {
             .await
         {
             tracing::warn!(error = %e, "revocation sync failed");
+        }
+        if let Err(e) = state.usage.flush(&state.store, state.clock.unix()).await {
+            tracing::warn!(error = %e, "API usage flush failed");
         }
         if let Err(e) = state.cors_origins.refresh(&state.store).await {
             tracing::warn!(error = %e, "CORS origin refresh failed");

@@ -141,26 +141,50 @@ impl Decision {
     }
 }
 
-tokio::task_local! {
-    /// The decisions made for the request the current task serves.
-    static REPORT: RefCell<Vec<Decision>>;
+/// The caller's daily API usage, as counted for this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DailyUsage {
+    /// Calls today, this one included.
+    pub used: u64,
+    /// `api_daily_limit` (0 = none).
+    pub limit: u64,
+    /// When the limit is spent: seconds until it starts again (UTC midnight).
+    pub refused_for_secs: Option<u64>,
 }
 
-/// Runs `future` (a request) with an empty report; returns its output and the decisions
-/// made while it ran.
-pub async fn reporting<F: Future>(future: F) -> (F::Output, Vec<Decision>) {
+/// What the limits said about one request.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every rate limit the request met.
+    pub decisions: Vec<Decision>,
+    /// The caller's daily usage (bearer-token routes).
+    pub usage: Option<DailyUsage>,
+}
+
+tokio::task_local! {
+    /// The report of the request the current task serves.
+    static REPORT: RefCell<Report>;
+}
+
+/// Runs `future` (a request) with an empty report; returns its output and the report.
+pub async fn reporting<F: Future>(future: F) -> (F::Output, Report) {
     REPORT
-        .scope(RefCell::new(Vec::new()), async move {
+        .scope(RefCell::new(Report::default()), async move {
             let output = future.await;
-            let decisions = REPORT.with(|r| r.take());
-            (output, decisions)
+            let report = REPORT.with(|r| r.take());
+            (output, report)
         })
         .await
 }
 
 fn record(decision: Decision) {
     // Outside a request (a CLI command, a test of the domain) there is nothing to report to.
-    let _ = REPORT.try_with(|r| r.borrow_mut().push(decision));
+    let _ = REPORT.try_with(|r| r.borrow_mut().decisions.push(decision));
+}
+
+/// Records the caller's daily usage for the `Gatehouse-Limit-Info` header.
+pub fn record_usage(usage: DailyUsage) {
+    let _ = REPORT.try_with(|r| r.borrow_mut().usage = Some(usage));
 }
 
 type MemoryLimiter =

@@ -53,6 +53,8 @@ pub struct Inner {
     pub mailer: crate::mail::Mailer,
     /// Wakes the dispatcher when this process queued email.
     pub mail_wakeup: tokio::sync::Notify,
+    /// Each client's API calls today, counted here and summed in the database.
+    pub usage: crate::usage::Usage,
     /// The audit log (structured log and database).
     pub audit: crate::audit::Audit,
     /// Request-rate limits (in memory, or in Redis shared by every replica).

@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use crate::error::ApiError;
 use crate::oauth::model::Scope;
 use crate::oauth::tokens::AccessClaims;
-use crate::ratelimit::{ApiLimitKey, Policy};
+use crate::ratelimit::{self, ApiLimitKey, DailyUsage, Policy};
 use crate::state::AppState;
 
 /// Which scopes a route needs: any one of `ANY_OF` (none listed = any valid token).
@@ -111,6 +111,26 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
             && decision.refused()
         {
             return Err(ApiError::rate_limited(&decision));
+        }
+        let limit = state.config.api_daily_limit;
+        let now = state.clock.unix();
+        match state.usage.count(&claims.client_id, now, limit) {
+            Ok(used) => ratelimit::record_usage(DailyUsage {
+                used,
+                limit,
+                refused_for_secs: None,
+            }),
+            Err(used) => {
+                let wait = crate::usage::secs_to_midnight(now);
+                ratelimit::record_usage(DailyUsage {
+                    used,
+                    limit,
+                    refused_for_secs: Some(u64::try_from(wait).unwrap_or(1)),
+                });
+                return Err(ApiError::RateLimited(format!(
+                    "the daily API limit of {limit} calls is spent; it starts again at 00:00 UTC, in {wait} s"
+                )));
+            }
         }
         if !P::ANY_OF.is_empty() && !P::ANY_OF.iter().any(|s| has_scope(&claims, *s)) {
             let needed: Vec<&str> = P::ANY_OF.iter().map(|s| s.as_str()).collect();

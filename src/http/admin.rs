@@ -741,3 +741,67 @@ pub async fn list_audit_events(
         next_cursor,
     }))
 }
+
+/// How many days of usage to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UsageParams {
+    /// Days back from today (UTC), 1 to 366 (default 30).
+    pub days: Option<i64>,
+}
+
+/// A client's API calls on one UTC day.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDay {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// Calls with the client's tokens (every replica's, as of its last sync interval).
+    pub calls: i64,
+}
+
+/// A client's daily API usage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientUsage {
+    /// The client.
+    pub client_id: String,
+    /// `api_daily_limit` (0 = none).
+    pub daily_limit: u64,
+    /// Days with calls, newest first.
+    pub days: Vec<UsageDay>,
+}
+
+/// A client's daily API call counts (what its callers see in `Gatehouse-Limit-Info`).
+#[utoipa::path(get, path = "/admin/v1/clients/{client_id}/usage", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("client_id" = String, Path), UsageParams),
+    responses((status = 200, body = ClientUsage), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`days` out of range", body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn get_client_usage(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<UsageParams>,
+) -> Result<Json<ClientUsage>, ApiError> {
+    let days = params.days.unwrap_or(30);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::Validation(vec![crate::error::FieldError::new(
+            "days",
+            "out_of_range",
+            "must be between 1 and 366",
+        )]));
+    }
+    let client = clients::find(&state.store, &id).await?;
+    let since = crate::usage::day_of(state.clock.unix() - (days - 1) * 86_400);
+    let counts = store::usage::for_client(&state.store, &id, &since).await?;
+    Ok(Json(ClientUsage {
+        client_id: client.client_id.to_string(),
+        daily_limit: state.config.api_daily_limit,
+        days: counts
+            .into_iter()
+            .map(|c| UsageDay {
+                day: c.day,
+                calls: c.calls,
+            })
+            .collect(),
+    }))
+}

@@ -77,6 +77,9 @@ pub fn layer(origins: Origins) -> CorsLayer {
             axum::http::header::RETRY_AFTER,
             HeaderName::from_static("idempotent-replayed"),
             HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("ratelimit"),
+            HeaderName::from_static("ratelimit-policy"),
+            HeaderName::from_static("gatehouse-limit-info"),
         ])
         .max_age(Duration::from_secs(600))
 }

@@ -73,6 +73,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::list_keys))
         .routes(routes!(admin::rotate_keys))
         .routes(routes!(admin::list_audit_events))
+        .routes(routes!(admin::get_client_usage))
 }
 
 /// The complete application: routes, docs and the middleware stack.

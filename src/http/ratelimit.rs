@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, OAuthError};
-use crate::ratelimit::{self, Decision, Outcome, Policy};
+use crate::ratelimit::{self, Decision, Outcome, Policy, Report};
 use crate::state::AppState;
 
 /// The per-address limit of each path that has one.
@@ -44,7 +44,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             &state.config.trusted_proxies,
         )
     });
-    let (response, decisions) = ratelimit::reporting(async {
+    let (response, report) = ratelimit::reporting(async {
         if let (Some(policy), Some(address)) = (policy, address)
             && let Some(decision) = state.limiter.check(policy, &address).await
             && decision.refused()
@@ -54,7 +54,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         next.run(request).await
     })
     .await;
-    with_headers(response, &decisions)
+    with_headers(response, &report)
 }
 
 /// The answer to a request an address limit refused, in the shape of its endpoint.
@@ -79,8 +79,25 @@ fn refusal(path: &str, decision: &Decision) -> Response {
     }
 }
 
-/// Adds `RateLimit-Policy`, `RateLimit` and, when refused, `Retry-After`.
-fn with_headers(mut response: Response, decisions: &[Decision]) -> Response {
+/// Adds `RateLimit-Policy`, `RateLimit`, `Gatehouse-Limit-Info` and, when refused,
+/// `Retry-After`.
+fn with_headers(mut response: Response, report: &Report) -> Response {
+    if let Some(usage) = report.usage {
+        let info = if usage.limit > 0 {
+            format!("api-usage={}/{}", usage.used, usage.limit)
+        } else {
+            format!("api-usage={}", usage.used)
+        };
+        if let Ok(value) = HeaderValue::from_str(&info) {
+            response.headers_mut().insert("gatehouse-limit-info", value);
+        }
+        if let Some(secs) = usage.refused_for_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
+    let decisions = &report.decisions;
     if decisions.is_empty() {
         return response;
     }

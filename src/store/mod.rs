@@ -20,6 +20,7 @@ pub mod keys;
 pub mod outbox;
 pub mod revocations;
 pub mod sessions;
+pub mod usage;
 pub mod users;
 
 use std::str::FromStr;

@@ -31,4 +31,5 @@ mod scaleout;
 mod schemathesis;
 mod store;
 mod telemetry;
+mod usage;
 mod web;

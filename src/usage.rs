@@ -1,0 +1,118 @@
+//! Each client's daily API call count (UTC days), shown to callers in
+//! `Gatehouse-Limit-Info: api-usage=USED[/LIMIT]` and to administrators in the admin API,
+//! and capped by `api_daily_limit` when that is set.
+//!
+//! A call is counted in memory; once per sync interval every process adds what it counted
+//! to the database and learns the total of all processes. A count is therefore exact in
+//! the database and, in a caller's header, at most one sync interval behind the other
+//! replicas' calls.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::store::usage::DayCount;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Count {
+    /// Every process's calls as of the last flush.
+    stored: u64,
+    /// This process's calls since then.
+    pending: u64,
+}
+
+/// The counts of this process.
+#[derive(Debug, Default)]
+pub struct Usage {
+    counts: Mutex<HashMap<(String, String), Count>>,
+}
+
+/// `YYYY-MM-DD` of `unix` (UTC).
+pub fn day_of(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map(|t| t.date().to_string())
+        .unwrap_or_default()
+}
+
+/// Seconds from `unix` to the next UTC midnight (when daily counts start again).
+pub fn secs_to_midnight(unix: i64) -> i64 {
+    86_400 - unix.rem_euclid(86_400)
+}
+
+impl Usage {
+    /// The client's calls today, this one included, if it is within `limit` (0 = none);
+    /// `Err` with today's count when the limit is spent (the call is not counted).
+    pub fn count(&self, client_id: &str, now: i64, limit: u64) -> Result<u64, u64> {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts
+            .entry((client_id.to_owned(), day_of(now)))
+            .or_default();
+        let used = count.stored + count.pending;
+        if limit > 0 && used >= limit {
+            return Err(used);
+        }
+        count.pending += 1;
+        Ok(used + 1)
+    }
+
+    /// Adds this process's pending counts to the database and takes the totals of all
+    /// processes (for every client this process counted today); forgets earlier days.
+    pub async fn flush(&self, store: &Store, now: i64) -> Result<(), StoreError> {
+        let today = day_of(now);
+        let taken: Vec<DayCount> = {
+            let mut counts = self
+                .counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Today's counts without calls since the last flush are asked for too, so
+            // that this process learns the calls the others counted.
+            let taken = counts
+                .iter_mut()
+                .filter(|((_, day), c)| c.pending > 0 || *day == today)
+                .map(|((client_id, day), c)| {
+                    let calls = std::mem::take(&mut c.pending);
+                    c.stored += calls;
+                    DayCount {
+                        client_id: client_id.clone(),
+                        day: day.clone(),
+                        calls: i64::try_from(calls).unwrap_or(i64::MAX),
+                    }
+                })
+                .collect();
+            counts.retain(|(_, day), c| *day >= today || c.pending > 0);
+            taken
+        };
+        let totals = match crate::store::usage::add(store, &taken).await {
+            Ok(totals) => totals,
+            Err(e) => {
+                // Counted again with the next flush.
+                let mut counts = self
+                    .counts
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for t in &taken {
+                    let count = counts
+                        .entry((t.client_id.clone(), t.day.clone()))
+                        .or_default();
+                    let calls = u64::try_from(t.calls).unwrap_or(0);
+                    count.pending += calls;
+                    count.stored = count.stored.saturating_sub(calls);
+                }
+                return Err(e);
+            }
+        };
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for total in totals {
+            if let Some(count) = counts.get_mut(&(total.client_id, total.day)) {
+                count.stored = u64::try_from(total.calls).unwrap_or(0);
+            }
+        }
+        Ok(())
+    }
+}
