@@ -48,6 +48,8 @@ enum Command {
     Keys(KeysCommand),
     /// Print the OpenAPI document
     Openapi,
+    /// Exit 0 when the server on `listen` answers /healthz with 200 (container health checks)
+    Healthcheck,
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,7 +306,46 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::User(cmd) => user(cmd, &connect_migrated(&config).await?).await,
         Command::Keys(cmd) => keys_command(cmd, &config, &connect_migrated(&config).await?).await,
         Command::Openapi => Ok(()),
+        Command::Healthcheck => healthcheck(&config).await,
     }
+}
+
+/// GET /healthz on the configured `listen` address (loopback when it is a wildcard).
+async fn healthcheck(config: &Config) -> Result<(), Failure> {
+    use http_body_util::Empty;
+    let mut addr = config.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let down = |e: &dyn std::fmt::Display| Failure::Runtime(format!("{addr}: {e}"));
+    let check = async {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| down(&e))?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| down(&e))?;
+        tokio::spawn(connection);
+        let request = hyper::Request::get("/healthz")
+            .header(hyper::header::HOST, addr.to_string())
+            .body(Empty::<hyper::body::Bytes>::new())
+            .map_err(|e| down(&e))?;
+        let response = sender.send_request(request).await.map_err(|e| down(&e))?;
+        if response.status() == hyper::StatusCode::OK {
+            println!("ok");
+            Ok(())
+        } else {
+            Err(down(&format!("/healthz answered {}", response.status())))
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), check)
+        .await
+        .map_err(|_| down(&"no answer within 5 s"))?
 }
 
 async fn serve(config: Config) -> Result<(), Failure> {

@@ -15,6 +15,7 @@ mod cases_props;
 mod chromium;
 mod cli;
 mod config;
+mod deploy;
 mod device;
 mod flow;
 mod guard;
