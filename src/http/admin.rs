@@ -198,11 +198,7 @@ pub async fn create_client(
     .await?;
     state
         .audit
-        .record(
-            Event::new("admin.client.created")
-                .actor(token_actor(&admin.claims))
-                .client(created.client.client_id.as_str()),
-        )
+        .record(by(&admin, "admin.client.created").client(created.client.client_id.as_str()))
         .await;
     let location = format!("/admin/v1/clients/{}", created.client.client_id);
     let body = with_secret(created.client, created.secret);
@@ -240,11 +236,7 @@ pub async fn rotate_client_secret(
     state.client_changed(&id);
     state
         .audit
-        .record(
-            Event::new("admin.client.secret_rotated")
-                .actor(token_actor(&admin.claims))
-                .client(id.as_str()),
-        )
+        .record(by(&admin, "admin.client.secret_rotated").client(id.as_str()))
         .await;
     Ok(Json(with_secret(rotated.client, rotated.secret)))
 }
@@ -258,17 +250,7 @@ pub async fn disable_client(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Client>, ApiError> {
-    let client = clients::set_enabled(&state.store, state.clock.as_ref(), &id, false).await?;
-    state.client_changed(&id);
-    state
-        .audit
-        .record(
-            Event::new("admin.client.disabled")
-                .actor(token_actor(&admin.claims))
-                .client(id.as_str()),
-        )
-        .await;
-    Ok(Json(client))
+    set_client_enabled(&admin, &state, &id, false).await
 }
 
 /// Enables a disabled client.
@@ -280,17 +262,7 @@ pub async fn enable_client(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Client>, ApiError> {
-    let client = clients::set_enabled(&state.store, state.clock.as_ref(), &id, true).await?;
-    state.client_changed(&id);
-    state
-        .audit
-        .record(
-            Event::new("admin.client.enabled")
-                .actor(token_actor(&admin.claims))
-                .client(id.as_str()),
-        )
-        .await;
-    Ok(Json(client))
+    set_client_enabled(&admin, &state, &id, true).await
 }
 
 /// Registers a public key the client signs assertions with (private_key_jwt, JWT bearer
@@ -312,8 +284,7 @@ pub async fn add_client_key(
     state
         .audit
         .record(
-            Event::new("admin.client.key_added")
-                .actor(token_actor(&admin.claims))
+            by(&admin, "admin.client.key_added")
                 .client(id.as_str())
                 .detail("kid", key.kid.clone()),
         )
@@ -341,8 +312,7 @@ pub async fn add_client_jwks(
     state
         .audit
         .record(
-            Event::new("admin.client.key_added")
-                .actor(token_actor(&admin.claims))
+            by(&admin, "admin.client.key_added")
                 .client(id.as_str())
                 .detail(
                     "kids",
@@ -381,8 +351,7 @@ pub async fn remove_client_key(
     state
         .audit
         .record(
-            Event::new("admin.client.key_removed")
-                .actor(token_actor(&admin.claims))
+            by(&admin, "admin.client.key_removed")
                 .client(id.as_str())
                 .detail("kid", kid.as_str()),
         )
@@ -427,11 +396,7 @@ pub async fn create_user(
     .await?;
     state
         .audit
-        .record(
-            Event::new("admin.user.created")
-                .actor(token_actor(&admin.claims))
-                .user(user.id.as_str()),
-        )
+        .record(by(&admin, "admin.user.created").user(user.id.as_str()))
         .await;
     let location = format!("/admin/v1/users/{}", user.username);
     Ok((
@@ -483,8 +448,7 @@ pub async fn revoke_user_grant(
         state
             .audit
             .record(
-                Event::new("grant.revoked")
-                    .actor(token_actor(&admin.claims))
+                by(&admin, "grant.revoked")
                     .user(user.id.as_str())
                     .client(client_id.as_str()),
             )
@@ -504,16 +468,7 @@ pub async fn disable_user(
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    let user = users::set_enabled(&state.store, state.clock.as_ref(), &username, false).await?;
-    state
-        .audit
-        .record(
-            Event::new("admin.user.disabled")
-                .actor(token_actor(&admin.claims))
-                .user(user.id.as_str()),
-        )
-        .await;
-    Ok(Json(user))
+    set_user_enabled(&admin, &state, &username, false).await
 }
 
 /// Enables a disabled user.
@@ -525,16 +480,7 @@ pub async fn enable_user(
     State(state): State<AppState>,
     Path(username): Path<String>,
 ) -> Result<Json<User>, ApiError> {
-    let user = users::set_enabled(&state.store, state.clock.as_ref(), &username, true).await?;
-    state
-        .audit
-        .record(
-            Event::new("admin.user.enabled")
-                .actor(token_actor(&admin.claims))
-                .user(user.id.as_str()),
-        )
-        .await;
-    Ok(Json(user))
+    set_user_enabled(&admin, &state, &username, true).await
 }
 
 /// Lists signing keys and their states.
@@ -573,11 +519,7 @@ pub async fn rotate_keys(
     ring.refresh(&state.store).await?;
     state
         .audit
-        .record(
-            Event::new("key.rotated")
-                .actor(token_actor(&admin.claims))
-                .detail("kid", key.kid.clone()),
-        )
+        .record(by(&admin, "key.rotated").detail("kid", key.kid.clone()))
         .await;
     Ok((StatusCode::CREATED, Json(key)))
 }
@@ -804,4 +746,45 @@ pub async fn get_client_usage(
             })
             .collect(),
     }))
+}
+
+/// The audit event of an administrator's change.
+fn by(admin: &Admin, event: &'static str) -> Event {
+    Event::new(event).actor(token_actor(&admin.claims))
+}
+
+async fn set_client_enabled(
+    admin: &Admin,
+    state: &AppState,
+    id: &str,
+    enabled: bool,
+) -> Result<Json<Client>, ApiError> {
+    let client = clients::set_enabled(&state.store, state.clock.as_ref(), id, enabled).await?;
+    state.client_changed(id);
+    let event = if enabled {
+        "admin.client.enabled"
+    } else {
+        "admin.client.disabled"
+    };
+    state.audit.record(by(admin, event).client(id)).await;
+    Ok(Json(client))
+}
+
+async fn set_user_enabled(
+    admin: &Admin,
+    state: &AppState,
+    username: &str,
+    enabled: bool,
+) -> Result<Json<User>, ApiError> {
+    let user = users::set_enabled(&state.store, state.clock.as_ref(), username, enabled).await?;
+    let event = if enabled {
+        "admin.user.enabled"
+    } else {
+        "admin.user.disabled"
+    };
+    state
+        .audit
+        .record(by(admin, event).user(user.id.as_str()))
+        .await;
+    Ok(Json(user))
 }

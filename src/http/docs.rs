@@ -172,14 +172,7 @@ fn document_rate_limits(spec: &mut Spec) {
             (false, true) => ("application/problem+json", "Problem"),
             (false, false) => continue,
         };
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
+        for op in operations(item) {
             for (status, description) in [
                 (
                     "429",
@@ -219,14 +212,7 @@ fn document_extractor_errors(spec: &mut Spec) {
         )
     };
     for item in spec.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in operations.into_iter().flatten() {
+        for op in operations(item) {
             let json_body = op.request_body.as_ref().is_some_and(|b| match b {
                 RefOr::T(b) => b.content.contains_key("application/json"),
                 RefOr::Ref(_) => false,
@@ -258,6 +244,21 @@ fn document_extractor_errors(spec: &mut Spec) {
             }
         }
     }
+}
+
+/// The operations of a path item that routes here have.
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The committed form of the document: pretty JSON with a trailing newline.

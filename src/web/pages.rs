@@ -21,6 +21,15 @@ use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
 use crate::oauth::login::{self, LoginError};
 use crate::state::AppState;
 
+/// The audit event of a refused sign-in.
+fn failed_sign_in(address: &str, username: &str, reason: &str) -> Event {
+    Event::new("sign_in")
+        .failed()
+        .address(address)
+        .detail("username", username)
+        .detail("reason", reason)
+}
+
 /// Where a sign-in may continue: only back into a flow of this server, never elsewhere
 /// (no open redirect).
 fn safe_return(return_to: &str) -> Option<&str> {
@@ -162,13 +171,7 @@ pub async fn login_submit(
         Err(LoginError::Invalid) => {
             state
                 .audit
-                .record(
-                    Event::new("sign_in")
-                        .failed()
-                        .address(&address)
-                        .detail("username", username.as_str())
-                        .detail("reason", "invalid_credentials"),
-                )
+                .record(failed_sign_in(&address, &username, "invalid_credentials"))
                 .await;
             render_login(
                 &state,
@@ -183,13 +186,7 @@ pub async fn login_submit(
         Err(LoginError::Locked(retry_after)) => {
             state
                 .audit
-                .record(
-                    Event::new("sign_in")
-                        .failed()
-                        .address(&address)
-                        .detail("username", username.as_str())
-                        .detail("reason", "locked"),
-                )
+                .record(failed_sign_in(&address, &username, "locked"))
                 .await;
             let text = format!("Too many failed attempts. {}", try_again_in(retry_after));
             let response = render_login(
