@@ -132,35 +132,8 @@ impl Audit {
     /// Records `event`: logged now, stored with the next batch. Waits only when the
     /// writer is far behind (never drops an event).
     pub async fn record(&self, event: Event) {
-        let row = AuditRow {
-            id: 0,
-            at: self.clock.unix(),
-            event: event.event.to_owned(),
-            outcome: if event.success { "success" } else { "failure" }.to_owned(),
-            actor: event
-                .actor
-                .unwrap_or_else(|| match (&event.user_id, &event.client_id) {
-                    (Some(user), _) => format!("user:{user}"),
-                    (None, Some(client)) => format!("client:{client}"),
-                    (None, None) => "system".to_owned(),
-                }),
-            client_id: event.client_id,
-            user_id: event.user_id,
-            address: event.address,
-            request_id: Some(crate::telemetry::request_id()).filter(|id| id != "-"),
-            detail: event.detail.to_string(),
-        };
-        tracing::info!(
-            target: "audit",
-            event = %row.event,
-            outcome = %row.outcome,
-            actor = %row.actor,
-            client_id = row.client_id.as_deref(),
-            user_id = row.user_id.as_deref(),
-            address = row.address.as_deref(),
-            detail = %row.detail,
-            "audit"
-        );
+        let row = event.into_row(self.clock.unix());
+        log(&row);
         if self.tx.send(Message::Event(row)).await.is_err() {
             tracing::error!("the audit writer has stopped; event not stored");
         }
@@ -173,4 +146,53 @@ impl Audit {
             let _ = wait.await;
         }
     }
+}
+
+/// Records `event` at once, without a writer task (the CLI).
+pub async fn record_now(
+    store: &Store,
+    at: i64,
+    event: Event,
+) -> Result<(), crate::store::StoreError> {
+    let row = event.into_row(at);
+    log(&row);
+    crate::store::audit::insert_many(store, &[row]).await
+}
+
+impl Event {
+    fn into_row(self, at: i64) -> AuditRow {
+        AuditRow {
+            id: 0,
+            at,
+            event: self.event.to_owned(),
+            outcome: if self.success { "success" } else { "failure" }.to_owned(),
+            actor: self
+                .actor
+                .unwrap_or_else(|| match (&self.user_id, &self.client_id) {
+                    (Some(user), _) => format!("user:{user}"),
+                    (None, Some(client)) => format!("client:{client}"),
+                    (None, None) => "system".to_owned(),
+                }),
+            client_id: self.client_id,
+            user_id: self.user_id,
+            address: self.address,
+            request_id: Some(crate::telemetry::request_id()).filter(|id| id != "-"),
+            detail: self.detail.to_string(),
+        }
+    }
+}
+
+/// The event as a structured log line (target `audit`).
+fn log(row: &AuditRow) {
+    tracing::info!(
+        target: "audit",
+        event = %row.event,
+        outcome = %row.outcome,
+        actor = %row.actor,
+        client_id = row.client_id.as_deref(),
+        user_id = row.user_id.as_deref(),
+        address = row.address.as_deref(),
+        detail = %row.detail,
+        "audit"
+    );
 }

@@ -239,7 +239,7 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         }
         state.limiter.forget_idle();
         let ring = &state.tokens.ring;
-        if let Err(e) = keys::maintain(
+        match keys::maintain(
             &state.store,
             state.clock.as_ref(),
             ring.master(),
@@ -247,7 +247,15 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         )
         .await
         {
-            tracing::warn!(error = %e, "key maintenance failed");
+            Ok(Some(kid)) => {
+                let event = audit::Event::new("key.rotated")
+                    .actor("system".to_owned())
+                    .detail("kid", kid)
+                    .detail("reason", "scheduled");
+                state.audit.record(event).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "key maintenance failed"),
         }
         let horizon = state.clock.unix() - state.config.clock_skew_secs;
         if let Err(e) = store::revocations::delete_expired(&state.store, horizon).await {

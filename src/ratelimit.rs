@@ -139,6 +139,20 @@ impl Decision {
     pub fn refused(&self) -> bool {
         self.outcome != Outcome::Allowed
     }
+
+    /// Why a refused request was refused, for the caller's developer.
+    pub fn describe(&self) -> String {
+        match self.outcome {
+            Outcome::Unavailable => "the rate limiter is unavailable; retry shortly".to_owned(),
+            _ => format!(
+                "rate limit {} exceeded ({} requests per {} s); retry after {} s",
+                self.policy.name(),
+                self.quota,
+                self.window_secs,
+                self.retry_after_secs
+            ),
+        }
+    }
 }
 
 /// The caller's daily API usage, as counted for this request.
@@ -368,7 +382,7 @@ impl Limiter {
             reset_secs: 0,
             retry_after_secs: 0,
         };
-        let interval_us = self.window_secs * 1_000_000 / u64::from(quota.max(1));
+        let interval_us = (self.window_secs * 1_000_000 / u64::from(quota.max(1))).max(1);
         let unavailable = match shared.fail {
             FailMode::Open => base,
             FailMode::Closed => Decision {

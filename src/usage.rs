@@ -21,10 +21,10 @@ struct Count {
     pending: u64,
 }
 
-/// The counts of this process.
+/// The counts of this process: by day number (Unix days), then by client.
 #[derive(Debug, Default)]
 pub struct Usage {
-    counts: Mutex<HashMap<(String, String), Count>>,
+    counts: Mutex<HashMap<i64, HashMap<String, Count>>>,
 }
 
 /// `YYYY-MM-DD` of `unix` (UTC).
@@ -40,16 +40,24 @@ pub fn secs_to_midnight(unix: i64) -> i64 {
 }
 
 impl Usage {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, HashMap<String, Count>>> {
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The client's calls today, this one included, if it is within `limit` (0 = none);
     /// `Err` with today's count when the limit is spent (the call is not counted).
+    /// Allocates only for a client's first call of the day in this process.
     pub fn count(&self, client_id: &str, now: i64, limit: u64) -> Result<u64, u64> {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = counts
-            .entry((client_id.to_owned(), day_of(now)))
-            .or_default();
+        let mut counts = self.lock();
+        let today = counts.entry(now.div_euclid(86_400)).or_default();
+        if !today.contains_key(client_id) {
+            today.insert(client_id.to_owned(), Count::default());
+        }
+        let Some(count) = today.get_mut(client_id) else {
+            return Ok(1);
+        };
         let used = count.stored + count.pending;
         if limit > 0 && used >= limit {
             return Err(used);
@@ -61,41 +69,45 @@ impl Usage {
     /// Adds this process's pending counts to the database and takes the totals of all
     /// processes (for every client this process counted today); forgets earlier days.
     pub async fn flush(&self, store: &Store, now: i64) -> Result<(), StoreError> {
-        let today = day_of(now);
+        let today = now.div_euclid(86_400);
+        let mut days = HashMap::new();
         let taken: Vec<DayCount> = {
-            let mut counts = self
-                .counts
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            // Today's counts without calls since the last flush are asked for too, so
-            // that this process learns the calls the others counted.
-            let taken = counts
-                .iter_mut()
-                .filter(|((_, day), c)| c.pending > 0 || *day == today)
-                .map(|((client_id, day), c)| {
+            let mut counts = self.lock();
+            let mut taken = Vec::new();
+            for (day, clients) in counts.iter_mut() {
+                let name = day_of(day * 86_400);
+                days.insert(name.clone(), *day);
+                // Today's counts without calls since the last flush are asked for too, so
+                // that this process learns the calls the others counted.
+                for (client_id, c) in clients
+                    .iter_mut()
+                    .filter(|(_, c)| c.pending > 0 || *day == today)
+                {
                     let calls = std::mem::take(&mut c.pending);
                     c.stored += calls;
-                    DayCount {
+                    taken.push(DayCount {
                         client_id: client_id.clone(),
-                        day: day.clone(),
+                        day: name.clone(),
                         calls: i64::try_from(calls).unwrap_or(i64::MAX),
-                    }
-                })
-                .collect();
-            counts.retain(|(_, day), c| *day >= today || c.pending > 0);
+                    });
+                }
+            }
+            counts.retain(|day, clients| *day >= today || clients.values().any(|c| c.pending > 0));
             taken
         };
         let totals = match crate::store::usage::add(store, &taken).await {
             Ok(totals) => totals,
             Err(e) => {
                 // Counted again with the next flush.
-                let mut counts = self
-                    .counts
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut counts = self.lock();
                 for t in &taken {
+                    let Some(day) = days.get(&t.day) else {
+                        continue;
+                    };
                     let count = counts
-                        .entry((t.client_id.clone(), t.day.clone()))
+                        .entry(*day)
+                        .or_default()
+                        .entry(t.client_id.clone())
                         .or_default();
                     let calls = u64::try_from(t.calls).unwrap_or(0);
                     count.pending += calls;
@@ -104,12 +116,13 @@ impl Usage {
                 return Err(e);
             }
         };
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counts = self.lock();
         for total in totals {
-            if let Some(count) = counts.get_mut(&(total.client_id, total.day)) {
+            if let Some(count) = days
+                .get(&total.day)
+                .and_then(|day| counts.get_mut(day))
+                .and_then(|clients| clients.get_mut(&total.client_id))
+            {
                 count.stored = u64::try_from(total.calls).unwrap_or(0);
             }
         }

@@ -517,6 +517,13 @@ async fn keys_command(cmd: KeysCommand, config: &Config, store: &Store) -> Resul
             let key = keys::rotate(store, &clock, &master, config.signing_alg, publish)
                 .await
                 .map_err(failed)?;
+            let event = crate::audit::Event::new("key.rotated")
+                .actor("cli".to_owned())
+                .detail("kid", key.kid.clone())
+                .detail("immediately", args.immediately);
+            crate::audit::record_now(store, crate::clock::Clock::unix(&clock), event)
+                .await
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
             if args.out.json {
                 return print_json(
                     &serde_json::to_value(&key).map_err(|e| Failure::Runtime(e.to_string()))?,

@@ -190,16 +190,7 @@ impl OAuthError {
     /// A request a rate limit refused: 429 (503 when the limiter could not answer and the
     /// server fails closed), `temporarily_unavailable`.
     pub fn rate_limited(decision: &Decision) -> Self {
-        let description = match decision.outcome {
-            Outcome::Unavailable => "the rate limiter is unavailable; retry shortly".to_owned(),
-            _ => format!(
-                "rate limit {} exceeded ({} requests per {} s); retry after {} s",
-                decision.policy.name(),
-                decision.quota,
-                decision.window_secs,
-                decision.retry_after_secs
-            ),
-        };
+        let description = decision.describe();
         let status = match decision.outcome {
             Outcome::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::TOO_MANY_REQUESTS,
@@ -217,13 +208,7 @@ impl ApiError {
     pub fn rate_limited(decision: &Decision) -> Self {
         match decision.outcome {
             Outcome::Unavailable => ApiError::Unavailable,
-            _ => ApiError::RateLimited(format!(
-                "rate limit {} exceeded ({} requests per {} s); retry after {} s",
-                decision.policy.name(),
-                decision.quota,
-                decision.window_secs,
-                decision.retry_after_secs
-            )),
+            _ => ApiError::RateLimited(decision.describe()),
         }
     }
 }

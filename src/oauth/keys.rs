@@ -451,12 +451,12 @@ pub async fn maintain(
     clock: &dyn Clock,
     master: &MasterKey,
     config: &Config,
-) -> Result<(), KeyError> {
+) -> Result<Option<String>, KeyError> {
     let now = clock.unix();
     let mut tx = store.begin().await?;
     store::keys::lock(&mut tx).await?;
-    match store::keys::current(&mut tx).await? {
-        Some((_, activated)) if activated + config.key_rotation_secs <= now => {
+    let rotated = match store::keys::current(&mut tx).await? {
+        Some((_, activated)) if activated + config.key_rotation_secs <= now => Some(
             rotate_locked(
                 &mut tx,
                 master,
@@ -464,21 +464,23 @@ pub async fn maintain(
                 now,
                 config.key_publish_secs,
             )
-            .await?;
-        }
-        Some(_) => {}
+            .await?
+            .kid,
+        ),
+        Some(_) => None,
         None => {
             let row = generate(config.signing_alg, master, now, now)?;
             store::keys::insert(&mut tx, &row).await?;
+            None
         }
-    }
+    };
     tx.commit().await?;
     store::keys::delete_retired_before(
         store,
         now - config.access_token_max_ttl_secs - config.clock_skew_secs,
     )
     .await?;
-    Ok(())
+    Ok(rotated)
 }
 
 fn info(row: &KeyRow, now: i64) -> KeyInfo {
