@@ -6,12 +6,14 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gatehouse::config::Config;
-use gatehouse::ratelimit::{Limiter, Policy};
+use gatehouse::ratelimit::{self, Limiter, Policy};
 
 fn limiter(redis: Option<&str>) -> Limiter {
     let config = Config {
         // Counted, not reached within a run (one request per 3.6 ms refills it).
         rate_limit_api: 1_000_000,
+        rate_limit_token_per_client: 1_000_000,
+        rate_limit_token_per_address: 1_000_000,
         rate_limit_window_secs: 3600,
         redis_url: redis.map(|url| url.to_owned().into()),
         rate_limit_redis_prefix: format!("gatehouse_bench_{}", std::process::id()),
@@ -44,6 +46,15 @@ fn checks(c: &mut Criterion) {
     group.bench_function("redis", |b| {
         b.to_async(&runtime)
             .iter(|| redis.check(Policy::Api, "client-1"))
+    });
+    // The token endpoint's two limits: the address deferred, counted with the client.
+    group.bench_function("redis, address and client in one call", |b| {
+        b.to_async(&runtime).iter(|| {
+            ratelimit::reporting(async {
+                ratelimit::defer(Policy::TokenAddress, "192.0.2.1".to_owned());
+                redis.check(Policy::TokenClient, "client-1").await
+            })
+        })
     });
     group.finish();
 }

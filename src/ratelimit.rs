@@ -7,11 +7,19 @@
 //! A check records its [`Decision`] in the current request's report (a task-local set by
 //! the HTTP layer), which turns every decision of the request into the IETF `RateLimit`
 //! and `RateLimit-Policy` headers, and a refusal into `Retry-After`.
+//!
+//! Latency: a request pays at most one Redis round trip. An endpoint that counts a
+//! per-address limit and, once the client is known, a per-client one [`defer`]s the first
+//! so that the second check sends both in one script call (or, when the request ends
+//! before that, the HTTP layer checks the deferred one alone). A refusal Redis gave is
+//! remembered until the moment it names, so refused keys are answered without a round
+//! trip; GCRA state only moves forward, so that answer is the one Redis would give.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -173,6 +181,8 @@ pub struct Report {
     pub decisions: Vec<Decision>,
     /// The caller's daily usage (bearer-token routes).
     pub usage: Option<DailyUsage>,
+    /// A check put off until the next one, to share its round trip (see [`defer`]).
+    deferred: Option<(Policy, String)>,
 }
 
 tokio::task_local! {
@@ -196,6 +206,20 @@ fn record(decision: Decision) {
     let _ = REPORT.try_with(|r| r.borrow_mut().decisions.push(decision));
 }
 
+/// Puts off counting `key` against `policy` until the request's next check, which then
+/// counts both in one round trip; [`Limiter::check_deferred`] counts it alone if no check
+/// follows. Outside a request it does nothing.
+pub fn defer(policy: Policy, key: String) {
+    let _ = REPORT.try_with(|r| r.borrow_mut().deferred = Some((policy, key)));
+}
+
+fn take_deferred() -> Option<(Policy, String)> {
+    REPORT
+        .try_with(|r| r.borrow_mut().deferred.take())
+        .ok()
+        .flatten()
+}
+
 /// Records the caller's daily usage for the `Gatehouse-Limit-Info` header.
 pub fn record_usage(usage: DailyUsage) {
     let _ = REPORT.try_with(|r| r.borrow_mut().usage = Some(usage));
@@ -204,23 +228,36 @@ pub fn record_usage(usage: DailyUsage) {
 type MemoryLimiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
 
-/// GCRA in Redis: the key holds the theoretical arrival time (µs, Redis' clock, so that
-/// the replicas' clocks do not matter). Returns {allowed, remaining, reset_ms, retry_ms}.
+/// GCRA in Redis, for each key in order: the key holds the theoretical arrival time (µs,
+/// Redis' clock, so that the replicas' clocks do not matter); ARGV holds quota and
+/// interval (µs) per key. Appends {allowed, remaining, reset_us, retry_us} per key and
+/// stops at the first refusal (the keys after it are not counted), as separate checks
+/// would.
 const GCRA_SCRIPT: &str = r"
-local quota = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - quota * interval
-if now < allow_at then
-  return {0, 0, math.ceil((tat - now) / 1000), math.ceil((allow_at - now) / 1000)}
+local out = {}
+for i, key in ipairs(KEYS) do
+  local quota = tonumber(ARGV[2 * i - 1])
+  local interval = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - quota * interval
+  local n = #out
+  if now < allow_at then
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = 0, 0, tat - now, allow_at - now
+    return out
+  end
+  redis.call('SET', key, string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+  out[n + 1], out[n + 2] = 1, math.floor((now - allow_at) / interval)
+  out[n + 3], out[n + 4] = new_tat - now, 0
 end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
-return {1, math.floor((now - allow_at) / interval), math.ceil((new_tat - now) / 1000), 0}
+return out
 ";
+
+/// At most this many refusals are remembered (each is dropped once it ends).
+const MAX_REMEMBERED_REFUSALS: usize = 65_536;
 
 /// How long a check may wait for Redis before the fail mode decides.
 const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
@@ -241,6 +278,16 @@ struct Shared {
     skip_until_ms: AtomicU64,
     /// Milliseconds after `started` of the last logged failure: one warning per 10 s.
     last_warning_ms: AtomicU64,
+    /// Refusals Redis gave, until the instant each ends (see the module documentation).
+    refusals: Mutex<HashMap<(Policy, String), Refusal>>,
+}
+
+/// A remembered refusal: the request is refused until `until`; the whole quota is back at
+/// `reset`.
+#[derive(Clone, Copy)]
+struct Refusal {
+    until: Instant,
+    reset: Instant,
 }
 
 enum Backend {
@@ -277,6 +324,7 @@ impl Limiter {
                     started: Instant::now(),
                     skip_until_ms: AtomicU64::new(0),
                     last_warning_ms: AtomicU64::new(0),
+                    refusals: Mutex::new(HashMap::new()),
                 }))
             }
             None => Backend::Memory(
@@ -306,42 +354,105 @@ impl Limiter {
         matches!(self.backend, Backend::Redis(_))
     }
 
-    /// Counts one request of `key` against `policy` and records the decision in the
-    /// request's report. `None` when the policy has no limit.
+    /// Counts one request of `key` against `policy` (and, first, the check the request
+    /// [`defer`]red, in the same round trip) and records the decisions in the request's
+    /// report. Returns the refusal if there is one, else the last decision (`policy`'s
+    /// when it has a limit); `None` when neither policy has one.
     pub async fn check(&self, policy: Policy, key: &str) -> Option<Decision> {
-        let quota = self.quotas.iter().find(|(p, _)| *p == policy)?.1;
-        let decision = match &self.backend {
-            Backend::Memory(limiters) => {
-                let limiter = &limiters.iter().find(|(p, _)| *p == policy)?.1;
-                self.memory_check(policy, quota, limiter, key)
-            }
-            Backend::Redis(shared) => self.redis_check(shared, policy, quota, key).await,
-        };
-        if decision.refused() {
-            metrics::counter!("gatehouse_rate_limited_total", "policy" => policy.name())
-                .increment(1);
+        let deferred = take_deferred();
+        let mut checks = Vec::with_capacity(2);
+        if let Some((policy, key)) = &deferred {
+            checks.push((*policy, key.as_str()));
         }
-        record(decision);
+        checks.push((policy, key));
+        self.check_all(&checks).await
+    }
+
+    /// Counts the check the request [`defer`]red if no check has taken it along; `None`
+    /// when there is none (or its policy has no limit).
+    pub async fn check_deferred(&self) -> Option<Decision> {
+        let (policy, key) = take_deferred()?;
+        self.check_all(&[(policy, &key)]).await
+    }
+
+    /// A refusal of `key` by `policy` this process already knows of (shared limits
+    /// only), answered without a round trip and recorded like a check.
+    pub fn known_refusal(&self, policy: Policy, key: &str) -> Option<Decision> {
+        let Backend::Redis(shared) = &self.backend else {
+            return None;
+        };
+        let quota = self.quota(policy)?;
+        let decision = shared.remembered(self.base(policy, quota), key)?;
+        self.recorded(decision);
         Some(decision)
     }
 
-    fn memory_check(
-        &self,
-        policy: Policy,
-        quota: u32,
-        limiter: &MemoryLimiter,
-        key: &str,
-    ) -> Decision {
-        let cell_ms = self.window_secs * 1000 / u64::from(quota.max(1));
-        let base = Decision {
+    fn quota(&self, policy: Policy) -> Option<u32> {
+        self.quotas
+            .iter()
+            .find(|(p, _)| *p == policy)
+            .map(|(_, q)| *q)
+    }
+
+    /// Checks in order, stopping at the first refusal; records and returns as
+    /// [`Limiter::check`] does.
+    async fn check_all(&self, checks: &[(Policy, &str)]) -> Option<Decision> {
+        let limited: Vec<(Decision, &str)> = checks
+            .iter()
+            .filter_map(|(policy, key)| Some((self.base(*policy, self.quota(*policy)?), *key)))
+            .collect();
+        let decisions = match &self.backend {
+            Backend::Memory(limiters) => {
+                let mut decisions = Vec::with_capacity(limited.len());
+                for (base, key) in &limited {
+                    let Some((_, limiter)) = limiters.iter().find(|(p, _)| *p == base.policy)
+                    else {
+                        continue;
+                    };
+                    let decision = self.memory_check(*base, limiter, key);
+                    decisions.push(decision);
+                    if decision.refused() {
+                        break;
+                    }
+                }
+                decisions
+            }
+            Backend::Redis(shared) => self.redis_checks(shared, &limited).await,
+        };
+        for decision in &decisions {
+            self.recorded(*decision);
+        }
+        decisions
+            .iter()
+            .find(|d| d.refused())
+            .or(decisions.last())
+            .copied()
+    }
+
+    fn recorded(&self, decision: Decision) {
+        if decision.refused() {
+            metrics::counter!("gatehouse_rate_limited_total", "policy" => decision.policy.name())
+                .increment(1);
+        }
+        record(decision);
+    }
+
+    /// An allowed decision of `policy` with nothing known yet.
+    fn base(&self, policy: Policy, quota: u32) -> Decision {
+        Decision {
             policy,
             quota,
             window_secs: self.window_secs,
             outcome: Outcome::Allowed,
-            remaining: 0,
+            remaining: quota,
             reset_secs: 0,
             retry_after_secs: 0,
-        };
+        }
+    }
+
+    fn memory_check(&self, base: Decision, limiter: &MemoryLimiter, key: &str) -> Decision {
+        let quota = base.quota;
+        let cell_ms = self.window_secs * 1000 / u64::from(quota.max(1));
         match limiter.check_key(&key.to_owned()) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
@@ -355,6 +466,7 @@ impl Limiter {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 Decision {
                     outcome: Outcome::Limited,
+                    remaining: 0,
                     reset_secs: ceil_secs(u64::from(quota) * cell_ms),
                     retry_after_secs: ceil_secs(
                         u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
@@ -366,24 +478,56 @@ impl Limiter {
         }
     }
 
-    async fn redis_check(
+    /// The decisions for `checks` (in order, up to the first refusal) from one script
+    /// call, or from refusals already known, or from the fail mode.
+    async fn redis_checks(
         &self,
         shared: &Arc<Shared>,
-        policy: Policy,
-        quota: u32,
-        key: &str,
-    ) -> Decision {
-        let base = Decision {
-            policy,
-            quota,
-            window_secs: self.window_secs,
-            outcome: Outcome::Allowed,
-            remaining: quota,
-            reset_secs: 0,
-            retry_after_secs: 0,
+        checks: &[(Decision, &str)],
+    ) -> Vec<Decision> {
+        // A known refusal ends the list there; only the checks before it go to Redis.
+        let mut known = None;
+        let mut asked = checks.len();
+        for (i, (base, key)) in checks.iter().enumerate() {
+            if let Some(decision) = shared.remembered(*base, key) {
+                known = Some(decision);
+                asked = i;
+                break;
+            }
+        }
+        let checks = &checks[..asked];
+        let mut decisions = if checks.is_empty() {
+            Vec::new()
+        } else {
+            shared.ask(self.window_secs, checks).await
         };
-        let interval_us = (self.window_secs * 1_000_000 / u64::from(quota.max(1))).max(1);
-        let unavailable = match shared.fail {
+        if let Some(decision) = known
+            && decisions.iter().all(|d| !d.refused())
+        {
+            decisions.push(decision);
+        }
+        decisions
+    }
+
+    /// Drops in-memory state of keys whose quota is whole again (bounded memory).
+    pub fn forget_idle(&self) {
+        match &self.backend {
+            Backend::Memory(limiters) => {
+                for (_, limiter) in limiters {
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
+                }
+            }
+            Backend::Redis(shared) => shared.forget_ended(),
+        }
+    }
+}
+
+impl Shared {
+    /// One script call for `checks`; the fail mode's answer for each when Redis does not
+    /// answer.
+    async fn ask(&self, window_secs: u64, checks: &[(Decision, &str)]) -> Vec<Decision> {
+        let unavailable = |base: Decision| match self.fail {
             FailMode::Open => base,
             FailMode::Closed => Decision {
                 outcome: Outcome::Unavailable,
@@ -392,59 +536,119 @@ impl Limiter {
                 ..base
             },
         };
-        if shared.elapsed_ms() < shared.skip_until_ms.load(Ordering::Relaxed) {
+        if self.elapsed_ms() < self.skip_until_ms.load(Ordering::Relaxed) {
             // Redis failed less than a second ago.
-            return unavailable;
+            return checks.iter().map(|(base, _)| unavailable(*base)).collect();
         }
+        let mut invocation = self.script.prepare_invoke();
+        for (base, key) in checks {
+            let interval_us = (window_secs * 1_000_000 / u64::from(base.quota.max(1))).max(1);
+            invocation
+                .key(format!("{}:rl:{}:{key}", self.prefix, base.policy.name()))
+                .arg(base.quota)
+                .arg(interval_us);
+        }
+        // Before Redis reads its clock: a refusal remembered from here ends no later than
+        // Redis' own.
+        let sent = Instant::now();
         let answer = tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut connection = shared.connection().await?;
-            shared
-                .script
-                .key(format!("{}:rl:{}:{key}", shared.prefix, policy.name()))
-                .arg(quota)
-                .arg(interval_us)
-                .invoke_async::<(i64, i64, i64, i64)>(&mut connection)
+            let mut connection = self.connection().await?;
+            invocation
+                .invoke_async::<Vec<i64>>(&mut connection)
                 .await
                 .map_err(anyhow::Error::from)
         })
         .await
         .map_err(|_| anyhow::anyhow!("no answer within {} ms", REDIS_TIMEOUT.as_millis()))
-        .and_then(|r| r);
-        match answer {
-            Ok((allowed, remaining, reset_ms, retry_ms)) => Decision {
-                outcome: if allowed == 1 {
-                    Outcome::Allowed
-                } else {
-                    Outcome::Limited
-                },
-                remaining: u32::try_from(remaining.max(0)).unwrap_or(quota),
-                reset_secs: ceil_secs(u64::try_from(reset_ms).unwrap_or(0)),
-                retry_after_secs: if allowed == 1 {
-                    0
-                } else {
-                    ceil_secs(u64::try_from(retry_ms).unwrap_or(0)).max(1)
-                },
-                ..base
-            },
+        .and_then(|r| r)
+        .and_then(|values| {
+            let answered = values.len() / 4;
+            if values.len() % 4 != 0 || answered == 0 || answered > checks.len() {
+                anyhow::bail!("unexpected answer of {} values", values.len());
+            }
+            Ok(values)
+        });
+        let values = match answer {
+            Ok(values) => values,
             Err(e) => {
-                shared.failed(&e);
-                unavailable
+                self.failed(&e);
+                return checks.iter().map(|(base, _)| unavailable(*base)).collect();
             }
-        }
+        };
+        let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        values
+            .chunks_exact(4)
+            .zip(checks)
+            .map(|(v, (base, key))| {
+                let (allowed, remaining, reset, retry) =
+                    (v[0] == 1, v[1], micros(v[2]), micros(v[3]));
+                if !allowed {
+                    self.remember(
+                        base.policy,
+                        key,
+                        Refusal {
+                            until: sent + retry,
+                            reset: sent + reset,
+                        },
+                    );
+                }
+                Decision {
+                    outcome: if allowed {
+                        Outcome::Allowed
+                    } else {
+                        Outcome::Limited
+                    },
+                    remaining: u32::try_from(remaining.max(0)).unwrap_or(base.quota),
+                    reset_secs: ceil_secs_of(reset),
+                    retry_after_secs: if allowed {
+                        0
+                    } else {
+                        ceil_secs_of(retry).max(1)
+                    },
+                    ..*base
+                }
+            })
+            .collect()
     }
 
-    /// Drops in-memory state of keys whose quota is whole again (bounded memory).
-    pub fn forget_idle(&self) {
-        if let Backend::Memory(limiters) = &self.backend {
-            for (_, limiter) in limiters {
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
+    /// The refusal of `key` remembered for `base.policy`, if it has not ended.
+    fn remembered(&self, base: Decision, key: &str) -> Option<Decision> {
+        let now = Instant::now();
+        let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        let lookup = (base.policy, key.to_owned());
+        let refusal = *refusals.get(&lookup)?;
+        if refusal.until <= now {
+            refusals.remove(&lookup);
+            return None;
+        }
+        Some(Decision {
+            outcome: Outcome::Limited,
+            remaining: 0,
+            reset_secs: ceil_secs_of(refusal.reset.saturating_duration_since(now)),
+            retry_after_secs: ceil_secs_of(refusal.until - now).max(1),
+            ..base
+        })
+    }
+
+    fn remember(&self, policy: Policy, key: &str, refusal: Refusal) {
+        let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        if refusals.len() >= MAX_REMEMBERED_REFUSALS {
+            let now = Instant::now();
+            refusals.retain(|_, r| r.until > now);
+            if refusals.len() >= MAX_REMEMBERED_REFUSALS {
+                return;
             }
         }
+        refusals.insert((policy, key.to_owned()), refusal);
     }
-}
 
-impl Shared {
+    /// Drops the refusals that have ended.
+    fn forget_ended(&self) {
+        let now = Instant::now();
+        let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        refusals.retain(|_, r| r.until > now);
+    }
+
     /// The shared connection, connecting on first use (and again after a failed connect).
     async fn connection(&self) -> anyhow::Result<redis::aio::ConnectionManager> {
         if let Some(connection) = self.connection.load_full() {
@@ -490,4 +694,12 @@ impl Shared {
 
 fn ceil_secs(ms: u64) -> u64 {
     ms.div_ceil(1000)
+}
+
+fn ceil_secs_of(duration: Duration) -> u64 {
+    duration
+        .as_micros()
+        .div_ceil(1_000_000)
+        .try_into()
+        .unwrap_or(u64::MAX)
 }

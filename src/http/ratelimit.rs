@@ -1,5 +1,7 @@
 //! The rate-limit layer: counts the per-address limits of the sign-in, activation, token
-//! and device endpoints before they run, and turns every decision a request met (those
+//! and device endpoints before they run (with a shared limiter, the token and device ones
+//! together with the endpoint's per-client check, see [`crate::ratelimit::defer`]), and
+//! turns every decision a request met (those
 //! and the per-client ones the domain checks) into response headers (IETF
 //! draft-ietf-httpapi-ratelimit-headers):
 //!
@@ -22,13 +24,15 @@ use crate::error::{ApiError, OAuthError};
 use crate::ratelimit::{self, Decision, Outcome, Policy, Report};
 use crate::state::AppState;
 
-/// The per-address limit of each path that has one.
-fn address_policy(path: &str) -> Option<Policy> {
+/// The per-address limit of each path that has one, and whether the endpoint goes on to
+/// count a per-client limit (then a shared address limit is counted with it, in one round
+/// trip).
+fn address_policy(path: &str) -> Option<(Policy, bool)> {
     match path {
-        "/oauth2/token" => Some(Policy::TokenAddress),
-        "/oauth2/device_authorization" => Some(Policy::DeviceAddress),
-        "/login" => Some(Policy::LoginAddress),
-        "/activate" => Some(Policy::ActivateAddress),
+        "/oauth2/token" => Some((Policy::TokenAddress, true)),
+        "/oauth2/device_authorization" => Some((Policy::DeviceAddress, true)),
+        "/login" => Some((Policy::LoginAddress, false)),
+        "/activate" => Some((Policy::ActivateAddress, false)),
         _ => None,
     }
 }
@@ -36,22 +40,38 @@ fn address_policy(path: &str) -> Option<Policy> {
 /// The middleware (outside the handlers, inside request id and timeout).
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    let policy = address_policy(&path);
-    let address = policy.map(|_| {
-        client_address(
+    let limit = address_policy(&path).map(|(policy, deferred)| {
+        let address = client_address(
             request.headers(),
             request.extensions(),
             &state.config.trusted_proxies,
-        )
+        );
+        (policy, address, deferred)
     });
     let (response, report) = ratelimit::reporting(async {
-        if let (Some(policy), Some(address)) = (policy, address)
-            && let Some(decision) = state.limiter.check(policy, &address).await
-            && decision.refused()
-        {
-            return refusal(&path, &decision);
+        if let Some((policy, address, deferred)) = limit {
+            // Counting in memory costs nothing: only a shared limit is worth deferring.
+            let decision = if deferred && state.limiter.is_shared() {
+                let known = state.limiter.known_refusal(policy, &address);
+                if known.is_none() {
+                    ratelimit::defer(policy, address);
+                }
+                known
+            } else {
+                state.limiter.check(policy, &address).await
+            };
+            if let Some(decision) = decision
+                && decision.refused()
+            {
+                return refusal(&path, &decision);
+            }
         }
-        next.run(request).await
+        let response = next.run(request).await;
+        // The endpoint ended before its per-client check took the address along.
+        match state.limiter.check_deferred().await {
+            Some(decision) if decision.refused() => refusal(&path, &decision),
+            _ => response,
+        }
     })
     .await;
     with_headers(response, &report)

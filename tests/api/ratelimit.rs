@@ -227,6 +227,121 @@ async fn redis_shares_one_limit_between_processes() {
     b.stop().await;
 }
 
+/// The script calls Redis sees for keys under `prefix`, read from MONITOR until `marker`
+/// (a key under `prefix` the test touches last) shows up.
+async fn script_calls(
+    monitor: &mut (impl futures::Stream<Item = String> + Unpin),
+    marker: &str,
+) -> Vec<String> {
+    use futures::StreamExt as _;
+    let mut calls = Vec::new();
+    loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(10), monitor.next())
+            .await
+            .expect("MONITOR answers")
+            .expect("MONITOR is open");
+        if line.contains(marker) {
+            return calls;
+        }
+        if line.contains("\"EVALSHA\"") || line.contains("\"EVAL\"") {
+            calls.push(line);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_limit_costs_one_round_trip_and_refusals_none() {
+    let Some(redis) = redis_url(module_path!()) else {
+        return;
+    };
+    let prefix = redis_prefix();
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.redis_url = Some(redis.clone().into());
+        c.rate_limit_redis_prefix = prefix.clone();
+        // A burst of 2, then one request per 2 s.
+        c.rate_limit_window_secs = 4;
+        c.rate_limit_token_per_client = 2;
+        c.rate_limit_token_per_address = 100;
+        c.rate_limit_api = 1;
+    })
+    .await;
+    let (id, secret) = app.service_client(&["api"]).await;
+    // Another client's request loads the script into Redis before anything is watched.
+    let (other, other_secret) = app.service_client(&["api"]).await;
+    assert_eq!(
+        client_credentials(&app, &other, &other_secret)
+            .await
+            .status(),
+        200
+    );
+    let client = redis::Client::open(redis.as_str()).unwrap();
+    let mut monitor = Box::pin(
+        client
+            .get_async_monitor()
+            .await
+            .unwrap()
+            .into_on_message::<String>(),
+    );
+    let mut marker_connection = client.get_multiplexed_async_connection().await.unwrap();
+    let marker = format!("{prefix}:marker");
+
+    // Two allowed and one refused by the client limit: one script call each, carrying the
+    // address and the client key together.
+    let mut token = String::new();
+    for expected in [200, 200, 429] {
+        let res = client_credentials(&app, &id, &secret).await;
+        assert_eq!(res.status(), expected);
+        if token.is_empty() {
+            let body: serde_json::Value = res.json().await.unwrap();
+            token = body["access_token"].as_str().unwrap().to_owned();
+        }
+    }
+    // Refused again: the client's refusal is remembered, only the address is counted.
+    let res = client_credentials(&app, &id, &secret).await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = header(&res, "retry-after").parse().unwrap();
+    assert!((1..=2).contains(&retry), "retry-after {retry}");
+    assert!(header(&res, "ratelimit").contains("\"token-client\";r=0;"));
+    // A request that fails client authentication still counts against its address, in
+    // one call of its own.
+    assert_eq!(client_credentials(&app, &id, "wrong").await.status(), 401);
+    // One API call allowed, the next refused by Redis, the third by what it said.
+    for expected in [200, 429, 429] {
+        let res = app.get_bearer("/api/v1/me", &token).await;
+        assert_eq!(res.status(), expected);
+    }
+    let _: Option<String> = redis::cmd("GET")
+        .arg(&marker)
+        .query_async(&mut marker_connection)
+        .await
+        .unwrap();
+    let calls = script_calls(&mut monitor, &marker).await;
+    assert_eq!(calls.len(), 7, "{calls:#?}");
+    let address_key = format!("{prefix}:rl:token-address:");
+    let client_key = format!("{prefix}:rl:token-client:{id}");
+    let api_key = format!("{prefix}:rl:api:{id}");
+    for call in &calls[..3] {
+        assert!(
+            call.contains(&address_key) && call.contains(&client_key),
+            "{call}"
+        );
+    }
+    for call in &calls[3..5] {
+        assert!(
+            call.contains(&address_key) && !call.contains(&client_key),
+            "{call}"
+        );
+    }
+    for call in &calls[5..] {
+        assert!(call.contains(&api_key), "{call}");
+    }
+
+    // The remembered refusal ends when Redis said it would.
+    tokio::time::sleep(std::time::Duration::from_millis(retry * 1000 + 100)).await;
+    assert_eq!(client_credentials(&app, &id, &secret).await.status(), 200);
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_the_server_fails_open_or_closed_as_configured() {
     let Some(redis) = redis_url(module_path!()) else {
