@@ -62,15 +62,24 @@ impl Clock for ManualClock {
     }
 }
 
+/// Unix seconds as an RFC 3339 timestamp; `None` outside the years 0000-9999.
+pub fn format_rfc3339(unix: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// An RFC 3339 instant (`2026-11-29T10:00:00Z`) as Unix seconds.
+pub fn parse_rfc3339(value: &str) -> Option<i64> {
+    OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
 /// Serializes Unix seconds as an RFC 3339 timestamp (for JSON shown to people and scripts).
 pub fn as_rfc3339<S: serde::Serializer>(unix: &i64, s: S) -> Result<S::Ok, S::Error> {
-    let formatted = OffsetDateTime::from_unix_timestamp(*unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string());
+    let formatted = format_rfc3339(*unix).unwrap_or_else(|| unix.to_string());
     s.serialize_str(&formatted)
 }
 

@@ -264,13 +264,7 @@ pub(crate) fn visibility(claims: &AccessClaims) -> Visibility {
 }
 
 fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    crate::clock::format_rfc3339(unix).unwrap_or_default()
 }
 
 impl TryFrom<CaseRecord> for Case {
@@ -806,21 +800,6 @@ pub struct CaseList {
     pub next_cursor: Option<String>,
 }
 
-fn parse_instant(check: &mut Check, field: &str, value: Option<&str>) -> Option<i64> {
-    let value = value?;
-    match time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
-        Ok(t) => Some(t.unix_timestamp()),
-        Err(_) => {
-            check.0.push(FieldError::new(
-                field,
-                "invalid",
-                "must be an RFC 3339 instant like 2026-11-29T10:00:00Z",
-            ));
-            None
-        }
-    }
-}
-
 fn encode_cursor(created_at: i64, id: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}:{id}"))
@@ -854,8 +833,9 @@ pub async fn list_cases(
     let mut check = Check::default();
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     check.range("limit", limit, 1, MAX_PAGE);
-    let created_from = parse_instant(&mut check, "created_from", params.created_from.as_deref());
-    let created_to = parse_instant(&mut check, "created_to", params.created_to.as_deref());
+    let created_from =
+        FieldError::instant(&mut check.0, "created_from", params.created_from.as_deref());
+    let created_to = FieldError::instant(&mut check.0, "created_to", params.created_to.as_deref());
     let after = match params.cursor.as_deref() {
         Some(c) => {
             let decoded = decode_cursor(c);

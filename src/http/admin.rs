@@ -600,22 +600,8 @@ pub async fn list_audit_events(
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let mut errors = Vec::new();
-    let mut instant = |field: &str, value: &Option<String>| {
-        let value = value.as_deref()?;
-        match time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339) {
-            Ok(t) => Some(t.unix_timestamp()),
-            Err(_) => {
-                errors.push(crate::error::FieldError::new(
-                    field,
-                    "invalid",
-                    "must be an RFC 3339 instant like 2026-11-29T10:00:00Z",
-                ));
-                None
-            }
-        }
-    };
-    let since = instant("since", &params.since);
-    let until = instant("until", &params.until);
+    let since = crate::error::FieldError::instant(&mut errors, "since", params.since.as_deref());
+    let until = crate::error::FieldError::instant(&mut errors, "until", params.until.as_deref());
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         errors.push(crate::error::FieldError::new(
