@@ -4,7 +4,9 @@
 use serde_json::Value;
 
 use crate::flow::{self, Browser};
-use crate::support::{Backend, ServerProcess, TestApp, TestDb, cli, eventually, on_both_backends};
+use crate::support::{
+    Backend, ServerProcess, TestApp, TestDb, cli, cli_service_client, eventually, on_both_backends,
+};
 
 async fn audit(app: &TestApp, admin: &str, query: &str) -> (u16, Value) {
     let res = app
@@ -123,34 +125,11 @@ on_both_backends! {
 async fn events_are_also_structured_log_lines() {
     let db = TestDb::new(Backend::Sqlite).await;
     cli(&db, &["migrate"], None).await.ok();
-    let created = cli(
-        &db,
-        &[
-            "client",
-            "create",
-            "--name",
-            "svc",
-            "--type",
-            "confidential",
-            "--grant",
-            "client_credentials",
-            "--scope",
-            "api",
-            "--json",
-        ],
-        None,
-    )
-    .await
-    .ok()
-    .json();
-    let (id, secret) = (
-        created["client_id"].as_str().unwrap(),
-        created["client_secret"].as_str().unwrap(),
-    );
+    let (id, secret) = cli_service_client(&db, "api").await;
     let server = ServerProcess::start(&db, &[]).await;
     let res = reqwest::Client::new()
         .post(server.url("/oauth2/token"))
-        .basic_auth(id, Some(secret))
+        .basic_auth(&id, Some(&secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
@@ -170,5 +149,5 @@ async fn events_are_also_structured_log_lines() {
     assert_eq!(line["fields"]["event"], "token.issued");
     assert_eq!(line["fields"]["client_id"], id);
     assert_eq!(line["fields"]["outcome"], "success");
-    assert!(!line.to_string().contains(secret));
+    assert!(!line.to_string().contains(secret.as_str()));
 }

@@ -7,18 +7,9 @@ use gatehouse::clock::ManualClock;
 use serde_json::Value;
 
 use crate::support::{
-    Backend, ServerProcess, TestApp, TestDb, cli, eventually, on_both_backends, postgres_available,
+    Backend, ServerProcess, TestApp, TestDb, cli, cli_service_client, eventually, kids,
+    on_both_backends, postgres_available,
 };
-
-async fn kids(app: &TestApp) -> Vec<String> {
-    let jwks: Value = app.get("/oauth2/jwks").await.json().await.unwrap();
-    jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 async fn client_credentials(
     http: &reqwest::Client,
@@ -176,32 +167,11 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_two_seconds()
         return;
     }
     let db = TestDb::new(Backend::Postgres).await;
-    let created = cli(
-        &db,
-        &[
-            "client",
-            "create",
-            "--name",
-            "svc",
-            "--type",
-            "confidential",
-            "--scope",
-            "api",
-            "--json",
-        ],
-        None,
-    )
-    .await
-    .ok()
-    .json();
-    let (id, secret) = (
-        created["client_id"].as_str().unwrap(),
-        created["client_secret"].as_str().unwrap(),
-    );
+    let (id, secret) = cli_service_client(&db, "api").await;
     let mut a = ServerProcess::start(&db, &[]).await;
     let mut b = ServerProcess::start(&db, &[]).await;
     let http = reqwest::Client::new();
-    let token = client_credentials(&http, &a, id, secret).await;
+    let token = client_credentials(&http, &a, &id, &secret).await;
     let token = token.as_str();
     assert_eq!(
         http.get(b.url("/api/v1/me"))
@@ -216,7 +186,7 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_two_seconds()
 
     let revoked = http
         .post(a.url("/oauth2/revoke"))
-        .basic_auth(id, Some(secret))
+        .basic_auth(&id, Some(&secret))
         .form(&[("token", token)])
         .send()
         .await
@@ -250,7 +220,7 @@ async fn a_revocation_on_one_process_is_honoured_by_another_within_two_seconds()
         .json();
     let new_kid = rotated["kid"].as_str().unwrap();
     let picked_up = eventually(3, || async {
-        let token = client_credentials(&http, &b, id, secret).await;
+        let token = client_credentials(&http, &b, &id, &secret).await;
         (kid_of(&token).await == new_kid).then_some(())
     })
     .await;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::flow::{self, Browser, input_value};
 use crate::support::{
-    Backend, ServerProcess, TestApp, TestDb, eventually, manifest_path, postgres_available,
+    Backend, ServerProcess, TestApp, TestDb, eventually, kids, manifest_path, postgres_available,
     redis_prefix, redis_url, require_all,
 };
 
@@ -312,16 +312,7 @@ async fn a_key_rotated_on_one_replica_is_published_and_used_by_all() {
     let (a, b) = (cluster.direct(0), cluster.direct(1));
     let (id, secret) = a.service_client(&["admin", "api"]).await;
     let admin = a.access_token(&id, &secret, Some("admin")).await;
-    let kids = |app: TestApp| async move {
-        let jwks: Value = app.get("/oauth2/jwks").await.json().await.unwrap();
-        jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect::<Vec<_>>()
-    };
-    let before = kids(b.at(&b.base)).await;
+    let before = kids(&b.at(&b.base)).await;
     let rotated = a
         .http
         .post(a.url("/admin/v1/keys/rotate?immediately=true"))
@@ -332,7 +323,7 @@ async fn a_key_rotated_on_one_replica_is_published_and_used_by_all() {
     assert_eq!(rotated.status(), 201, "{}", rotated.text().await.unwrap());
     let started = Instant::now();
     let after = eventually(5, || async {
-        let now = kids(b.at(&b.base)).await;
+        let now = kids(&b.at(&b.base)).await;
         (now.len() > before.len()).then_some(now)
     })
     .await

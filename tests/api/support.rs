@@ -644,6 +644,44 @@ pub fn postgres_addr() -> SocketAddr {
         .unwrap()
 }
 
+/// The key ids `app` publishes in its JWKS, in order.
+pub async fn kids(app: &TestApp) -> Vec<String> {
+    let jwks: serde_json::Value = app.get("/oauth2/jwks").await.json().await.unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A confidential client_credentials client with `scope`, created with the CLI (for a
+/// server the test starts as a process): its id and secret.
+pub async fn cli_service_client(db: &TestDb, scope: &str) -> (String, String) {
+    let created = cli(
+        db,
+        &[
+            "client",
+            "create",
+            "--name",
+            "svc",
+            "--type",
+            "confidential",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            scope,
+            "--json",
+        ],
+        None,
+    )
+    .await
+    .ok()
+    .json();
+    let field = |name: &str| created[name].as_str().unwrap().to_owned();
+    (field("client_id"), field("client_secret"))
+}
+
 /// Polls `f` until it returns `Some`, for at most `secs` seconds.
 pub async fn eventually<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
 where
