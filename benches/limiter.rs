@@ -71,7 +71,11 @@ fn checks(c: &mut Criterion) {
     let spent = limiter(Some(&url), REFUSED);
     let refused = runtime.block_on(async {
         spent.check(Policy::Api, "client-1").await;
-        spent.check(Policy::Api, "client-1").await.unwrap().refused()
+        spent
+            .check(Policy::Api, "client-1")
+            .await
+            .unwrap()
+            .refused()
     });
     assert!(refused, "the second request is refused");
     group.bench_function("redis, refused (remembered)", |b| {
