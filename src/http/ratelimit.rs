@@ -1,9 +1,8 @@
 //! The rate-limit layer: counts the per-address limits of the sign-in, activation, token
 //! and device endpoints before they run (with a shared limiter, the token and device ones
 //! together with the endpoint's per-client check, see [`crate::ratelimit::defer`]), and
-//! turns every decision a request met (those
-//! and the per-client ones the domain checks) into response headers (IETF
-//! draft-ietf-httpapi-ratelimit-headers):
+//! turns every decision a request met (those and the per-client ones the domain checks)
+//! into response headers (IETF draft-ietf-httpapi-ratelimit-headers):
 //!
 //! ```text
 //! RateLimit-Policy: "token-address";q=3000;w=60, "token-client";q=6000;w=60
