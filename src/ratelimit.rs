@@ -487,22 +487,17 @@ impl Limiter {
         checks: &[(Decision, &str)],
     ) -> Vec<Decision> {
         // A known refusal ends the list there; only the checks before it go to Redis.
-        let mut known = None;
-        let mut asked = checks.len();
-        for (i, (base, key)) in checks.iter().enumerate() {
-            if let Some(decision) = shared.remembered(*base, key) {
-                known = Some(decision);
-                asked = i;
-                break;
-            }
-        }
-        let checks = &checks[..asked];
+        let known = checks
+            .iter()
+            .enumerate()
+            .find_map(|(i, (base, key))| Some((i, shared.remembered(*base, key)?)));
+        let checks = &checks[..known.map_or(checks.len(), |(i, _)| i)];
         let mut decisions = if checks.is_empty() {
             Vec::new()
         } else {
             shared.ask(self.window_secs, checks).await
         };
-        if let Some(decision) = known
+        if let Some((_, decision)) = known
             && decisions.iter().all(|d| !d.refused())
         {
             decisions.push(decision);
