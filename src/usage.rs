@@ -39,6 +39,19 @@ pub fn secs_to_midnight(unix: i64) -> i64 {
     86_400 - unix.rem_euclid(86_400)
 }
 
+impl Count {
+    /// Counts one call if the day's total is within `limit` (0 = none): the total with
+    /// it, or `Err` with the total as it stands.
+    fn add_one(&mut self, limit: u64) -> Result<u64, u64> {
+        let used = self.stored + self.pending;
+        if limit > 0 && used >= limit {
+            return Err(used);
+        }
+        self.pending += 1;
+        Ok(used + 1)
+    }
+}
+
 impl Usage {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, HashMap<String, Count>>> {
         self.counts
@@ -52,18 +65,13 @@ impl Usage {
     pub fn count(&self, client_id: &str, now: i64, limit: u64) -> Result<u64, u64> {
         let mut counts = self.lock();
         let today = counts.entry(now.div_euclid(86_400)).or_default();
-        if !today.contains_key(client_id) {
-            today.insert(client_id.to_owned(), Count::default());
+        if let Some(count) = today.get_mut(client_id) {
+            return count.add_one(limit);
         }
-        let Some(count) = today.get_mut(client_id) else {
-            return Ok(1);
-        };
-        let used = count.stored + count.pending;
-        if limit > 0 && used >= limit {
-            return Err(used);
-        }
-        count.pending += 1;
-        Ok(used + 1)
+        today
+            .entry(client_id.to_owned())
+            .or_default()
+            .add_one(limit)
     }
 
     /// Adds this process's pending counts to the database and takes the totals of all
