@@ -26,7 +26,7 @@ run_case() { # LABEL URL PORT
     --grant client_credentials --scope cases.write --json)
   read -r id secret <<<"$(printf '%s' "$client" | python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])')"
   serve() {
-    GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LISTEN="127.0.0.1:$port" GATEHOUSE_MAIL_DIR="$work/mail-$label" \
+    GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LISTEN="127.0.0.1:$port" GATEHOUSE_MANAGEMENT_LISTEN=127.0.0.1:0 GATEHOUSE_MAIL_DAILY_LIMIT=0 GATEHOUSE_MAIL_DIR="$work/mail-$label" \
       "$gh" serve >/dev/null 2>&1 &
     pid=$!; pids+=("$pid")
     wait_ready "http://127.0.0.1:$port/readyz" 10

@@ -14,7 +14,7 @@ run_case() { # LABEL URL PORT
   client=$(GATEHOUSE_DATABASE_URL=$url "$gh" client create --name tv-bench --type public \
     --grant urn:ietf:params:oauth:grant-type:device_code --scope api --json |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["client_id"])')
-  GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LISTEN="127.0.0.1:$port" "$gh" serve >/dev/null 2>&1 &
+  GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LISTEN="127.0.0.1:$port" GATEHOUSE_MANAGEMENT_LISTEN=127.0.0.1:0 "$gh" serve >/dev/null 2>&1 &
   pid=$!; pids+=("$pid")
   wait_ready "http://127.0.0.1:$port/readyz" 10
   coproc POLLER { python3 benches/device_poll.py "http://127.0.0.1:$port" "$client" "$DEVICES" "$SECONDS_"; }

@@ -32,7 +32,7 @@ setup_db() { # URL: user `bench`, a partner client pre-authorized for it with bo
   echo "$id"
 }
 serve_on() { # URL PORT: starts a gatehouse, sets served_pid
-  GATEHOUSE_DATABASE_URL=$1 GATEHOUSE_LISTEN="127.0.0.1:$2" "$gh" serve >/dev/null 2>&1 &
+  GATEHOUSE_DATABASE_URL=$1 GATEHOUSE_LISTEN="127.0.0.1:$2" GATEHOUSE_MANAGEMENT_LISTEN=127.0.0.1:0 "$gh" serve >/dev/null 2>&1 &
   served_pid=$!; pids+=("$served_pid")
   wait_ready "http://127.0.0.1:$2/readyz" 10
 }

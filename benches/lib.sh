@@ -25,7 +25,7 @@ cargo build --release --quiet
 gh="$PWD/target/release/gatehouse"
 floor="$PWD/target/http-floor/release/http-floor"
 
-export GATEHOUSE_DATABASE_URL="sqlite://$work/bench.db" GATEHOUSE_LISTEN="127.0.0.1:$PORT" \
+export GATEHOUSE_DATABASE_URL="sqlite://$work/bench.db" GATEHOUSE_LISTEN="127.0.0.1:$PORT" GATEHOUSE_MANAGEMENT_LISTEN=127.0.0.1:0 \
        GATEHOUSE_LOG=$LOG GATEHOUSE_DEMO=false
 # Load from one address and one client is what a rate limit exists to stop: the benchmarks
 # measure the server without them (benches/ratelimit.sh measures the limiter itself).

@@ -25,7 +25,7 @@ setup_db() { # URL: a user and a confidential, pre-authorized client; prints "ID
     python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])'
 }
 serve_on() { # URL PORT: starts a gatehouse, sets served_pid
-  GATEHOUSE_DATABASE_URL=$1 GATEHOUSE_LISTEN="127.0.0.1:$2" "$gh" serve >/dev/null 2>&1 &
+  GATEHOUSE_DATABASE_URL=$1 GATEHOUSE_LISTEN="127.0.0.1:$2" GATEHOUSE_MANAGEMENT_LISTEN=127.0.0.1:0 "$gh" serve >/dev/null 2>&1 &
   served_pid=$!; pids+=("$served_pid")
   wait_ready "http://127.0.0.1:$2/readyz" 10
 }

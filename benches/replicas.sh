@@ -19,7 +19,7 @@ basic="Authorization: Basic $(printf '%s:%s' "$id" "$secret" | base64 -w0)"
 printf 'wrk.method = "POST"\nwrk.body = "grant_type=client_credentials"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n' > "$work/token.lua"
 
 start_gatehouse
-GATEHOUSE_LISTEN="127.0.0.1:$SECOND_PORT" "$gh" serve >/dev/null 2>&1 &
+GATEHOUSE_LISTEN="127.0.0.1:$SECOND_PORT" GATEHOUSE_MANAGEMENT_LISTEN=127.0.0.1:0 "$gh" serve >/dev/null 2>&1 &
 pids+=("$!")
 wait_ready "http://127.0.0.1:$SECOND_PORT/readyz" 10
 

@@ -46,6 +46,9 @@ pub struct Config {
     pub mode: Mode,
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
+    /// Address of the management listener: `/metrics` (and `/healthz`, `/readyz`). Not on
+    /// the public listener; keep it off the internet (a private network, a sidecar).
+    pub management_listen: SocketAddr,
     /// Public base URL of this server (the `iss` of every token). Defaults to `http://{listen}`.
     pub issuer: Option<String>,
     /// `sqlite://FILE` (created if missing) or `postgres://…`.
@@ -128,6 +131,12 @@ pub struct Config {
     /// How often the dispatcher looks for due email (it also wakes at once for email
     /// queued by this process).
     pub mail_poll_ms: u64,
+    /// Domains a case notification may go to besides the case contact's own address
+    /// (`["example.com"]`; a subdomain is not included). Empty: only the contact.
+    pub mail_allowed_domains: Vec<String>,
+    /// Case notifications one caller (a user of a client, or a service client) may queue
+    /// per UTC day (0 = no cap).
+    pub mail_daily_limit: i64,
     /// Load balancers and proxies whose `X-Forwarded-For` is believed (addresses or CIDR
     /// ranges). The client's address is the rightmost one in the header that is not one of
     /// them; without this list the connection's peer is the client.
@@ -191,6 +200,7 @@ impl Default for Config {
         Self {
             mode: Mode::Dev,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            management_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
             issuer: None,
             database_url: "sqlite://gatehouse.db".to_owned(),
             database_max_connections: 10,
@@ -229,6 +239,8 @@ impl Default for Config {
             mail_retry_secs: 2,
             mail_lease_secs: 60,
             mail_poll_ms: 1000,
+            mail_allowed_domains: Vec::new(),
+            mail_daily_limit: 100,
             trusted_proxies: Vec::new(),
             redis_url: None,
             rate_limit_redis_failure: crate::ratelimit::FailMode::Open,
@@ -397,6 +409,19 @@ impl Config {
         }
         if !(10..=60_000).contains(&self.mail_poll_ms) {
             return Err(ConfigError::key("mail_poll_ms", "must be 10 to 60000"));
+        }
+        if self.mail_daily_limit < 0 {
+            return Err(ConfigError::key("mail_daily_limit", "must be 0 or more"));
+        }
+        if let Some(bad) = self.mail_allowed_domains.iter().find(|d| {
+            d.is_empty()
+                || d.contains('@')
+                || d.chars().any(|c| c.is_whitespace() || c.is_control())
+        }) {
+            return Err(ConfigError::key(
+                "mail_allowed_domains",
+                format!("`{bad}` is not a domain like example.com"),
+            ));
         }
         if let Some(from) = &self.mail_from
             && from.parse::<lettre::message::Mailbox>().is_err()

@@ -143,12 +143,33 @@ pub enum ApiError {
     /// A rate limit or the daily API quota refused the request (429, `Retry-After`).
     #[error("{0}")]
     RateLimited(String),
+    /// A daily quota is spent until `retry_after` seconds from now (429, `Retry-After`).
+    #[error("{detail}")]
+    QuotaSpent {
+        /// What is spent.
+        detail: String,
+        /// Seconds until it starts again.
+        retry_after: i64,
+    },
     /// The shared rate limiter did not answer and the server fails closed (503).
     #[error("the rate limiter is unavailable; retry shortly")]
     Unavailable,
     /// Something failed inside; logged, never described to the caller.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// 403 `insufficient_scope`: the token lacks every one of `needed`.
+    pub fn insufficient_scope(needed: &[crate::oauth::model::Scope]) -> Self {
+        let needed: Vec<&str> = needed.iter().map(|s| s.as_str()).collect();
+        ApiError::Bearer {
+            status: StatusCode::FORBIDDEN,
+            error: Some("insufficient_scope"),
+            description: format!("this endpoint needs scope {}", needed.join(" or ")),
+            scope: Some(needed.join(" ")),
+        }
+    }
 }
 
 impl From<crate::store::StoreError> for ApiError {
@@ -221,6 +242,18 @@ impl IntoResponse for ApiError {
             }
             ApiError::RateLimited(detail) => {
                 Problem::new(StatusCode::TOO_MANY_REQUESTS, Some("rate-limited"), detail)
+            }
+            ApiError::QuotaSpent {
+                detail,
+                retry_after,
+            } => {
+                let mut response =
+                    Problem::new(StatusCode::TOO_MANY_REQUESTS, Some("rate-limited"), detail)
+                        .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+                return response;
             }
             e @ ApiError::Unavailable => Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -398,7 +431,10 @@ impl From<crate::oauth::RegistryError> for ApiError {
 
 impl From<crate::oauth::keys::KeyError> for ApiError {
     fn from(e: crate::oauth::keys::KeyError) -> Self {
-        ApiError::Internal(e.into())
+        match e {
+            crate::oauth::keys::KeyError::NotFound(_) => ApiError::NotFound,
+            other => ApiError::Internal(other.into()),
+        }
     }
 }
 

@@ -68,6 +68,7 @@ impl App {
             config.access_token_max_ttl_secs,
         );
         tokens.revoked.sync(&store, clock.unix()).await?;
+        tokens.cutoffs.sync(&store, clock.unix()).await?;
         let clients = synced_cache(config.sync_interval_ms);
         let client_keys = synced_cache(config.sync_interval_ms);
         let assertions = store::revocations::AssertionQueue::spawn(&store);
@@ -121,11 +122,12 @@ impl App {
         http::router(self.state.clone())
     }
 
-    /// Serves on `listener` until `shutdown` completes, then lets in-flight requests finish
-    /// for at most `shutdown_grace_secs`.
+    /// Serves on `listener`, and metrics and health on `management`, until `shutdown`
+    /// completes, then lets in-flight requests finish for at most `shutdown_grace_secs`.
     pub async fn serve(
         self,
         listener: TcpListener,
+        management: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
@@ -138,6 +140,14 @@ impl App {
         tokio::spawn(async move {
             shutdown.await;
             trigger.cancel();
+        });
+        let management_server =
+            axum::serve(management, http::management_router(self.state.clone()))
+                .with_graceful_shutdown(stopping.clone().cancelled_owned());
+        tokio::spawn(async move {
+            if let Err(e) = management_server.await {
+                tracing::error!(error = %e, "the management listener failed");
+            }
         });
         let server = axum::serve(
             listener,
@@ -203,6 +213,14 @@ async fn sync_loop(state: AppState, stop: CancellationToken) {
         {
             tracing::warn!(error = %e, "revocation sync failed");
         }
+        if let Err(e) = state
+            .tokens
+            .cutoffs
+            .sync(&state.store, state.clock.unix())
+            .await
+        {
+            tracing::warn!(error = %e, "token cut-off sync failed");
+        }
         if let Err(e) = state.usage.flush(&state.store, state.clock.unix()).await {
             tracing::warn!(error = %e, "API usage flush failed");
         }
@@ -261,6 +279,10 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         if let Err(e) = store::revocations::delete_expired(&state.store, horizon).await {
             tracing::warn!(error = %e, "revocation cleanup failed");
         }
+        let oldest = state.tokens.cutoffs.oldest_relevant(state.clock.unix());
+        if let Err(e) = store::cutoffs::delete_before(&state.store, oldest).await {
+            tracing::warn!(error = %e, "token cut-off cleanup failed");
+        }
         let now = state.clock.unix();
         // A used or expired code is kept a day, so that a late replay is still recognised.
         if let Err(e) = store::grants::cleanup(&state.store, now - 24 * 3600).await {
@@ -269,6 +291,11 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         // An expired device code is kept a day, so that a late poll still hears why.
         if let Err(e) = store::devices::cleanup(&state.store, now - 24 * 3600).await {
             tracing::warn!(error = %e, "device code cleanup failed");
+        }
+        if let Err(e) =
+            store::outbox::forget_mail_quota(&state.store, now.div_euclid(86_400) - 1).await
+        {
+            tracing::warn!(error = %e, "notification quota cleanup failed");
         }
         if let Err(e) = store::idempotency::cleanup(&state.store, now).await {
             tracing::warn!(error = %e, "idempotency key cleanup failed");

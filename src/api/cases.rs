@@ -152,8 +152,10 @@ pub struct NewLineItem {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNotification {
-    /// Recipient address.
-    pub to: String,
+    /// Recipient address; default: the case contact's. Another address only in a domain
+    /// the operator allows (`mail_allowed_domains`).
+    #[serde(default)]
+    pub to: Option<String>,
     /// Which template: `case_created` (the default and, for now, the only one).
     #[serde(default)]
     pub template: Option<String>,
@@ -417,10 +419,10 @@ pub fn validate(request: &CreateCaseRequest) -> Result<(), ApiError> {
     }
     check_items(&mut check, &request.line_items, 0);
     if let Some(n) = &request.notification {
-        check.email("notification.to", &n.to);
-        if let Some(t) = &n.template
-            && t != "case_created"
-        {
+        if let Some(to) = &n.to {
+            check.email("notification.to", to);
+        }
+        if n.template.as_deref().is_some_and(|t| t != "case_created") {
             check.0.push(FieldError::new(
                 "notification.template",
                 "unknown",
@@ -492,18 +494,29 @@ async fn create(
         updated_at: now,
         version: 1,
     };
-    let email = request.notification.as_ref().map(|n| {
-        let id = new_id();
-        NewEmail {
-            message_id: format!("<{id}@{}>", state.mail_domain()),
-            id,
-            recipient: n.to.trim().to_owned(),
-            template: n
-                .template
-                .clone()
-                .unwrap_or_else(|| "case_created".to_owned()),
-        }
-    });
+    let recipient = match &request.notification {
+        Some(n) => Some(recipient(&state.config.mail_allowed_domains, case, n)?),
+        None => None,
+    };
+    if recipient.is_some() {
+        take_mail_quota(state, claims, now).await?;
+    }
+    let email = request
+        .notification
+        .as_ref()
+        .zip(recipient)
+        .map(|(n, recipient)| {
+            let id = new_id();
+            NewEmail {
+                message_id: format!("<{id}@{}>", state.mail_domain()),
+                id,
+                recipient,
+                template: n
+                    .template
+                    .clone()
+                    .unwrap_or_else(|| "case_created".to_owned()),
+            }
+        });
     let queued = email.is_some();
     let pending = PendingCreate {
         items: item_rows(&request.line_items, 0),
@@ -524,6 +537,68 @@ async fn create(
         state.mail_wakeup.notify_one();
     }
     Ok(response.into_response())
+}
+
+/// Where a case's notification goes: the address it names, if that is the case contact's
+/// or in an allowed domain, else the contact's. The server must not be an open relay for
+/// anyone with `cases.write`.
+fn recipient(allowed: &[String], case: &NewCase, n: &NewNotification) -> Result<String, ApiError> {
+    let contact = case
+        .contact
+        .as_ref()
+        .and_then(|c| c.email.as_deref())
+        .map(str::trim);
+    let refuse = |code: &str, message: String| {
+        ApiError::Validation(vec![FieldError::new("notification.to", code, message)])
+    };
+    let Some(to) = n.to.as_deref().map(str::trim) else {
+        return contact.map(str::to_owned).ok_or_else(|| {
+            refuse(
+                "required",
+                "the case has no contact email: name the recipient".to_owned(),
+            )
+        });
+    };
+    let domain = to.rsplit_once('@').map_or("", |(_, d)| d);
+    let is_contact = contact.is_some_and(|c| c.eq_ignore_ascii_case(to));
+    if is_contact || allowed.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+        return Ok(to.to_owned());
+    }
+    Err(refuse(
+        "not_allowed",
+        "a notification goes to the case contact's address, or to a domain this server allows"
+            .to_owned(),
+    ))
+}
+
+/// Takes one of the caller's notifications of the day (`mail_daily_limit`).
+async fn take_mail_quota(
+    state: &AppState,
+    claims: &AccessClaims,
+    now: i64,
+) -> Result<(), ApiError> {
+    let limit = state.config.mail_daily_limit;
+    if limit == 0 {
+        return Ok(());
+    }
+    let day = now.div_euclid(86_400);
+    if crate::store::outbox::take_mail_quota(
+        &state.store,
+        &claims.client_id,
+        &claims.sub,
+        day,
+        limit,
+    )
+    .await?
+    {
+        return Ok(());
+    }
+    Err(ApiError::QuotaSpent {
+        detail: format!(
+            "the daily limit of {limit} notification emails is spent; it starts again at 00:00 UTC"
+        ),
+        retry_after: crate::usage::secs_to_midnight(now),
+    })
 }
 
 /// A composite create ready to be written: everything but its case number.
@@ -660,13 +735,14 @@ where
     F: FnOnce(Option<Claim>) -> Fut,
     Fut: std::future::Future<Output = (Option<Claim>, Result<Response, ApiError>)>,
 {
-    let claim =
-        match idempotency::begin(state, &claims.client_id, &Method::POST, path, headers, body)
-            .await?
-        {
-            Begun::Replay(response) => return Ok(response),
-            Begun::Run(claim) => claim,
-        };
+    let owner = crate::store::idempotency::Owner {
+        client_id: &claims.client_id,
+        subject: &claims.sub,
+    };
+    let claim = match idempotency::begin(state, owner, &Method::POST, path, headers, body).await? {
+        Begun::Replay(response) => return Ok(response),
+        Begun::Run(claim) => claim,
+    };
     let (claim, result) = work(claim).await;
     if result.is_err()
         && let Some(claim) = claim

@@ -133,13 +133,7 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
             }
         }
         if !P::ANY_OF.is_empty() && !P::ANY_OF.iter().any(|s| has_scope(&claims, *s)) {
-            let needed: Vec<&str> = P::ANY_OF.iter().map(|s| s.as_str()).collect();
-            return Err(ApiError::Bearer {
-                status: StatusCode::FORBIDDEN,
-                error: Some("insufficient_scope"),
-                description: format!("this endpoint needs scope {}", needed.join(" or ")),
-                scope: Some(needed.join(" ")),
-            });
+            return Err(ApiError::insufficient_scope(P::ANY_OF));
         }
         Ok(Self {
             claims,

@@ -1,5 +1,5 @@
-//! `Idempotency-Key` on the API's POST endpoints: keys are scoped to the client and kept
-//! 24 hours. The first request with a key claims it and stores its response in the same
+//! `Idempotency-Key` on the API's POST endpoints: keys are scoped to the client and the
+//! token's subject (two users of one app never share a key space) and kept 24 hours. The first request with a key claims it and stores its response in the same
 //! transaction as its writes; the same request again gets that response back with
 //! `Idempotent-Replayed: true`; another request with the key is 422; a repeat while the
 //! first still runs is 409. A request that fails writes nothing and releases its claim, so
@@ -12,7 +12,7 @@ use sha2::Digest as _;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::idempotency::{self as keys, NewClaim};
+use crate::store::idempotency::{self as keys, NewClaim, Owner};
 use crate::store::{StoreError, Tx};
 
 /// The request header.
@@ -36,6 +36,7 @@ pub enum Begun {
 #[derive(Debug, Clone)]
 pub struct Claim {
     client_id: String,
+    subject: String,
     key: String,
     claim: String,
 }
@@ -43,7 +44,7 @@ pub struct Claim {
 /// Reads the `Idempotency-Key` header and claims the key for this request.
 pub async fn begin(
     state: &AppState,
-    client_id: &str,
+    owner: Owner<'_>,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
@@ -78,7 +79,7 @@ pub async fn begin(
     let now = state.clock.unix();
     let lease = i64::try_from(state.config.request_timeout_secs).unwrap_or(i64::MAX / 4) + 5;
     let new = NewClaim {
-        client_id,
+        owner,
         key,
         request_hash: &request_hash,
         claim: &claim,
@@ -88,7 +89,8 @@ pub async fn begin(
     };
     match keys::claim(&state.store, &new).await? {
         Ok(()) => Ok(Begun::Run(Some(Claim {
-            client_id: client_id.to_owned(),
+            client_id: owner.client_id.to_owned(),
+            subject: owner.subject.to_owned(),
             key: key.to_owned(),
             claim,
         }))),
@@ -134,6 +136,13 @@ fn replay(status: i64, headers: Option<&str>, body: String) -> Result<Response, 
 }
 
 impl Claim {
+    fn owner(&self) -> Owner<'_> {
+        Owner {
+            client_id: &self.client_id,
+            subject: &self.subject,
+        }
+    }
+
     /// Stores the response inside `tx` (commit it with the request's writes). Fails when
     /// the claim lapsed and another request took the key over; the caller rolls back.
     pub async fn complete(
@@ -166,7 +175,7 @@ impl Claim {
             serde_json::to_string(&pairs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         keys::complete(
             tx,
-            &self.client_id,
+            self.owner(),
             &self.key,
             &self.claim,
             status.as_u16(),
@@ -179,7 +188,7 @@ impl Claim {
     /// Releases the claim after a failed request.
     pub async fn release(&self, state: &AppState) {
         let released: Result<(), StoreError> =
-            keys::release(&state.store, &self.client_id, &self.key, &self.claim).await;
+            keys::release(&state.store, self.owner(), &self.key, &self.claim).await;
         if let Err(e) = released {
             tracing::warn!(error = %e, "could not release an idempotency claim; it lapses on its own");
         }

@@ -110,6 +110,16 @@ enum KeysCommand {
     List(JsonFlag),
     /// Rotate: publish a new key now; it signs after key_publish_secs
     Rotate(RotateKeys),
+    /// Revoke a compromised key: out of JWKS and verification at once; a new key signs
+    Revoke(RevokeKey),
+}
+
+#[derive(Debug, Args)]
+struct RevokeKey {
+    /// The key id (see `keys list`)
+    kid: String,
+    #[command(flatten)]
+    out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +361,7 @@ async fn healthcheck(config: &Config) -> Result<(), Failure> {
 async fn serve(config: Config) -> Result<(), Failure> {
     let _telemetry = crate::telemetry::init(&config)?;
     let listen = config.listen;
+    let management_listen = config.management_listen;
     let app = App::build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -358,8 +369,19 @@ async fn serve(config: Config) -> Result<(), Failure> {
     let local = listener
         .local_addr()
         .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let management = tokio::net::TcpListener::bind(management_listen)
+        .await
+        .map_err(|e| {
+            Failure::Runtime(format!(
+                "cannot listen on {management_listen} (management_listen): {e}"
+            ))
+        })?;
+    let management_local = management
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    tracing::info!(address = %management_local, "management listening (metrics, health)");
     tracing::info!(address = %local, issuer = %app.state().issuer, backend = ?app.state().store.backend(), "listening");
-    app.serve(listener, shutdown_signal()).await?;
+    app.serve(listener, management, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -505,6 +527,37 @@ async fn keys_command(cmd: KeysCommand, config: &Config, store: &Store) -> Resul
             }
             for k in &all {
                 println!("{}\t{}\t{}", k.kid, k.alg, k.state);
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke(args) => {
+            let revoked =
+                match keys::revoke(store, &clock, &master, config.signing_alg, &args.kid).await {
+                    Err(e @ crate::oauth::keys::KeyError::NotFound(_)) => {
+                        return Err(Failure::Usage(e.to_string()));
+                    }
+                    other => other.map_err(failed)?,
+                };
+            let mut event = crate::audit::Event::new("key.revoked")
+                .actor("cli".to_owned())
+                .detail("kid", args.kid.clone());
+            if let Some(next) = &revoked.successor {
+                event = event.detail("successor", next.kid.clone());
+            }
+            crate::audit::record_now(store, crate::clock::Clock::unix(&clock), event)
+                .await
+                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            if args.out.json {
+                return print_json(
+                    &serde_json::to_value(&revoked).map_err(|e| Failure::Runtime(e.to_string()))?,
+                );
+            }
+            match &revoked.successor {
+                Some(next) => println!(
+                    "revoked {}; new key {} signs now",
+                    revoked.revoked, next.kid
+                ),
+                None => println!("revoked {}", revoked.revoked),
             }
             Ok(())
         }

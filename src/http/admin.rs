@@ -524,6 +524,37 @@ pub async fn rotate_keys(
     Ok((StatusCode::CREATED, Json(key)))
 }
 
+/// Revokes a compromised signing key: it leaves JWKS and verification at once (every
+/// replica within a sync interval), tokens it signed stop verifying, and when it was the
+/// key that signed, a new key signs at once in its place.
+#[utoipa::path(delete, path = "/admin/v1/keys/{kid}", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("kid" = String, Path, description = "The key")),
+    responses((status = 200, body = keys::Revoked),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+        AdminErrors))]
+pub async fn revoke_key(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(kid): Path<String>,
+) -> Result<Json<keys::Revoked>, ApiError> {
+    let ring = &state.tokens.ring;
+    let revoked = keys::revoke(
+        &state.store,
+        state.clock.as_ref(),
+        ring.master(),
+        state.config.signing_alg,
+        &kid,
+    )
+    .await?;
+    ring.refresh(&state.store).await?;
+    let mut event = by(&admin, "key.revoked").detail("kid", kid);
+    if let Some(next) = &revoked.successor {
+        event = event.detail("successor", next.kid.clone());
+    }
+    state.audit.record(event).await;
+    Ok(Json(revoked))
+}
+
 /// Filters and paging of the audit log.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -747,6 +778,12 @@ async fn set_client_enabled(
 ) -> Result<Json<Client>, ApiError> {
     let client = clients::set_enabled(&state.store, state.clock.as_ref(), id, enabled).await?;
     state.client_changed(id);
+    // This process honours the cut-off at once; the others at their next sync.
+    state
+        .tokens
+        .cutoffs
+        .sync(&state.store, state.clock.unix())
+        .await?;
     let event = if enabled {
         "admin.client.enabled"
     } else {
@@ -763,6 +800,11 @@ async fn set_user_enabled(
     enabled: bool,
 ) -> Result<Json<User>, ApiError> {
     let user = users::set_enabled(&state.store, state.clock.as_ref(), username, enabled).await?;
+    state
+        .tokens
+        .cutoffs
+        .sync(&state.store, state.clock.unix())
+        .await?;
     let event = if enabled {
         "admin.user.enabled"
     } else {

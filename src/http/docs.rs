@@ -100,6 +100,7 @@ fn scope_description(scope: Scope) -> &'static str {
         Scope::Api => "Use the API on your behalf",
         Scope::CasesRead => "Read cases",
         Scope::CasesWrite => "Create and change cases",
+        Scope::Grants => "List and withdraw the apps you have granted access",
         Scope::Admin => "Administer clients, users and keys",
     }
 }
@@ -114,8 +115,10 @@ pub fn spec() -> Spec {
     complete(crate::http::api_routes().split_for_parts().1)
 }
 
-/// Finishes the document the routes generated: see [`document_extractor_errors`].
+/// Finishes the document the routes generated: adds the management listener's routes,
+/// then see [`document_extractor_errors`].
 pub fn complete(mut spec: Spec) -> Spec {
+    spec.merge(crate::http::management_routes().split_for_parts().1);
     document_extractor_errors(&mut spec);
     document_rate_limits(&mut spec);
     spec

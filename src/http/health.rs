@@ -55,7 +55,8 @@ fn not_ready(detail: &str) -> Response {
     Problem::new(StatusCode::SERVICE_UNAVAILABLE, Some("not-ready"), detail).into_response()
 }
 
-/// Prometheus text exposition of request counts and latencies.
+/// Prometheus text exposition of request counts and latencies. Served only on the
+/// management listener (`management_listen`, default 127.0.0.1:9090), not on the public one.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String,
         content_type = "text/plain; version=0.0.4")))]

@@ -34,7 +34,6 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(docs::base())
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
-        .routes(routes!(health::get_metrics))
         .routes(routes!(crate::web::authorize::authorize))
         .routes(routes!(oauth::issue_token))
         .routes(routes!(oauth::device_authorization))
@@ -72,8 +71,27 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::enable_user))
         .routes(routes!(admin::list_keys))
         .routes(routes!(admin::rotate_keys))
+        .routes(routes!(admin::revoke_key))
         .routes(routes!(admin::list_audit_events))
         .routes(routes!(admin::get_client_usage))
+}
+
+/// The documented routes only the management listener serves.
+pub fn management_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health::get_metrics))
+}
+
+/// The management listener's router (never exposed on the public listener): metrics, and
+/// the health checks again, so that one port serves an orchestrator's probes and the
+/// scraper.
+pub fn management_router(state: AppState) -> Router {
+    let (routes, _) = management_routes().split_for_parts();
+    routes
+        .route("/healthz", axum::routing::get(health::get_health))
+        .route("/readyz", axum::routing::get(health::get_readiness))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
 }
 
 /// The complete application: routes, docs and the middleware stack.

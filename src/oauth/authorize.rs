@@ -8,7 +8,7 @@ use std::sync::Arc;
 use url::Url;
 
 use super::clients::Client;
-use super::model::{ClientType, GrantType, RedirectUri, Scope, ScopeSet};
+use super::model::{ClientType, GrantType, RedirectUri, ScopeSet};
 use super::params::Params;
 use super::{pkce, secret};
 use crate::state::AppState;
@@ -107,9 +107,6 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
 }
 
-/// Scopes no user-facing flow grants: `admin` belongs to administrators' service clients.
-pub const NOT_DELEGABLE: &[Scope] = &[Scope::Admin];
-
 impl AuthorizationRequest {
     /// Validates the query of an authorization request.
     pub async fn parse(state: &AppState, query: &str) -> Result<Self, Rejection> {
@@ -205,16 +202,16 @@ impl AuthorizationRequest {
                 "this application is not registered for the authorization code flow",
             ));
         }
-        let allowed = ScopeSet::new(client.scopes.iter().filter(|s| !NOT_DELEGABLE.contains(s)));
+        let allowed = client.scopes.delegable();
         let scope = match params.get("scope") {
             None => allowed.clone(),
             Some(raw) => ScopeSet::parse(raw)
                 .map_err(|e| fail(AuthorizeErrorCode::InvalidScope, &e.message))?,
         };
-        if let Some(s) = scope.iter().find(|s| NOT_DELEGABLE.contains(s)) {
+        if let Some(s) = scope.not_delegable() {
             return Err(fail(
                 AuthorizeErrorCode::InvalidScope,
-                &format!("scope `{s}` cannot be granted by a user"),
+                &super::grants::not_delegable(s),
             ));
         }
         if !scope.is_subset(&allowed) {
@@ -308,9 +305,12 @@ impl AuthorizationRequest {
         )
     }
 
-    /// Whether a sign-in at `auth_time` is fresh enough for this request at `now`.
-    pub fn session_fresh(&self, auth_time: i64, now: i64) -> bool {
-        self.max_age.is_none_or(|max| now - auth_time <= max)
+    /// Whether a sign-in at `auth_time` may answer this request at `now`: not when it is
+    /// older than `max_age`, and not when the request asks for a new sign-in
+    /// (`prompt=login`) — the way back from /login drops `prompt`, so a request that still
+    /// carries it has not been through one.
+    pub fn sign_in_satisfies(&self, auth_time: i64, now: i64) -> bool {
+        !self.prompt.login && self.max_age.is_none_or(|max| now - auth_time <= max)
     }
 }
 
@@ -416,15 +416,20 @@ pub async fn record_consent(
     .await
 }
 
-/// Issues a code for the signed-in user and returns the redirect that carries it.
+/// Issues a code for the signed-in user and returns the redirect that carries it; `None`
+/// when the sign-in does not satisfy the request ([`AuthorizationRequest::sign_in_satisfies`]):
+/// the user must sign in again first. Every code is issued here.
 pub async fn issue_code(
     state: &AppState,
     request: &AuthorizationRequest,
     user_id: &str,
     auth_time: i64,
-) -> Result<Url, StoreError> {
-    let code = secret::generate();
+) -> Result<Option<Url>, StoreError> {
     let now = state.clock.unix();
+    if !request.sign_in_satisfies(auth_time, now) {
+        return Ok(None);
+    }
+    let code = secret::generate();
     use secrecy::ExposeSecret as _;
     let row = store::grants::CodeRow {
         client_id: request.client.client_id.to_string(),
@@ -442,7 +447,7 @@ pub async fn issue_code(
         pairs.push(("state", s));
     }
     pairs.push(("iss", &state.issuer));
-    Ok(with_query(&request.redirect_url, &pairs))
+    Ok(Some(with_query(&request.redirect_url, &pairs)))
 }
 
 #[cfg(test)]

@@ -174,6 +174,19 @@ pub async fn create(
     } else {
         ScopeSet::new(scopes)
     };
+    if let (Some(scope), Some(grant)) = (
+        scopes.not_delegable(),
+        grant_types.iter().find(|g| g.acts_for_user()),
+    ) {
+        f.fail(
+            "scopes",
+            "conflict",
+            format!(
+                "scope `{scope}` is only for clients that act for themselves \
+                 (client_credentials), and `{grant}` acts for a user: register two clients"
+            ),
+        );
+    }
     f.finish()?;
 
     let now = clock.unix();
@@ -238,13 +251,7 @@ fn default_grants(client_type: ClientType, has_redirect: bool) -> Vec<GrantType>
 }
 
 fn default_scopes(grants: &[GrantType]) -> ScopeSet {
-    let acts_for_user = grants.iter().any(|g| {
-        matches!(
-            g,
-            GrantType::AuthorizationCode | GrantType::DeviceCode | GrantType::JwtBearer
-        )
-    });
-    if acts_for_user {
+    if grants.iter().any(|g| g.acts_for_user()) {
         ScopeSet::new([
             Scope::OpenId,
             Scope::Profile,
@@ -342,16 +349,32 @@ pub async fn rotate_secret(
     })
 }
 
-/// Enables or disables a client.
+/// Enables or disables a client. Disabling ends what was issued to it: access tokens are
+/// refused (every replica within a sync interval) and refresh families revoked.
 pub async fn set_enabled(
     store: &Store,
     clock: &dyn Clock,
     client_id: &str,
     enabled: bool,
 ) -> Result<Client, RegistryError> {
-    if !store::clients::set_enabled(store, client_id, enabled, clock.unix()).await? {
+    let now = clock.unix();
+    let mut tx = store.begin().await?;
+    if !store::clients::set_enabled(&mut tx, client_id, enabled, now).await? {
         return Err(RegistryError::NotFound(format!("client {client_id}")));
     }
+    if !enabled {
+        // What was issued stops too: access tokens (through the cut-off) and refresh
+        // families.
+        let cutoff = store::cutoffs::Cutoff {
+            user_id: String::new(),
+            client_id: client_id.to_owned(),
+            cut_at: now,
+        };
+        store::cutoffs::insert(&mut tx, &cutoff).await?;
+        store::grants::revoke_families_of(&mut tx, None, Some(client_id), "client disabled", now)
+            .await?;
+    }
+    tx.commit().await?;
     tracing::info!(client_id, enabled, "client enabled flag changed");
     find(store, client_id).await
 }

@@ -94,7 +94,12 @@ pub async fn start(
             ),
         ));
     }
-    let scope = super::grants::narrow_scope(params, &client.scopes, super::grants::exceeds_client)?;
+    // The user approves what the device gets: only scopes a user may delegate.
+    let scope = super::grants::narrow_scope(
+        params,
+        &client.scopes.delegable(),
+        super::grants::exceeds_delegable(params),
+    )?;
     let now = state.clock.unix();
     let ttl = state.config.device_code_ttl_secs;
     let interval = state.config.device_poll_interval_secs;

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use aws_lc_rs::encoding::AsDer as _;
@@ -54,6 +55,9 @@ pub enum KeyError {
         /// What went wrong.
         message: String,
     },
+    /// No key has this kid.
+    #[error("no signing key {0}")]
+    NotFound(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -175,6 +179,9 @@ pub struct KeyInfo {
 /// The in-memory ring: replaced wholesale on refresh, read lock-free on every request.
 pub struct KeyRing {
     keys: ArcSwap<Vec<Arc<LoadedKey>>>,
+    /// Grows whenever a key leaves the ring: what was verified with the ring before is
+    /// verified again (a revoked key's tokens must not live on in a cache).
+    generation: AtomicU64,
     master: MasterKey,
     retain_secs: i64,
 }
@@ -184,6 +191,7 @@ impl KeyRing {
     pub fn new(master: MasterKey, retain_secs: i64) -> Self {
         Self {
             keys: ArcSwap::from_pointee(Vec::new()),
+            generation: AtomicU64::new(0),
             master,
             retain_secs,
         }
@@ -211,8 +219,18 @@ impl KeyRing {
             };
             next.push(key);
         }
+        let removed = known.keys().any(|kid| !next.iter().any(|k| &k.kid == kid));
         self.keys.store(Arc::new(next));
+        if removed {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(())
+    }
+
+    /// The ring's generation: read it before verifying with the ring, and trust what was
+    /// verified only while it has not changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     fn load(&self, row: KeyRow) -> Result<LoadedKey, KeyError> {
@@ -442,6 +460,46 @@ async fn rotate_locked(
     store::keys::insert(tx, &row).await?;
     tracing::info!(kid = %row.kid, alg = %row.alg, activate_at = row.activate_at, "signing key rotated");
     Ok(row)
+}
+
+/// What revoking a key did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Revoked {
+    /// The revoked key: gone from JWKS and verification.
+    pub revoked: String,
+    /// The key made to sign at once in its place, when no other key was signing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub successor: Option<KeyInfo>,
+}
+
+/// Revokes a compromised key: it is deleted, so it leaves JWKS and verification (on every
+/// replica at its next key-ring refresh, within a sync interval) and every token it
+/// signed stops verifying. When no other key signs from now on (it was the active key, or
+/// the only successor of a retiring one), a new key signs at once: no gap.
+pub async fn revoke(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    alg: SigningAlg,
+    kid: &str,
+) -> Result<Revoked, KeyError> {
+    let now = clock.unix();
+    let mut tx = store.begin().await?;
+    store::keys::lock(&mut tx).await?;
+    if !store::keys::delete(&mut tx, kid).await? {
+        return Err(KeyError::NotFound(kid.to_owned()));
+    }
+    let successor = if store::keys::signs_on(&mut tx, now).await? {
+        None
+    } else {
+        Some(rotate_locked(&mut tx, master, alg, now, 0).await?)
+    };
+    tx.commit().await?;
+    tracing::warn!(kid, successor = ?successor.as_ref().map(|k| &k.kid), "signing key revoked");
+    Ok(Revoked {
+        revoked: kid.to_owned(),
+        successor: successor.map(|row| info(&row, now)),
+    })
 }
 
 /// Rotates when the current key is older than `rotation_secs`, and deletes keys whose

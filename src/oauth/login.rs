@@ -1,6 +1,8 @@
 //! Checking a user's password, with throttling shared by every replica: failures are
 //! counted per account and per address; past a few, answers slow down, and past the
-//! configured limit the account (or address) is locked for a while. The answer never
+//! configured limit the account (or address) is locked for a while. Each attempt takes its
+//! place in the count before the password is checked, so that no parallelism gets more
+//! checks than the limit. The answer never
 //! tells whether the account exists: unknown names are hashed against a dummy hash and
 //! counted and locked like real ones.
 
@@ -14,6 +16,8 @@ use super::users::User;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 
+/// Counts every password verification of a sign-in (argon2 work an attacker can cause).
+pub const VERIFICATIONS_METRIC: &str = "gatehouse_password_verifications_total";
 /// Failures after which each further failed answer is delayed.
 const SLOW_AFTER: i64 = 2;
 /// Longest added delay.
@@ -58,10 +62,21 @@ pub async fn authenticate(
     let account = account_key(username);
     let addr = address_key(address);
     if let Some(until) = locked_until(state, &[&account, &addr], now).await? {
-        // A tarpit: a locked caller waits as long as the slowest failure, so that a flood
-        // of attempts against a lock costs the server almost nothing per second.
-        tokio::time::sleep(MAX_DELAY).await;
-        return Err(LoginError::Locked(until - now));
+        return Err(tarpit(until - now).await);
+    }
+    // The attempt is counted before the password is checked, so that concurrent attempts
+    // (on any replica) each take a place: past the limit, nothing is verified.
+    let counted = count_failure(
+        state,
+        &[
+            (&account, config.login_lock_after),
+            (&addr, config.login_lock_after_per_address),
+        ],
+        now,
+    )
+    .await?;
+    if counted.refused {
+        return Err(tarpit(counted.locked_until.map_or(1, |until| until - now)).await);
     }
     let user = match Username::parse(username) {
         Ok(name) => store::users::by_username(&state.store, &name).await?,
@@ -71,6 +86,7 @@ pub async fn authenticate(
         Some(u) => u.password_hash.clone(),
         None => dummy_hash(state).await?,
     };
+    metrics::counter!(VERIFICATIONS_METRIC).increment(1);
     let matches = state
         .passwords
         .verify(password, phc)
@@ -79,18 +95,10 @@ pub async fn authenticate(
     match user {
         Some(user) if matches && user.enabled => {
             store::sessions::clear_failures(&state.store, &account).await?;
+            store::sessions::refund(&state.store, &addr).await?;
             Ok(user)
         }
         _ => {
-            let counted = count_failure(
-                state,
-                &[
-                    (&account, config.login_lock_after),
-                    (&addr, config.login_lock_after_per_address),
-                ],
-                now,
-            )
-            .await?;
             let failures = counted.failures;
             tracing::info!(failures, "sign-in failed");
             if failures > SLOW_AFTER {
@@ -103,6 +111,13 @@ pub async fn authenticate(
             Err(LoginError::Invalid)
         }
     }
+}
+
+/// A locked caller waits as long as the slowest failure, so that a flood of attempts
+/// against a lock costs the server almost nothing per second.
+async fn tarpit(retry_after: i64) -> LoginError {
+    tokio::time::sleep(MAX_DELAY).await;
+    LoginError::Locked(retry_after.max(1))
 }
 
 /// The latest lock on any of `keys` still in force at `now`.
@@ -119,16 +134,26 @@ pub async fn locked_until(
         .max())
 }
 
-/// Counts one failure for each key, each locking at its own limit within
-/// `login_window_secs` for `login_lock_secs`; the most failures of any key and the latest
-/// lock.
+/// What counting an attempt found.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counted {
+    /// The most failures of any key in its window (this attempt included).
+    pub failures: i64,
+    /// The latest lock of any key.
+    pub locked_until: Option<i64>,
+    /// Some key is past its limit: the attempt must not be checked.
+    pub refused: bool,
+}
+
+/// Counts one attempt (a failure until refunded) for each key, each locking at its own
+/// limit within `login_window_secs` for `login_lock_secs`.
 pub async fn count_failure(
     state: &AppState,
     keys: &[(&str, i64)],
     now: i64,
-) -> Result<store::sessions::Throttle, StoreError> {
+) -> Result<Counted, StoreError> {
     let config = &state.config;
-    let mut worst = store::sessions::Throttle::default();
+    let mut worst = Counted::default();
     for (key, limit) in keys {
         let t = store::sessions::record_failure(
             &state.store,
@@ -141,6 +166,7 @@ pub async fn count_failure(
         .await?;
         worst.failures = worst.failures.max(t.failures);
         worst.locked_until = worst.locked_until.max(t.locked_until);
+        worst.refused |= t.failures > *limit;
     }
     Ok(worst)
 }

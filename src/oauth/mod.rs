@@ -5,6 +5,7 @@ pub mod assertion_keys;
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;
+pub mod cutoffs;
 pub mod device;
 pub mod discovery;
 pub mod grants;

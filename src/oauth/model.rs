@@ -131,6 +131,13 @@ protocol_enum!(
     }
 );
 
+impl GrantType {
+    /// Whether tokens of this grant act for a user (who delegates scopes to the client).
+    pub fn acts_for_user(self) -> bool {
+        !matches!(self, GrantType::ClientCredentials)
+    }
+}
+
 protocol_enum!(
     /// A scope this server knows.
     Scope, "scope" {
@@ -148,10 +155,21 @@ protocol_enum!(
         CasesRead = "cases.read",
         /// Create and change cases.
         CasesWrite = "cases.write",
+        /// List and withdraw every app the user has granted access (`/api/v1/me/grants`).
+        Grants = "grants",
         /// The admin API.
         Admin = "admin",
     }
 );
+
+impl Scope {
+    /// Whether a user may delegate this scope to a client. `admin` may not: it belongs to
+    /// administrators' service clients (client credentials), never to a token that acts
+    /// for a signed-in user. This is the one rule every user grant applies.
+    pub fn user_delegable(self) -> bool {
+        !matches!(self, Scope::Admin)
+    }
+}
 
 /// Validates a newtype's text and keeps it.
 macro_rules! string_newtype {
@@ -381,6 +399,16 @@ impl ScopeSet {
     /// Whether every scope of `self` is also in `other`.
     pub fn is_subset(&self, other: &ScopeSet) -> bool {
         self.0.iter().all(|s| other.contains(*s))
+    }
+
+    /// The scopes of the set a user may delegate ([`Scope::user_delegable`]).
+    pub fn delegable(&self) -> ScopeSet {
+        ScopeSet(self.iter().filter(|s| s.user_delegable()).collect())
+    }
+
+    /// The first scope of the set that no user may delegate, if any.
+    pub fn not_delegable(&self) -> Option<Scope> {
+        self.iter().find(|s| !s.user_delegable())
     }
 
     /// Whether the set is empty.

@@ -124,10 +124,13 @@ pub struct Tokens {
     pub ring: KeyRing,
     /// Revoked token ids.
     pub revoked: RevocationList,
+    /// Disabled users and clients, withdrawn grants.
+    pub cutoffs: super::cutoffs::Cutoffs,
     issuer: String,
     audience: String,
     skew: i64,
-    verified: moka::sync::Cache<[u8; 32], Arc<AccessClaims>>,
+    /// Verified tokens by SHA-256, with the key ring's generation they were verified in.
+    verified: moka::sync::Cache<[u8; 32], (u64, Arc<AccessClaims>)>,
 }
 
 impl Tokens {
@@ -143,6 +146,7 @@ impl Tokens {
         Self {
             ring,
             revoked: RevocationList::default(),
+            cutoffs: super::cutoffs::Cutoffs::new(max_ttl + skew),
             issuer,
             audience,
             skew,
@@ -188,22 +192,25 @@ impl Tokens {
     }
 
     /// Verifies an access token at `now`: signature by kid with the key's own algorithm,
-    /// `typ`, `iss`, `aud`, `exp`/`nbf`/`iat` within the skew, then the revocation list.
-    /// Verified tokens are cached by their SHA-256, so a token costs one signature check.
+    /// `typ`, `iss`, `aud`, `exp`/`nbf`/`iat` within the skew, then the revocation and
+    /// cut-off lists.
+    /// Verified tokens are cached by their SHA-256, so a token costs one signature check
+    /// (again after a key left the ring: a revoked key's tokens stop at once).
     pub fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let generation = self.ring.generation();
         let claims = match self.verified.get(&digest) {
-            Some(claims) => claims,
-            None => {
+            Some((verified_in, claims)) if verified_in == generation => claims,
+            _ => {
                 let claims = Arc::new(self.verify_signature_and_claims(token, now)?);
-                self.verified.insert(digest, claims.clone());
+                self.verified.insert(digest, (generation, claims.clone()));
                 claims
             }
         };
         if claims.exp + self.skew < now {
             return Err(TokenError::Expired);
         }
-        if self.revoked.contains(&claims.jti) {
+        if self.revoked.contains(&claims.jti) || self.cutoffs.refuses(&claims) {
             return Err(TokenError::Revoked);
         }
         Ok(claims)

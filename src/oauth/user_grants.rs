@@ -1,6 +1,7 @@
 //! What a user has granted to which client — consents and live refresh-token grants — and
 //! withdrawing it: the consent is forgotten and every refresh token and access token the
-//! client holds for the user is revoked.
+//! client holds for the user is revoked (access tokens through a cut-off, so that those
+//! issued without a refresh token stop too).
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -51,13 +52,26 @@ pub async fn revoke(state: &AppState, user_id: &str, client_id: &str) -> Result<
     let mut tx = state.store.begin().await?;
     let families = store::grants::live_families(&mut tx, user_id, Some(client_id)).await?;
     let revoked = revoke_families(state, &mut tx, &families, client_id, "grant withdrawn").await?;
+    let had_anything = had_consent || !families.is_empty();
+    // Access tokens issued without a refresh token stop as well.
+    let cutoff = store::cutoffs::Cutoff {
+        user_id: user_id.to_owned(),
+        client_id: client_id.to_owned(),
+        cut_at: state.clock.unix(),
+    };
+    if had_anything {
+        store::cutoffs::insert(&mut tx, &cutoff).await?;
+    }
     tx.commit().await?;
     note_revoked(state, &revoked);
+    if had_anything {
+        state.tokens.cutoffs.insert(&cutoff);
+    }
     tracing::info!(
         user_id,
         client_id,
         families = families.len(),
         "grant withdrawn"
     );
-    Ok(had_consent || !families.is_empty())
+    Ok(had_anything)
 }

@@ -107,7 +107,9 @@ pub async fn find(store: &Store, username: &str) -> Result<User, RegistryError> 
         .ok_or_else(|| RegistryError::NotFound(format!("user {username}")))
 }
 
-/// Enables or disables a user.
+/// Enables or disables a user. Disabling ends what was issued to the user: access tokens
+/// are refused (every replica within a sync interval), refresh families revoked, browser
+/// sessions ended.
 pub async fn set_enabled(
     store: &Store,
     clock: &dyn Clock,
@@ -115,7 +117,23 @@ pub async fn set_enabled(
     enabled: bool,
 ) -> Result<User, RegistryError> {
     let user = find(store, username).await?;
-    store::users::set_enabled(store, &user.username, enabled, clock.unix()).await?;
+    let now = clock.unix();
+    let mut tx = store.begin().await?;
+    store::users::set_enabled(&mut tx, &user.username, enabled, now).await?;
+    if !enabled {
+        // What was issued stops too: access tokens (through the cut-off), refresh
+        // families and browser sessions.
+        let cutoff = store::cutoffs::Cutoff {
+            user_id: user.id.clone(),
+            client_id: String::new(),
+            cut_at: now,
+        };
+        store::cutoffs::insert(&mut tx, &cutoff).await?;
+        store::grants::revoke_families_of(&mut tx, Some(&user.id), None, "user disabled", now)
+            .await?;
+        store::sessions::delete_for_user(&mut tx, &user.id).await?;
+    }
+    tx.commit().await?;
     tracing::info!(user_id = %user.id, enabled, "user enabled flag changed");
     find(store, username).await
 }

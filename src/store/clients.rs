@@ -205,17 +205,17 @@ pub async fn set_secret_hash(
 
 /// Enables or disables a client. False if no such client.
 pub async fn set_enabled(
-    store: &super::Store,
+    tx: &mut super::Tx,
     id: &str,
     enabled: bool,
     now: i64,
 ) -> Result<bool, StoreError> {
     const SQL: &str = "UPDATE clients SET enabled = $2, updated_at = $3 WHERE id = $1";
-    let done = write!(store, |pool| sqlx::query(SQL)
+    let done = super::in_tx!(tx, |c| sqlx::query(SQL)
         .bind(id)
         .bind(enabled)
         .bind(now)
-        .execute(pool)
+        .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(done == 1)

@@ -60,8 +60,13 @@ pub async fn insert_code(
 pub enum Redeemed {
     /// First use: the code, now marked used inside the transaction.
     First(CodeRow),
-    /// Already used: what that first use issued, to revoke.
-    Replayed(Issued),
+    /// Already used: the client it was issued to, and what that first use issued.
+    Replayed {
+        /// The code's client.
+        client_id: String,
+        /// What the first use issued, to revoke.
+        issued: Issued,
+    },
     /// No such code.
     Unknown,
 }
@@ -86,8 +91,8 @@ pub async fn redeem_code(
     const CLAIM: &str = "UPDATE authorization_codes SET used_at = $2 \
         WHERE code_hash = $1 AND used_at IS NULL \
         RETURNING client_id, user_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at";
-    const USED: &str = "SELECT access_jti, access_exp, family_id FROM authorization_codes \
-        WHERE code_hash = $1";
+    const USED: &str = "SELECT client_id, access_jti, access_exp, family_id \
+        FROM authorization_codes WHERE code_hash = $1";
     let claimed: Option<CodeRow> = in_tx!(tx, |c| sqlx::query_as(CLAIM)
         .bind(code_hash.as_slice())
         .bind(now)
@@ -96,11 +101,22 @@ pub async fn redeem_code(
     if let Some(row) = claimed {
         return Ok(Redeemed::First(row));
     }
-    let used: Option<Issued> = in_tx!(tx, |c| sqlx::query_as(USED)
+    type Used = (String, Option<String>, Option<i64>, Option<String>);
+    let used: Option<Used> = in_tx!(tx, |c| sqlx::query_as(USED)
         .bind(code_hash.as_slice())
         .fetch_optional(&mut *c)
         .await)?;
-    Ok(used.map_or(Redeemed::Unknown, Redeemed::Replayed))
+    Ok(used.map_or(
+        Redeemed::Unknown,
+        |(client_id, access_jti, access_exp, family_id)| Redeemed::Replayed {
+            client_id,
+            issued: Issued {
+                access_jti,
+                access_exp,
+                family_id,
+            },
+        },
+    ))
 }
 
 /// Records what the first use of a code issued.
@@ -505,6 +521,28 @@ pub async fn revoke_families(
         live.extend(rows);
     }
     Ok(live)
+}
+
+/// Revokes every live family of a user (`client_id` `None`) or of a client (`user_id`
+/// `None`) in one statement, inside `tx`; how many.
+pub async fn revoke_families_of(
+    tx: &mut Tx,
+    user_id: Option<&str>,
+    client_id: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    const SQL: &str = "UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4 \
+        WHERE revoked_at IS NULL AND ($1 IS NULL OR user_id = $1) \
+        AND ($2 IS NULL OR client_id = $2)";
+    Ok(in_tx!(tx, |c| sqlx::query(SQL)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(now)
+        .bind(reason)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?)
 }
 
 /// Live (unrevoked) families of a user, optionally for one client.

@@ -20,11 +20,20 @@ pub struct KeyRow {
     pub body: Option<String>,
 }
 
+/// Whose key space a key is in: the client and the token's subject.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    /// The client.
+    pub client_id: &'a str,
+    /// The token's `sub`.
+    pub subject: &'a str,
+}
+
 /// A new claim of a key.
 #[derive(Debug, Clone)]
 pub struct NewClaim<'a> {
-    /// The client the key belongs to.
-    pub client_id: &'a str,
+    /// Whose key it is.
+    pub owner: Owner<'a>,
     /// The key.
     pub key: &'a str,
     /// SHA-256 of method, path and body.
@@ -42,9 +51,10 @@ pub struct NewClaim<'a> {
 /// Claims a key: inserts it, or takes it over when it expired or its claim lapsed
 /// unfinished (for the same request). Otherwise returns what is stored.
 pub async fn claim(store: &Store, new: &NewClaim<'_>) -> Result<Result<(), KeyRow>, StoreError> {
-    const CLAIM: &str = "INSERT INTO idempotency_keys (client_id, idempotency_key, request_hash, \
-        claim, claimed_until, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-        ON CONFLICT (client_id, idempotency_key) DO UPDATE SET \
+    const CLAIM: &str = "INSERT INTO idempotency_keys (client_id, subject, idempotency_key, \
+        request_hash, claim, claimed_until, created_at, expires_at) \
+        VALUES ($1, $8, $2, $3, $4, $5, $6, $7) \
+        ON CONFLICT (client_id, subject, idempotency_key) DO UPDATE SET \
           request_hash = excluded.request_hash, claim = excluded.claim, \
           claimed_until = excluded.claimed_until, status = NULL, headers = NULL, body = NULL, \
           created_at = excluded.created_at, expires_at = excluded.expires_at \
@@ -53,23 +63,25 @@ pub async fn claim(store: &Store, new: &NewClaim<'_>) -> Result<Result<(), KeyRo
           AND idempotency_keys.request_hash = excluded.request_hash) \
         RETURNING claim";
     const STORED: &str = "SELECT request_hash, claim, claimed_until, status, headers, body \
-        FROM idempotency_keys WHERE client_id = $1 AND idempotency_key = $2";
+        FROM idempotency_keys WHERE client_id = $1 AND subject = $3 AND idempotency_key = $2";
     let won: Option<String> = write!(store, |pool| sqlx::query_scalar(CLAIM)
-        .bind(new.client_id)
+        .bind(new.owner.client_id)
         .bind(new.key)
         .bind(new.request_hash.as_slice())
         .bind(new.claim)
         .bind(new.lease_until)
         .bind(new.now)
         .bind(new.expires_at)
+        .bind(new.owner.subject)
         .fetch_optional(pool)
         .await)?;
     if won.as_deref() == Some(new.claim) {
         return Ok(Ok(()));
     }
     let stored: Option<KeyRow> = write!(store, |pool| sqlx::query_as(STORED)
-        .bind(new.client_id)
+        .bind(new.owner.client_id)
         .bind(new.key)
+        .bind(new.owner.subject)
         .fetch_optional(pool)
         .await)?;
     // Deleted between the two statements (cleanup): nothing holds it; report it in flight.
@@ -87,7 +99,7 @@ pub async fn claim(store: &Store, new: &NewClaim<'_>) -> Result<Result<(), KeyRo
 /// is no longer this one's (it lapsed and was taken over): the caller must roll back.
 pub async fn complete(
     tx: &mut Tx,
-    client_id: &str,
+    owner: Owner<'_>,
     key: &str,
     claim: &str,
     status: u16,
@@ -95,14 +107,16 @@ pub async fn complete(
     body: &str,
 ) -> Result<bool, StoreError> {
     const SQL: &str = "UPDATE idempotency_keys SET status = $4, headers = $5, body = $6 \
-        WHERE client_id = $1 AND idempotency_key = $2 AND claim = $3 AND status IS NULL";
+        WHERE client_id = $1 AND subject = $7 AND idempotency_key = $2 AND claim = $3 \
+        AND status IS NULL";
     let n = in_tx!(tx, |c| sqlx::query(SQL)
-        .bind(client_id)
+        .bind(owner.client_id)
         .bind(key)
         .bind(claim)
         .bind(i64::from(status))
         .bind(headers)
         .bind(body)
+        .bind(owner.subject)
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))?;
@@ -113,16 +127,17 @@ pub async fn complete(
 /// runs again.
 pub async fn release(
     store: &Store,
-    client_id: &str,
+    owner: Owner<'_>,
     key: &str,
     claim: &str,
 ) -> Result<(), StoreError> {
-    const SQL: &str = "DELETE FROM idempotency_keys WHERE client_id = $1 \
+    const SQL: &str = "DELETE FROM idempotency_keys WHERE client_id = $1 AND subject = $4 \
         AND idempotency_key = $2 AND claim = $3 AND status IS NULL";
     write!(store, |pool| sqlx::query(SQL)
-        .bind(client_id)
+        .bind(owner.client_id)
         .bind(key)
         .bind(claim)
+        .bind(owner.subject)
         .execute(pool)
         .await
         .map(|_| ()))?;

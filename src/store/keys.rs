@@ -87,6 +87,28 @@ pub async fn list(store: &Store) -> Result<Vec<KeyRow>, StoreError> {
         .await)?)
 }
 
+/// Deletes one key (a revocation); false if there was none with this kid.
+pub async fn delete(tx: &mut Tx, kid: &str) -> Result<bool, StoreError> {
+    const SQL: &str = "DELETE FROM signing_keys WHERE kid = $1";
+    let n = in_tx!(tx, |c| sqlx::query(SQL)
+        .bind(kid)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Whether some key signs at `now` and goes on signing (no successor has retired it).
+pub async fn signs_on(tx: &mut Tx, now: i64) -> Result<bool, StoreError> {
+    const SQL: &str = "SELECT COUNT(*) FROM signing_keys WHERE activate_at <= $1 \
+        AND retire_at IS NULL";
+    let n: i64 = in_tx!(tx, |c| sqlx::query_scalar(SQL)
+        .bind(now)
+        .fetch_one(&mut *c)
+        .await)?;
+    Ok(n > 0)
+}
+
 /// Deletes keys retired before `before` (their last token has expired).
 pub async fn delete_retired_before(store: &Store, before: i64) -> Result<u64, StoreError> {
     const SQL: &str = "DELETE FROM signing_keys WHERE retire_at IS NOT NULL AND retire_at < $1";

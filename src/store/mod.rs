@@ -13,6 +13,7 @@ pub mod cases;
 pub mod client_keys;
 pub mod clients;
 pub mod consents;
+pub mod cutoffs;
 pub mod devices;
 pub mod grants;
 pub mod idempotency;

@@ -111,3 +111,36 @@ pub async fn queued(store: &Store) -> Result<i64, StoreError> {
         .fetch_one(pool)
         .await)?)
 }
+
+/// Takes one of the day's `limit` notifications of a caller (a client and a subject):
+/// false when they are spent. One statement, so that concurrent requests on every replica
+/// never take more than `limit`.
+pub async fn take_mail_quota(
+    store: &Store,
+    client_id: &str,
+    subject: &str,
+    day: i64,
+    limit: i64,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "INSERT INTO mail_quota AS q (client_id, subject, day, queued) \
+        VALUES ($1, $2, $3, 1) ON CONFLICT (client_id, subject, day) \
+        DO UPDATE SET queued = q.queued + 1 WHERE q.queued < $4 RETURNING queued";
+    let taken: Option<i64> = write!(store, |pool| sqlx::query_scalar(SQL)
+        .bind(client_id)
+        .bind(subject)
+        .bind(day)
+        .bind(limit)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(taken.is_some_and(|n| n <= limit))
+}
+
+/// Forgets the notification counts of days before `day`.
+pub async fn forget_mail_quota(store: &Store, day: i64) -> Result<u64, StoreError> {
+    const SQL: &str = "DELETE FROM mail_quota WHERE day < $1";
+    Ok(write!(store, |pool| sqlx::query(SQL)
+        .bind(day)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
+}

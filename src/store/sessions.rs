@@ -60,6 +60,16 @@ pub async fn get(
         .await)?)
 }
 
+/// Ends every session of a user, inside `tx`.
+pub async fn delete_for_user(tx: &mut super::Tx, user_id: &str) -> Result<u64, StoreError> {
+    const SQL: &str = "DELETE FROM sessions WHERE user_id = $1";
+    Ok(super::in_tx!(tx, |c| sqlx::query(SQL)
+        .bind(user_id)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?)
+}
+
 /// Ends a session.
 pub async fn delete(store: &Store, id_hash: &[u8; 32]) -> Result<(), StoreError> {
     const SQL: &str = "DELETE FROM sessions WHERE id_hash = $1";
@@ -102,8 +112,11 @@ pub async fn throttles(
     Ok(found)
 }
 
-/// Counts one failure for `key`: a window older than `window` starts over; reaching
-/// `lock_after` failures locks the key until `now + lock_secs`. Returns the new state.
+/// Counts one attempt for `key` (a failure until it is refunded): a window older than
+/// `window`, or one whose lock has ended, starts over; reaching `lock_after` locks the key
+/// until `now + lock_secs`. Returns the new state. One statement, so that concurrent
+/// attempts on every replica each get their own count: the caller checks only while its
+/// count is within the limit.
 pub async fn record_failure(
     store: &Store,
     key: &str,
@@ -114,11 +127,15 @@ pub async fn record_failure(
 ) -> Result<Throttle, StoreError> {
     // One statement, so that replicas counting at once never lose a failure.
     const SQL: &str = "INSERT INTO login_failures AS f (throttle_key, failures, window_start, locked_until) \
-        VALUES ($1, 1, $2, NULL) \
+        VALUES ($1, 1, $2, CASE WHEN 1 >= $4 THEN $2 + $5 ELSE NULL END) \
         ON CONFLICT (throttle_key) DO UPDATE SET \
-          failures = CASE WHEN f.window_start <= $2 - $3 THEN 1 ELSE f.failures + 1 END, \
-          window_start = CASE WHEN f.window_start <= $2 - $3 THEN $2 ELSE f.window_start END, \
-          locked_until = CASE WHEN f.window_start > $2 - $3 AND f.failures + 1 >= $4 THEN $2 + $5 \
+          failures = CASE WHEN f.window_start <= $2 - $3 OR f.locked_until <= $2 THEN 1 \
+                     ELSE f.failures + 1 END, \
+          window_start = CASE WHEN f.window_start <= $2 - $3 OR f.locked_until <= $2 THEN $2 \
+                         ELSE f.window_start END, \
+          locked_until = CASE WHEN f.window_start <= $2 - $3 OR f.locked_until <= $2 THEN \
+                           CASE WHEN 1 >= $4 THEN $2 + $5 ELSE NULL END \
+                         WHEN f.failures + 1 >= $4 AND f.locked_until IS NULL THEN $2 + $5 \
                          ELSE f.locked_until END \
         RETURNING failures, window_start, locked_until";
     Ok(write!(store, |pool| sqlx::query_as(SQL)
@@ -129,6 +146,18 @@ pub async fn record_failure(
         .bind(lock_secs)
         .fetch_one(pool)
         .await)?)
+}
+
+/// Takes back one attempt of `key` that turned out right (it was counted beforehand).
+pub async fn refund(store: &Store, key: &str) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE login_failures SET failures = failures - 1 \
+        WHERE throttle_key = $1 AND failures > 0";
+    write!(store, |pool| sqlx::query(SQL)
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
 }
 
 /// Forgets the failures of `key` (after a successful sign-in).

@@ -118,18 +118,18 @@ pub async fn count(store: &Store) -> Result<i64, StoreError> {
 
 /// Enables or disables a user. False if no such user.
 pub async fn set_enabled(
-    store: &Store,
+    tx: &mut Tx,
     username: &Username,
     enabled: bool,
     now: i64,
 ) -> Result<bool, StoreError> {
     const SQL: &str = "UPDATE users SET enabled = $2, updated_at = $3 WHERE username = $1";
-    let done = write!(store, |pool| {
+    let done = in_tx!(tx, |c| {
         sqlx::query(SQL)
             .bind(username.as_str())
             .bind(enabled)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *c)
             .await
             .map(|r| r.rows_affected())
     })?;

@@ -70,7 +70,7 @@ async fn proceed(
     let now = state.clock.unix();
     let signed_in = session::current_user(state, jar)
         .await?
-        .filter(|(_, auth_time)| !request.prompt.login && request.session_fresh(*auth_time, now));
+        .filter(|(_, auth_time)| request.sign_in_satisfies(*auth_time, now));
     let Some((user, auth_time)) = signed_in else {
         if request.prompt.none {
             return Ok(error(
@@ -114,8 +114,12 @@ pub async fn decide(
         }
         return Ok(see_other(&format!("/consent?{query}")));
     }
-    let location = authorize::issue_code(state, request, &user.id, auth_time).await?;
-    Ok(found(location.as_str()))
+    Ok(
+        match authorize::issue_code(state, request, &user.id, auth_time).await? {
+            Some(location) => found(location.as_str()),
+            None => see_other(&login_location(request, query)),
+        },
+    )
 }
 
 /// Where to sign in, coming back to this request afterwards. The way back drops `prompt`

@@ -100,6 +100,9 @@ fn guess_keys(state: &AppState, jar: &CookieJar, address: &str) -> [String; 2] {
     ]
 }
 
+/// Counts every user-code lookup on /activate (guesses an attacker can make).
+pub const USER_CODE_CHECKS_METRIC: &str = "gatehouse_user_code_checks_total";
+
 fn too_many(state: &AppState, jar: CookieJar, user_code: &str, retry_after: i64) -> Response {
     let text = format!("Too many wrong codes. {}", try_again_in(retry_after));
     let response = render_entry(
@@ -145,6 +148,21 @@ pub async fn activate_submit(
         Ok(None) => {}
         Err(e) => return unavailable(e),
     }
+    // Every guess takes its place in the count before the code is looked up (and gets it
+    // back if it was right), so that parallel guesses get no more lookups than the limit.
+    let limits = [
+        (keys[0].as_str(), config.activate_guesses),
+        (keys[1].as_str(), config.activate_guesses_per_address),
+    ];
+    let counted = match login::count_failure(&state, &limits, now).await {
+        Ok(counted) => counted,
+        Err(e) => return unavailable(e),
+    };
+    if counted.refused {
+        let retry = counted.locked_until.map_or(1, |until| until - now);
+        return too_many(&state, jar, &form.user_code, retry);
+    }
+    metrics::counter!(USER_CODE_CHECKS_METRIC).increment(1);
     let found = match normalize_user_code(&form.user_code) {
         Some(code) => match store::devices::pending_by_user_code(&state.store, &code, now).await {
             Ok(found) => found,
@@ -152,18 +170,16 @@ pub async fn activate_submit(
         },
         None => None,
     };
+    if found.is_some() {
+        for key in &keys {
+            if let Err(e) = store::sessions::refund(&state.store, key).await {
+                return unavailable(e);
+            }
+        }
+    }
     let Some(request) = found else {
-        // A wrong guess: counted for the browser and the address.
-        let limits = [
-            (keys[0].as_str(), config.activate_guesses),
-            (keys[1].as_str(), config.activate_guesses_per_address),
-        ];
-        let locked_until = match login::count_failure(&state, &limits, now).await {
-            Ok(t) => t.locked_until,
-            Err(e) => return unavailable(e),
-        };
         tracing::info!("wrong device code entered");
-        if let Some(until) = locked_until.filter(|until| *until > now) {
+        if let Some(until) = counted.locked_until.filter(|until| *until > now) {
             return too_many(&state, jar, &form.user_code, until - now);
         }
         return render_entry(

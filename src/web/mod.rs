@@ -147,6 +147,7 @@ pub fn describe_scope(scope: Scope) -> &'static str {
         Scope::Api => "use the API on your behalf",
         Scope::CasesRead => "read your cases",
         Scope::CasesWrite => "create and change your cases",
+        Scope::Grants => "see and remove the apps you have connected to your account",
         Scope::Admin => "administer this server",
     }
 }

@@ -232,9 +232,12 @@ pub async fn consent_page(
         Ok(r) => r,
         Err(rejection) => return reject(rejection),
     };
+    // Consent is only asked of a sign-in that may answer the request (`prompt=login`,
+    // `max_age`), also when the browser comes here directly.
+    let now = state.clock.unix();
     let user = match signed_in_user(&state, &jar).await {
-        Ok(Some(found)) => found.0,
-        Ok(None) => return see_other(&login_location(&request, &query)),
+        Ok(Some((user, auth_time))) if request.sign_in_satisfies(auth_time, now) => user,
+        Ok(_) => return see_other(&login_location(&request, &query)),
         Err(response) => return response,
     };
     let (jar, csrf_token) = session::csrf_token(&state, jar);
@@ -282,9 +285,12 @@ pub async fn consent_submit(
         Ok(r) => r,
         Err(rejection) => return reject(rejection),
     };
+    let now = state.clock.unix();
     let (user, auth_time) = match signed_in_user(&state, &jar).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return see_other(&login_location(&request, &form.request)),
+        Ok(Some((user, auth_time))) if request.sign_in_satisfies(auth_time, now) => {
+            (user, auth_time)
+        }
+        Ok(_) => return see_other(&login_location(&request, &form.request)),
         Err(response) => return response,
     };
     let deny = |code, text: &str| see_other(request.error(&state.issuer, code, text).as_str());
@@ -323,7 +329,8 @@ pub async fn consent_submit(
     }
     .await;
     match issued {
-        Ok(location) => {
+        Ok(None) => see_other(&login_location(&request, &form.request)),
+        Ok(Some(location)) => {
             state
                 .audit
                 .record(

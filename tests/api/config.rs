@@ -13,6 +13,7 @@ async fn serve_with(env: &[(&str, &str)], toml: Option<&str>) -> crate::support:
     let mut cmd = gatehouse(&db);
     cmd.arg("serve")
         .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+        .env("GATEHOUSE_MANAGEMENT_LISTEN", "127.0.0.1:0")
         .env_remove("GATEHOUSE_MASTER_KEY");
     for (k, v) in env {
         cmd.env(k, v);

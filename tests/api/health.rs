@@ -15,7 +15,7 @@ on_both_backends! {
         assert_eq!(ready.status(), 200);
         assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["status"], "ready");
 
-        let metrics = app.get("/metrics").await;
+        let metrics = app.http.get(format!("{}/metrics", app.management)).send().await.unwrap();
         assert_eq!(metrics.status(), 200);
         assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
         let text = metrics.text().await.unwrap();

@@ -148,7 +148,7 @@ on_both_backends! {
         refused(grant(&app, &sign(claims(&id, bob.username.as_ref(), &aud, 60, "j-10")), &[]).await, "invalid_grant", "not a user pre-authorized").await;
         refused(grant(&app, &sign(claims(&id, "nobody", &aud, 60, "j-11")), &[]).await, "invalid_grant", "not a user pre-authorized").await;
         refused(grant(&app, "not a jwt", &[]).await, "invalid_grant", "not a JWT").await;
-        refused(grant(&app, &sign(claims(&id, "ada", &aud, 60, "j-12")), &[("scope", "admin")]).await, "invalid_scope", "exceeds").await;
+        refused(grant(&app, &sign(claims(&id, "ada", &aud, 60, "j-12")), &[("scope", "admin")]).await, "invalid_scope", "cannot be granted by a user").await;
         let missing = app.post_form("/oauth2/token", None, &[("grant_type", GRANT)]).await;
         refused(missing, "invalid_request", "assertion").await;
 

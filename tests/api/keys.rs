@@ -133,6 +133,7 @@ on_both_backends! {
         assert_eq!(wrong.code, 0);
         let mut cmd = crate::support::gatehouse(&db);
         cmd.args(["serve"]).env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+            .env("GATEHOUSE_MANAGEMENT_LISTEN", "127.0.0.1:0")
             .env("GATEHOUSE_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
         let out = crate::support::run(&mut cmd, None).await;
         assert_eq!(out.code, 1);

@@ -14,6 +14,7 @@ use crate::support::{
 
 async fn create_case(app: &TestApp, token: &str, to: &str) -> Value {
     let mut body = contract_body();
+    body["case"]["contact"]["email"] = Value::from(to);
     body["notification"]["to"] = Value::from(to);
     let response = app
         .http
@@ -203,8 +204,9 @@ async fn two_dispatchers_on_one_postgres_never_send_an_email_twice() {
     if !postgres_available("mail::two_dispatchers_on_one_postgres_never_send_an_email_twice") {
         return;
     }
-    let first = TestApp::spawn(Backend::Postgres).await;
-    let second = TestApp::spawn_on(first.db.share(), |_| {}).await;
+    // 120 notifications from one caller: more than its daily cap.
+    let first = TestApp::spawn_with(Backend::Postgres, |c| c.mail_daily_limit = 0).await;
+    let second = TestApp::spawn_on(first.db.share(), |c| c.mail_daily_limit = 0).await;
     let (id, secret) = first.service_client(&["cases.write"]).await;
     // Each replica here has an issuer of its own (its port): a token for each.
     let tokens = [

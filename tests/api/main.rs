@@ -30,6 +30,7 @@ mod openapi;
 mod ratelimit;
 mod scaleout;
 mod schemathesis;
+mod security;
 mod store;
 mod telemetry;
 mod usage;

@@ -369,7 +369,7 @@ async fn without_redis_the_server_fails_open_or_closed_as_configured() {
     }
     // One request waits out the timeout; the rest are answered at once for a second.
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
-    let metrics = open.get("/metrics").await.text().await.unwrap();
+    let metrics = open.metrics().await;
     let errors = metrics
         .lines()
         .find(|l| l.starts_with("gatehouse_rate_limit_backend_errors_total"))

@@ -188,6 +188,8 @@ fn with_search_path(base: &str, schema: &str) -> String {
 /// A server running in-process on a random port, with its own fresh database.
 pub struct TestApp {
     pub base: String,
+    /// The management listener (metrics, health).
+    pub management: String,
     pub http: reqwest::Client,
     pub db: TestDb,
     pub app_state: gatehouse::state::AppState,
@@ -244,9 +246,13 @@ impl TestApp {
         let app = App::build_with_clock(config, clock).await.unwrap();
         let app_state = app.state().clone();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.serve(listener, shutdown.clone().cancelled_owned()));
+        let management = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let management_base = format!("http://{}", management.local_addr().unwrap());
+        let task =
+            tokio::spawn(app.serve(listener, management, shutdown.clone().cancelled_owned()));
         Self {
             base: format!("http://{addr}"),
+            management: management_base,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -264,6 +270,19 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The management listener's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.management);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Registers a client through the library; returns its id and secret.
@@ -344,6 +363,7 @@ impl TestApp {
     pub fn at(&self, base: &str) -> TestApp {
         TestApp {
             base: base.trim_end_matches('/').to_owned(),
+            management: String::new(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -370,6 +390,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         TestApp {
             base: base.to_owned(),
+            management: String::new(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -470,6 +491,8 @@ pub async fn run(cmd: &mut tokio::process::Command, stdin: Option<&str>) -> Outp
 pub struct ServerProcess {
     pub child: tokio::process::Child,
     pub addr: SocketAddr,
+    /// The management listener (metrics, health).
+    pub management: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -478,6 +501,7 @@ impl ServerProcess {
         let mut cmd = gatehouse(db);
         cmd.arg("serve")
             .env("GATEHOUSE_LISTEN", "127.0.0.1:0")
+            .env("GATEHOUSE_MANAGEMENT_LISTEN", "127.0.0.1:0")
             .env("GATEHOUSE_LOG_FORMAT", "json")
             .env("GATEHOUSE_LOG", "info")
             .env("GATEHOUSE_DEMO", "false");
@@ -488,28 +512,54 @@ impl ServerProcess {
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let (mtx, mrx) = tokio::sync::oneshot::channel();
         let sink = log.clone();
         tokio::spawn(async move {
-            let mut tx = Some(tx);
+            let (mut tx, mut mtx) = (Some(tx), Some(mtx));
             let mut lines = tokio::io::BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = listening_address(&line)
+                if let Some(addr) = logged_address(&line, "listening")
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(addr);
                 }
+                if let Some(addr) = logged_address(&line, "management listening (metrics, health)")
+                    && let Some(mtx) = mtx.take()
+                {
+                    let _ = mtx.send(addr);
+                }
                 sink.lock().await.push(line);
             }
         });
-        let addr = match tokio::time::timeout(Duration::from_secs(30), rx).await {
-            Ok(Ok(addr)) => addr,
+        let started = async { (rx.await, mrx.await) };
+        let (addr, management) = match tokio::time::timeout(Duration::from_secs(30), started).await
+        {
+            Ok((Ok(addr), Ok(management))) => (addr, management),
             _ => panic!("the server did not start: {:?}", log.lock().await),
         };
-        Self { child, addr, log }
+        Self {
+            child,
+            addr,
+            management,
+            log,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The value of the counter `name` (without labels) on the management listener.
+    pub async fn counter(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.management))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// Sends SIGTERM.
@@ -532,9 +582,9 @@ impl ServerProcess {
     }
 }
 
-fn listening_address(line: &str) -> Option<SocketAddr> {
+fn logged_address(line: &str, message: &str) -> Option<SocketAddr> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    if v["fields"]["message"] != "listening" {
+    if v["fields"]["message"] != message {
         return None;
     }
     v["fields"]["address"].as_str()?.parse().ok()

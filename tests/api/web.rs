@@ -635,8 +635,7 @@ on_both_backends! {
         let (path, verifier) = start(&client, "offline_access api", "s");
         let code = param(&browser.authorize(&path, "ned").await, "code").unwrap();
         let tokens = json(redeem(&app, &client, &code, REDIRECT, Some(&verifier)).await).await;
-        let username = gatehouse::oauth::model::Username::parse("ned").unwrap();
-        gatehouse::store::users::set_enabled(&app.app_state.store, &username, false, 1).await.unwrap();
+        gatehouse::oauth::users::set_enabled(&app.app_state.store, app.app_state.clock.as_ref(), "ned", false).await.unwrap();
         let r = tokens["refresh_token"].as_str().unwrap();
         assert_eq!(json(refresh(&app, &client, r, None).await).await["error"], "invalid_grant");
         // The session no longer counts, and signing in again fails like a wrong password.

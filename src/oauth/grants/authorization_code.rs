@@ -1,6 +1,7 @@
 //! RFC 6749 §4.1.3 with RFC 7636: redeem an authorization code. The code is single use:
 //! the first redemption claims it inside the transaction that writes what it issues; a
-//! second one finds it used and revokes everything the first issued (RFC 6749 §4.1.2).
+//! second one by the same client finds it used and revokes everything the first issued
+//! (RFC 6749 §4.1.2); another client presenting it only hears that it is invalid.
 
 use super::{UserGrant, invalid_grant, issue_for_user, note_revoked, revoke_families};
 use crate::error::OAuthError;
@@ -25,7 +26,13 @@ pub async fn exchange(
     let row = match store::grants::redeem_code(&mut tx, &code_hash, now).await? {
         Redeemed::First(row) => row,
         Redeemed::Unknown => return Err(invalid_grant("the code is invalid")),
-        Redeemed::Replayed(issued) => {
+        // Another client's code tells it nothing and revokes nothing: only the client the
+        // code was issued to can prove a replay (RFC 9700 §4.2.4), and a stranger who
+        // learned a used code must not be able to end the user's session with the app.
+        Redeemed::Replayed { client_id, .. } if client_id != client.client_id.as_str() => {
+            return Err(invalid_grant("the code is invalid"));
+        }
+        Redeemed::Replayed { issued, .. } => {
             // Whoever holds a replayed code may have stolen it: revoke what it gave.
             let mut revoked = Vec::new();
             if let (Some(jti), Some(exp)) = (&issued.access_jti, issued.access_exp) {

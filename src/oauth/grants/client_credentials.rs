@@ -40,5 +40,5 @@ pub fn exchange(
             None => super::exceeds_client(allowed),
         }
     })?;
-    super::access_token_only(state, client, client.client_id.as_str(), &scope)
+    super::access_token_only(state, client, super::Subject::Client, &scope)
 }

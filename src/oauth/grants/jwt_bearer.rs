@@ -2,7 +2,7 @@
 //! client, asserting a user the client is pre-authorized for; it gets an access token for
 //! that user (no refresh token: the partner signs a new assertion instead).
 
-use super::{TokenResponse, access_token_only, exceeds_client, invalid_grant, narrow_scope};
+use super::{Subject, TokenResponse, access_token_only, invalid_grant, narrow_scope};
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::oauth::client_auth::{self, AssertionUse};
 use crate::oauth::clients::Client;
@@ -42,7 +42,8 @@ pub async fn exchange(
         .filter(|u| u.enabled)
         .ok_or_else(|| invalid_grant(format!("the user `{username}` is disabled")))?;
 
-    let allowed = ScopeSet::new(client.scopes.iter().filter(|s| !NOT_GRANTED.contains(s)));
-    let scope = narrow_scope(params, &allowed, exceeds_client)?;
-    access_token_only(state, client, &user.id, &scope)
+    let delegable = client.scopes.delegable();
+    let allowed = ScopeSet::new(delegable.iter().filter(|s| !NOT_GRANTED.contains(s)));
+    let scope = narrow_scope(params, &allowed, super::exceeds_delegable(params))?;
+    access_token_only(state, client, Subject::User(&user.id), &scope)
 }

@@ -98,16 +98,14 @@ pub fn sign_for_user(
     now: i64,
 ) -> Result<Signed, OAuthError> {
     let ttl = state.access_token_ttl(grant.client);
-    let access = state
-        .tokens
-        .issue(
-            now,
-            &grant.user.id,
-            grant.client.client_id.as_str(),
-            grant.scope,
-            ttl,
-        )
-        .map_err(server_error)?;
+    let access = issue_access(
+        state,
+        grant.client,
+        Subject::User(&grant.user.id),
+        grant.scope,
+        ttl,
+        now,
+    )?;
     let id_token = if grant.scope.contains(Scope::OpenId) {
         Some(id_token::sign(state, grant, &access.token, now, ttl).map_err(server_error)?)
     } else {
@@ -249,30 +247,74 @@ pub fn narrow_scope(
     Ok(requested)
 }
 
+/// For a grant that acts for a user: "scope `admin` cannot be granted by a user" when the
+/// request names such a scope, else [`exceeds_client`].
+pub fn exceeds_delegable(params: &super::params::Params) -> impl FnOnce(&ScopeSet) -> String {
+    let refused = params
+        .get("scope")
+        .and_then(|raw| ScopeSet::parse(raw).ok())
+        .and_then(|requested| requested.not_delegable());
+    move |allowed| refused.map_or_else(|| exceeds_client(allowed), not_delegable)
+}
+
 /// "requested scope exceeds what this client may have (…)".
 pub fn exceeds_client(allowed: &ScopeSet) -> String {
     format!("requested scope exceeds what this client may have ({allowed})")
 }
 
-/// An access token alone (no refresh token, no ID token) for `subject`: a user's id, or
-/// the client's own for client credentials.
+/// Whom an access token acts for.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A signed-in (or asserted) user, by id: the token carries only what the user may
+    /// delegate.
+    User(&'a str),
+    /// The client itself (client credentials).
+    Client,
+}
+
+/// `invalid_scope`'s description for a scope no user may delegate.
+pub fn not_delegable(scope: Scope) -> String {
+    format!("scope `{scope}` cannot be granted by a user")
+}
+
+/// Signs an access token: every grant's tokens come through here, and a token that acts
+/// for a user never carries a scope the user may not delegate ([`Scope::user_delegable`]),
+/// whatever the grant, the client's registration or a family granted before.
+fn issue_access(
+    state: &AppState,
+    client: &Client,
+    subject: Subject<'_>,
+    scope: &ScopeSet,
+    ttl: i64,
+    now: i64,
+) -> Result<super::tokens::Issued, OAuthError> {
+    let sub = match subject {
+        Subject::User(id) => {
+            if let Some(s) = scope.not_delegable() {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::InvalidScope,
+                    not_delegable(s),
+                ));
+            }
+            id
+        }
+        Subject::Client => client.client_id.as_str(),
+    };
+    state
+        .tokens
+        .issue(now, sub, client.client_id.as_str(), scope, ttl)
+        .map_err(server_error)
+}
+
+/// An access token alone (no refresh token, no ID token) for `subject`.
 pub fn access_token_only(
     state: &AppState,
     client: &Client,
-    subject: &str,
+    subject: Subject<'_>,
     scope: &ScopeSet,
 ) -> Result<TokenResponse, OAuthError> {
     let ttl = state.access_token_ttl(client);
-    let issued = state
-        .tokens
-        .issue(
-            state.clock.unix(),
-            subject,
-            client.client_id.as_str(),
-            scope,
-            ttl,
-        )
-        .map_err(server_error)?;
+    let issued = issue_access(state, client, subject, scope, ttl, state.clock.unix())?;
     Ok(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",

@@ -1,0 +1,522 @@
+//! Security hardening, tried as an attacker would: no user-delegated token reaches the
+//! admin API, one user never sees another's data, locks hold under concurrency.
+
+use jwt_simple::prelude::*;
+use serde_json::{Value, json};
+
+use crate::flow::{Browser, PASSWORD, input_value, json, location, user, user_token};
+use crate::support::{Backend, ServerProcess, TestApp, cli, execute_sql, on_both_backends};
+
+const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// Approves the device authorization `user_code` on /activate over plain HTTP as
+/// `username`, signing in when asked.
+pub async fn approve_device(browser: &Browser<'_>, user_code: &str, username: &str) {
+    let page = browser.get("/activate").await.text().await.unwrap();
+    let csrf = input_value(&page, "csrf_token").unwrap();
+    let res = browser
+        .post(
+            "/activate",
+            &[("user_code", user_code), ("csrf_token", &csrf)],
+        )
+        .await;
+    if res.status().is_redirection() {
+        let login = location(&res);
+        let signed_in = browser.sign_in(&login, username, PASSWORD).await;
+        assert!(
+            signed_in.status().is_redirection(),
+            "{}",
+            signed_in.status()
+        );
+    }
+    let page = browser.get("/activate").await.text().await.unwrap();
+    let csrf = input_value(&page, "csrf_token").unwrap();
+    let confirm = browser
+        .post(
+            "/activate",
+            &[("user_code", user_code), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(confirm.status(), 200);
+    let html = confirm.text().await.unwrap();
+    let csrf = input_value(&html, "csrf_token").unwrap();
+    let done = browser
+        .post(
+            "/activate",
+            &[
+                ("user_code", user_code),
+                ("csrf_token", &csrf),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.unwrap().contains("Device connected"));
+}
+
+/// Starts a device authorization for `client` (with `scope`, if any), has `username`
+/// approve it and polls once: the token response.
+async fn device_tokens(app: &TestApp, client: &str, scope: Option<&str>, username: &str) -> Value {
+    let mut form = vec![("client_id", client)];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let codes = json(
+        app.post_form("/oauth2/device_authorization", None, &form)
+            .await,
+    )
+    .await;
+    let user_code = codes["user_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{codes}"));
+    approve_device(&Browser::new(app), user_code, username).await;
+    let form = [
+        ("grant_type", DEVICE),
+        ("client_id", client),
+        ("device_code", codes["device_code"].as_str().unwrap()),
+    ];
+    json(app.post_form("/oauth2/token", None, &form).await).await
+}
+
+on_both_backends! {
+    async fn admin_is_never_in_a_user_delegated_token(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "mallory").await;
+
+        // Registration refuses `admin` beside a grant that acts for a user: library, API, CLI.
+        let asks = gatehouse::oauth::clients::NewClient {
+            name: "TV".to_owned(),
+            client_type: "public".to_owned(),
+            grant_types: vec![DEVICE.to_owned(), "refresh_token".to_owned()],
+            scopes: vec!["admin".to_owned(), "api".to_owned(), "offline_access".to_owned()],
+            ..Default::default()
+        };
+        let refused = gatehouse::oauth::clients::create(&app.app_state.store, app.app_state.clock.as_ref(), asks.clone()).await;
+        assert!(matches!(refused, Err(gatehouse::oauth::RegistryError::Invalid(ref f)) if f[0].field == "scopes" && f[0].code == "conflict"), "{:?}", refused.err());
+        let (admin_id, admin_secret) = app.service_client(&["admin"]).await;
+        let admin = app.access_token(&admin_id, &admin_secret, Some("admin")).await;
+        let res = app.http.post(app.url("/admin/v1/clients")).bearer_auth(&admin)
+            .json(&json!({"name": "TV", "type": "public", "grant_types": [DEVICE], "scopes": ["admin"]}))
+            .send().await.unwrap();
+        assert_eq!(res.status(), 422);
+        let problem: Value = res.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "scopes", "{problem}");
+        assert!(problem["errors"][0]["message"].as_str().unwrap().contains("acts for a user"), "{problem}");
+        let out = cli(&app.db, &["client", "create", "--name", "TV", "--type", "public", "--grant", DEVICE, "--scope", "admin"], None).await;
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains("admin") && out.stderr.contains("acts for a user"), "{}", out.stderr);
+
+        // A client that holds `admin` anyway (registered before the rule, or edited in the
+        // database): a user's approval still never puts it in a token.
+        let (tv, _) = app.register(gatehouse::oauth::clients::NewClient {
+            scopes: vec!["api".to_owned(), "offline_access".to_owned()],
+            ..asks
+        }).await;
+        execute_sql(&app.db, r#"UPDATE clients SET scopes = '["admin","api","offline_access"]' WHERE name = 'TV'"#).await;
+        let res = app.post_form("/oauth2/device_authorization", None, &[("client_id", &tv), ("scope", "admin api")]).await;
+        assert_eq!(res.status(), 400);
+        let body = json(res).await;
+        assert_eq!(body["error"], "invalid_scope");
+        assert!(body["error_description"].as_str().unwrap().contains("cannot be granted by a user"), "{body}");
+        let tokens = device_tokens(&app, &tv, None, "mallory").await;
+        assert_eq!(tokens["scope"], "offline_access api", "{tokens}");
+        let access = tokens["access_token"].as_str().unwrap();
+        assert_eq!(app.get_bearer("/admin/v1/users", access).await.status(), 403);
+
+        // The same for a partner's JWT bearer assertion.
+        let (partner, _) = app.register(gatehouse::oauth::clients::NewClient {
+            name: "Partner".to_owned(),
+            client_type: "confidential".to_owned(),
+            auth_method: Some("private_key_jwt".to_owned()),
+            grant_types: vec![JWT_BEARER.to_owned()],
+            scopes: vec!["api".to_owned()],
+            pre_authorize: vec!["mallory".to_owned()],
+            ..Default::default()
+        }).await;
+        let key = ES256KeyPair::generate();
+        gatehouse::oauth::clients::add_key(&app.app_state.store, app.app_state.clock.as_ref(), &partner,
+            &key.public_key().to_pem().unwrap()).await.unwrap();
+        execute_sql(&app.db, r#"UPDATE clients SET scopes = '["admin","api"]' WHERE name = 'Partner'"#).await;
+        let assertion = |jti: &str| {
+            let claims = Claims::create(Duration::from_secs(60)).with_issuer(&partner).with_subject("mallory")
+                .with_audience(app.url("/oauth2/token")).with_jwt_id(jti);
+            key.sign(claims).unwrap()
+        };
+        let form = |assertion: &str, scope: Option<&'static str>| {
+            let mut form = vec![("grant_type", JWT_BEARER.to_owned()), ("assertion", assertion.to_owned())];
+            form.extend(scope.map(|s| ("scope", s.to_owned())));
+            form
+        };
+        let res = app.http.post(app.url("/oauth2/token")).form(&form(&assertion("a-1"), None)).send().await.unwrap();
+        let body = json(res).await;
+        assert_eq!(body["scope"], "api", "{body}");
+        assert_eq!(app.get_bearer("/admin/v1/users", body["access_token"].as_str().unwrap()).await.status(), 403);
+        let res = app.http.post(app.url("/oauth2/token")).form(&form(&assertion("a-2"), Some("admin"))).send().await.unwrap();
+        let body = json(res).await;
+        assert_eq!(body["error"], "invalid_scope", "{body}");
+        assert!(body["error_description"].as_str().unwrap().contains("cannot be granted by a user"), "{body}");
+
+        // A refresh family that was granted `admin` before the rule refreshes to nothing.
+        execute_sql(&app.db, "UPDATE refresh_families SET scope = 'admin api offline_access'").await;
+        let res = crate::flow::refresh(&app, &tv, tokens["refresh_token"].as_str().unwrap(), None).await;
+        assert_eq!(res.status(), 400);
+        let body = json(res).await;
+        assert_eq!(body["error"], "invalid_scope", "{body}");
+        app.stop().await;
+    }
+}
+
+/// A public app registered for the case scopes, redirecting to `REDIRECT`.
+async fn cases_app(app: &TestApp) -> String {
+    app.register(gatehouse::oauth::clients::NewClient {
+        name: "Field Service".to_owned(),
+        client_type: "public".to_owned(),
+        redirect_uris: vec![REDIRECT.to_owned()],
+        scopes: ["openid", "api", "cases.read", "cases.write"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .await
+    .0
+}
+
+const REDIRECT: &str = "https://app.example/cb";
+
+on_both_backends! {
+    async fn two_users_of_one_app_never_share_an_idempotency_key(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let ada = user(&app, "ada").await;
+        let bob = user(&app, "bob").await;
+        let client = cases_app(&app).await;
+        let body = json!({"case": {"subject": "Printer on fire"}});
+        let post = |token: String| {
+            let request = app.http.post(app.url("/api/v1/cases")).bearer_auth(token)
+                .header("idempotency-key", "retry-1").json(&body);
+            async move { request.send().await.unwrap() }
+        };
+        let ada_token = user_token(&app, &client, REDIRECT, "ada", "cases.write").await;
+        let bob_token = user_token(&app, &client, REDIRECT, "bob", "cases.write").await;
+
+        let first = post(ada_token.clone()).await;
+        assert_eq!(first.status(), 201);
+        let first = json(first).await;
+        assert_eq!(first["owner"], ada.id);
+        // Bob sends the same key and body: a case of his own, not a replay of Ada's.
+        let second = post(bob_token.clone()).await;
+        assert_eq!(second.status(), 201);
+        assert!(second.headers().get("idempotent-replayed").is_none());
+        let second = json(second).await;
+        assert_eq!(second["owner"], bob.id);
+        assert_ne!(second["id"], first["id"]);
+        // Each one's retry replays their own answer.
+        let again = post(bob_token).await;
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(json(again).await, second);
+        let again = post(ada_token).await;
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(json(again).await, first);
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn a_third_party_app_sees_and_withdraws_only_its_own_grant(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "ada").await;
+        let field_app = cases_app(&app).await;
+        let (portal, _) = app.register(gatehouse::oauth::clients::NewClient {
+            name: "Account Portal".to_owned(),
+            client_type: "public".to_owned(),
+            redirect_uris: vec![REDIRECT.to_owned()],
+            scopes: ["openid", "grants"].map(String::from).to_vec(),
+            ..Default::default()
+        }).await;
+        let third_party = crate::flow::public_client(&app, REDIRECT).await;
+        let field_token = user_token(&app, &field_app, REDIRECT, "ada", "openid cases.read").await;
+        let snoop = user_token(&app, &third_party, REDIRECT, "ada", "openid").await;
+
+        // The third-party app's `openid` token lists its own grant, and no other.
+        let listed = json(app.get_bearer("/api/v1/me/grants", &snoop).await).await;
+        let ids: Vec<&str> = listed["grants"].as_array().unwrap().iter().map(|g| g["client_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [third_party.as_str()], "{listed}");
+        // It may not withdraw another app's access; the other app's token keeps working.
+        let res = app.http.delete(app.url(&format!("/api/v1/me/grants/{field_app}"))).bearer_auth(&snoop).send().await.unwrap();
+        assert_eq!(res.status(), 403);
+        let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains(r#"error="insufficient_scope""#) && challenge.contains(r#"scope="grants""#), "{challenge}");
+        assert_eq!(app.get_bearer("/api/v1/me", &field_token).await.status(), 200);
+
+        // The portal the user trusted with `grants` sees all three and withdraws one.
+        let manager = user_token(&app, &portal, REDIRECT, "ada", "grants").await;
+        let listed = json(app.get_bearer("/api/v1/me/grants", &manager).await).await;
+        assert_eq!(listed["grants"].as_array().unwrap().len(), 3, "{listed}");
+        let res = app.http.delete(app.url(&format!("/api/v1/me/grants/{third_party}"))).bearer_auth(&manager).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        assert_eq!(app.get_bearer("/api/v1/me", &snoop).await.status(), 401);
+        // Any app may still withdraw its own grant.
+        let res = app.http.delete(app.url(&format!("/api/v1/me/grants/{field_app}"))).bearer_auth(&field_token).send().await.unwrap();
+        assert_eq!(res.status(), 204);
+        app.stop().await;
+    }
+}
+
+/// A second server on `app`'s database, both syncing every 100 ms: another replica.
+async fn replica(app: &TestApp) -> TestApp {
+    let issuer = app.base.clone();
+    TestApp::spawn_on(app.db.share(), |c| {
+        c.sync_interval_ms = 100;
+        c.issuer = Some(issuer);
+    })
+    .await
+}
+
+/// A code-flow token response of `username` for the public `client`, with `scope`.
+async fn code_tokens(
+    app: &TestApp,
+    browser: &Browser<'_>,
+    client: &str,
+    username: &str,
+    scope: &str,
+) -> Value {
+    let (verifier, challenge) = crate::flow::pkce();
+    let path = crate::flow::authorize_path(&[
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", REDIRECT),
+        ("scope", scope),
+        ("state", "s"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]);
+    let code = crate::flow::param(&browser.authorize(&path, username).await, "code").unwrap();
+    json(crate::flow::redeem(app, client, &code, REDIRECT, Some(&verifier)).await).await
+}
+
+/// Whether `token` reaches `/api/v1/me` on `app` within 2 s (`want` = the status).
+async fn answers(app: &TestApp, token: &str, want: u16) -> bool {
+    crate::support::eventually(2, || async {
+        (app.get_bearer("/api/v1/me", token).await.status() == want).then_some(())
+    })
+    .await
+    .is_some()
+}
+
+on_both_backends! {
+    async fn disabling_a_user_or_a_client_stops_what_was_already_issued_on_every_replica(backend: Backend) {
+        let a = TestApp::spawn_with(backend, |c| c.sync_interval_ms = 100).await;
+        let b = replica(&a).await;
+        user(&a, "ada").await;
+        let client = crate::flow::public_client(&a, REDIRECT).await;
+        let browser = Browser::new(&a);
+        let tokens = code_tokens(&a, &browser, &client, "ada", "offline_access api").await;
+        let access = tokens["access_token"].as_str().unwrap();
+        assert_eq!(a.get_bearer("/api/v1/me", access).await.status(), 200);
+        assert_eq!(b.get_bearer("/api/v1/me", access).await.status(), 200, "cached as verified on b too");
+        assert_eq!(crate::support::query_count(&a.db, "SELECT COUNT(*) FROM sessions").await, 1);
+
+        let (admin_id, admin_secret) = a.service_client(&["admin"]).await;
+        let admin = a.access_token(&admin_id, &admin_secret, None).await;
+        let res = a.http.post(a.url("/admin/v1/users/ada/disable")).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        // At once where it was disabled, within a sync interval on the other replica.
+        let refused = a.get_bearer("/api/v1/me", access).await;
+        assert_eq!(refused.status(), 401);
+        assert!(refused.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+        assert!(answers(&b, access, 401).await, "the other replica still accepts the token");
+        let res = crate::flow::refresh(&b, &client, tokens["refresh_token"].as_str().unwrap(), None).await;
+        assert_eq!(json(res).await["error"], "invalid_grant", "the refresh family is revoked");
+        assert_eq!(crate::support::query_count(&a.db, "SELECT COUNT(*) FROM sessions").await, 0, "sessions end");
+
+        // A client disabled with the CLI (another process): its tokens stop on both replicas.
+        let (svc, svc_secret) = a.service_client(&["api"]).await;
+        let svc_token = a.access_token(&svc, &svc_secret, None).await;
+        assert_eq!(b.get_bearer("/api/v1/me", &svc_token).await.status(), 200);
+        cli(&a.db, &["client", "disable", &svc], None).await.ok();
+        assert!(answers(&a, &svc_token, 401).await);
+        assert!(answers(&b, &svc_token, 401).await);
+        b.stop().await;
+        a.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn a_revoked_signing_key_leaves_jwks_and_verification_at_once_and_a_new_key_signs(backend: Backend) {
+        let a = TestApp::spawn_with(backend, |c| c.sync_interval_ms = 100).await;
+        let b = replica(&a).await;
+        let (id, secret) = a.service_client(&["admin", "api"]).await;
+        let leaked = a.access_token(&id, &secret, Some("api")).await;
+        let leaked_kid = jwt_simple::token::Token::decode_metadata(&leaked).unwrap().key_id().unwrap().to_owned();
+        for app in [&a, &b] {
+            assert_eq!(app.get_bearer("/api/v1/me", &leaked).await.status(), 200, "verified and cached");
+        }
+
+        let admin = a.access_token(&id, &secret, Some("admin")).await;
+        let res = a.http.delete(a.url(&format!("/admin/v1/keys/{leaked_kid}"))).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let revoked = json(res).await;
+        assert_eq!(revoked["revoked"], leaked_kid.as_str());
+        let next_kid = revoked["successor"]["kid"].as_str().unwrap().to_owned();
+        assert_eq!(revoked["successor"]["state"], "active", "{revoked}");
+        assert_eq!(crate::support::kids(&a).await, [next_kid.as_str()]);
+        assert_eq!(a.get_bearer("/api/v1/me", &leaked).await.status(), 401, "the cached verification is gone");
+        assert!(answers(&b, &leaked, 401).await, "the other replica still accepts the leaked key");
+        assert_eq!(crate::support::kids(&b).await, [next_kid.as_str()]);
+        // No gap: the next token is signed by the new key and accepted everywhere.
+        let fresh = b.access_token(&id, &secret, Some("api")).await;
+        assert_eq!(jwt_simple::token::Token::decode_metadata(&fresh).unwrap().key_id(), Some(next_kid.as_str()));
+        assert_eq!(a.get_bearer("/api/v1/me", &fresh).await.status(), 200);
+
+        // The CLI does the same; an unknown kid is a usage error, and 404 over the API.
+        let out = cli(&a.db, &["keys", "revoke", &next_kid, "--json"], None).await.ok().json();
+        let third = out["successor"]["kid"].as_str().unwrap().to_owned();
+        assert!(answers(&a, &fresh, 401).await && answers(&b, &fresh, 401).await);
+        assert!(crate::support::eventually(2, || async { (crate::support::kids(&b).await == [third.clone()]).then_some(()) }).await.is_some());
+        assert_eq!(cli(&a.db, &["keys", "revoke", "no-such-kid"], None).await.code, 2);
+        let admin = a.access_token(&id, &secret, Some("admin")).await;
+        let res = a.http.delete(a.url("/admin/v1/keys/no-such-kid")).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status(), 404);
+        b.stop().await;
+        a.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn another_client_replaying_a_used_code_revokes_nothing(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "ada").await;
+        let client = crate::flow::public_client(&app, REDIRECT).await;
+        let stranger = crate::flow::public_client(&app, REDIRECT).await;
+        let (verifier, challenge) = crate::flow::pkce();
+        let path = crate::flow::authorize_path(&[
+            ("response_type", "code"), ("client_id", &client), ("redirect_uri", REDIRECT), ("scope", "api offline_access"),
+            ("state", "s"), ("code_challenge", &challenge), ("code_challenge_method", "S256"),
+        ]);
+        let code = crate::flow::param(&Browser::new(&app).authorize(&path, "ada").await, "code").unwrap();
+        let tokens = json(crate::flow::redeem(&app, &client, &code, REDIRECT, Some(&verifier)).await).await;
+        let access = tokens["access_token"].as_str().unwrap();
+
+        // The stranger learned the used code: invalid, like any unknown code, and nothing ends.
+        let res = crate::flow::redeem(&app, &stranger, &code, REDIRECT, Some(&verifier)).await;
+        assert_eq!(res.status(), 400);
+        let body = json(res).await;
+        assert_eq!(body["error"], "invalid_grant");
+        assert_eq!(body["error_description"], "the code is invalid");
+        assert_eq!(app.get_bearer("/api/v1/me", access).await.status(), 200);
+        let refreshed = crate::flow::refresh(&app, &client, tokens["refresh_token"].as_str().unwrap(), None).await;
+        assert_eq!(refreshed.status(), 200);
+        let refreshed = json(refreshed).await;
+
+        // The code's own client replaying it revokes what it issued.
+        let res = crate::flow::redeem(&app, &client, &code, REDIRECT, Some(&verifier)).await;
+        assert!(json(res).await["error_description"].as_str().unwrap().contains("revoked"));
+        assert_eq!(app.get_bearer("/api/v1/me", access).await.status(), 401);
+        let res = crate::flow::refresh(&app, &client, refreshed["refresh_token"].as_str().unwrap(), None).await;
+        assert_eq!(json(res).await["error"], "invalid_grant");
+        app.stop().await;
+    }
+}
+
+/// Two `gatehouse serve` processes on one fresh database (each with its own metrics).
+async fn two_processes(backend: Backend) -> (crate::support::TestDb, ServerProcess, ServerProcess) {
+    let db = crate::support::TestDb::new(backend).await;
+    cli(&db, &["migrate"], None).await.ok();
+    let a = ServerProcess::start(&db, &[]).await;
+    let b = ServerProcess::start(&db, &[]).await;
+    (db, a, b)
+}
+
+/// A cookie-keeping client and the CSRF token of the form at `url`.
+async fn form_session(url: &str) -> (reqwest::Client, String) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(url).send().await.unwrap().text().await.unwrap();
+    let csrf = input_value(&page, "csrf_token").unwrap();
+    (http, csrf)
+}
+
+on_both_backends! {
+    async fn parallel_guesses_get_no_more_checks_than_the_lock_allows_across_replicas(backend: Backend) {
+        let (db, a, b) = two_processes(backend).await;
+        cli(&db, &["user", "create", "--username", "ada", "--email", "ada@example.com", "--password-stdin"], Some(PASSWORD)).await.ok();
+        let (http, csrf) = form_session(&a.url("/login")).await;
+
+        // 30 wrong passwords at once, half to each replica: at most 5 are checked.
+        let attempts = (0..30).map(|n| {
+            let url = if n % 2 == 0 { a.url("/login") } else { b.url("/login") };
+            let form = [("username", "ada"), ("password", "wrong password"), ("csrf_token", csrf.as_str()), ("return_to", "")];
+            let request = http.post(url).form(&form);
+            async move { request.send().await.unwrap().status().as_u16() }
+        });
+        let statuses = futures::future::join_all(attempts).await;
+        let verified = a.counter(VERIFICATIONS).await + b.counter(VERIFICATIONS).await;
+        assert_eq!(verified, 5.0, "password checks for a lock after 5");
+        assert_eq!(statuses.iter().filter(|s| **s == 401).count() as f64, verified, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 429).count() as f64, 30.0 - verified, "{statuses:?}");
+
+        // The same for user codes on /activate, from one browser.
+        let (http, csrf) = form_session(&a.url("/activate")).await;
+        let guesses = (0..30).map(|n| {
+            let url = if n % 2 == 0 { a.url("/activate") } else { b.url("/activate") };
+            let code = format!("BCDF-GH{}{}", ["J", "K", "L"][n % 3], ["M", "N", "P", "Q", "R", "S", "T", "V", "W", "X"][n % 10]);
+            let request = http.post(url).form(&[("user_code", code.as_str()), ("csrf_token", csrf.as_str())]);
+            async move { request.send().await.unwrap().status().as_u16() }
+        });
+        let statuses = futures::future::join_all(guesses).await;
+        let looked_up = a.counter(CODE_CHECKS).await + b.counter(CODE_CHECKS).await;
+        assert_eq!(looked_up, 5.0, "user-code lookups for a lock after 5");
+        assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 4, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 26, "the fifth wrong one locks");
+    }
+}
+
+const VERIFICATIONS: &str = "gatehouse_password_verifications_total";
+const CODE_CHECKS: &str = "gatehouse_user_code_checks_total";
+
+on_both_backends! {
+    async fn case_notifications_go_to_the_contact_or_an_allowed_domain_within_a_daily_cap(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.mail_allowed_domains = vec!["support.example".to_owned()];
+            c.mail_daily_limit = 3;
+        }).await;
+        let (id, secret) = app.service_client(&["cases.write"]).await;
+        let token = app.access_token(&id, &secret, None).await;
+        let post = |body: Value| {
+            let request = app.http.post(app.url("/api/v1/cases")).bearer_auth(&token).json(&body);
+            async move { request.send().await.unwrap() }
+        };
+        let contact = json!({"name": "Ada", "email": "ada@customer.example"});
+
+        // Not an open relay: a stranger's address is refused, naming the field; nothing is written.
+        let res = post(json!({"case": {"subject": "Spam", "contact": contact}, "notification": {"to": "victim@elsewhere.example"}})).await;
+        assert_eq!(res.status(), 422);
+        let problem = json(res).await;
+        assert_eq!(problem["errors"][0]["field"], "notification.to", "{problem}");
+        assert_eq!(problem["errors"][0]["code"], "not_allowed");
+        assert_eq!(crate::support::query_count(&app.db, "SELECT COUNT(*) FROM cases").await, 0);
+        let res = post(json!({"case": {"subject": "No contact"}, "notification": {}})).await;
+        assert_eq!(res.status(), 422);
+        assert_eq!(json(res).await["errors"][0]["code"], "required");
+
+        // The contact by default, the contact named, or the allowed domain.
+        let res = post(json!({"case": {"subject": "Default", "contact": contact}, "notification": {}})).await;
+        assert_eq!(res.status(), 201);
+        assert_eq!(json(res).await["notification"]["to"], "ada@customer.example");
+        let res = post(json!({"case": {"subject": "Named", "contact": contact}, "notification": {"to": "ADA@customer.example"}})).await;
+        assert_eq!(res.status(), 201);
+        let res = post(json!({"case": {"subject": "Team", "contact": contact}, "notification": {"to": "desk@support.example"}})).await;
+        assert_eq!(res.status(), 201);
+        // The caller's fourth notification of the day is refused; a case without one is not.
+        let res = post(json!({"case": {"subject": "Fourth", "contact": contact}, "notification": {}})).await;
+        assert_eq!(res.status(), 429);
+        assert!(res.headers().contains_key("retry-after"));
+        assert!(json(res).await["detail"].as_str().unwrap().contains("notification"));
+        assert_eq!(post(json!({"case": {"subject": "Quiet", "contact": contact}})).await.status(), 201);
+        assert_eq!(crate::support::query_count(&app.db, "SELECT COUNT(*) FROM email_outbox").await, 3);
+        app.stop().await;
+    }
+}
