@@ -47,35 +47,54 @@ impl Event {
 
     /// Who acted, when not the user or client concerned (an administrator's token).
     pub fn actor(mut self, actor: String) -> Self {
-        self.actor = Some(actor);
+        self.actor = Some(clean(actor));
         self
     }
 
     /// The client concerned.
     pub fn client(mut self, client_id: impl Into<String>) -> Self {
-        self.client_id = Some(client_id.into());
+        self.client_id = Some(clean(client_id.into()));
         self
     }
 
     /// The user concerned.
     pub fn user(mut self, user_id: impl Into<String>) -> Self {
-        self.user_id = Some(user_id.into());
+        self.user_id = Some(clean(user_id.into()));
         self
     }
 
     /// The caller's address.
     pub fn address(mut self, address: impl Into<String>) -> Self {
-        self.address = Some(address.into());
+        self.address = Some(clean(address.into()));
         self
     }
 
     /// Adds a particular (never a secret).
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        let value = match value.into() {
+            Value::String(text) => Value::String(clean(text)),
+            other => other,
+        };
         if let Value::Object(map) = &mut self.detail {
-            map.insert(key.to_owned(), value.into());
+            map.insert(key.to_owned(), value);
         }
         self
     }
+}
+
+/// Longest text an event keeps of one value (a caller may send more).
+pub const MAX_TEXT: usize = 256;
+
+/// `text` as an event may hold it: at most [`MAX_TEXT`] characters, no control character
+/// (no CR or LF can forge a log line or split an audit row), each replaced by `�`.
+pub fn clean(text: String) -> String {
+    if text.len() <= MAX_TEXT && !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .take(MAX_TEXT)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 /// The actor string of an access token's caller: its user, else its client.

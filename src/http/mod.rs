@@ -132,7 +132,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Compress only bodies of 1 KiB or more (the spec, the docs' assets, metrics, lists):
 /// for a small JSON answer, setting up a brotli or gzip stream costs far more than the
-/// bytes it saves.
+/// bytes it saves. HTML is never compressed: the sign-in, consent and activation pages
+/// carry a CSRF token next to what the request reflected (BREACH).
 fn worth_compressing() -> impl tower_http::compression::Predicate {
     use tower_http::compression::Predicate as _;
     use tower_http::compression::predicate::{NotForContentType, SizeAbove};
@@ -140,6 +141,7 @@ fn worth_compressing() -> impl tower_http::compression::Predicate {
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::SSE)
+        .and(NotForContentType::const_new("text/html"))
 }
 
 async fn not_found() -> Problem {

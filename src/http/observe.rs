@@ -20,7 +20,7 @@ use crate::telemetry;
 /// The request id header.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest caller-supplied request id kept; a longer one is replaced.
-const MAX_REQUEST_ID: usize = 128;
+const MAX_REQUEST_ID: usize = 64;
 
 /// Whether request spans are exported, and so worth naming in full.
 #[derive(Clone, Copy)]
@@ -33,7 +33,7 @@ pub struct ObserveConfig {
 pub async fn observe(config: ObserveConfig, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let id = match request.headers().get(&X_REQUEST_ID) {
-        Some(v) if !v.is_empty() && v.len() <= MAX_REQUEST_ID => v.clone(),
+        Some(v) if looks_like_request_id(v) => v.clone(),
         _ => {
             let id = new_request_id();
             request
@@ -71,6 +71,17 @@ pub async fn observe(config: ObserveConfig, mut request: Request, next: Next) ->
     response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     telemetry::record_request(&method, route.as_ref(), status, started);
     response
+}
+
+/// A caller's request id is kept only when it looks like one: 1 to 64 characters of
+/// `A-Z a-z 0-9 . _ -`. Anything else (spaces, quotes, control characters, a kilobyte)
+/// never reaches a log line or an audit row: the request gets a fresh id instead.
+fn looks_like_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=MAX_REQUEST_ID).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
 }
 
 fn new_request_id() -> HeaderValue {

@@ -30,6 +30,25 @@ fn failed_sign_in(address: &str, username: &str, reason: &str) -> Event {
         .detail("reason", reason)
 }
 
+/// The longest username the sign-in form takes (its input's `maxlength`).
+const MAX_USERNAME: usize = 64;
+
+/// The typed username, bounded before it is counted, logged or shown again: at most
+/// [`MAX_USERNAME`] characters, control characters dropped. A longer or altered one ends in
+/// `…`, which no username contains, so it can never sign in as the account it was cut to.
+fn bounded_username(typed: &str) -> String {
+    let typed = typed.trim();
+    let mut kept: String = typed
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_USERNAME)
+        .collect();
+    if kept.len() != typed.len() {
+        kept.push('…');
+    }
+    kept
+}
+
 /// Where a sign-in may continue: only back into a flow of this server, never elsewhere
 /// (no open redirect).
 fn safe_return(return_to: &str) -> Option<&str> {
@@ -131,11 +150,11 @@ pub async fn login_submit(
             StatusCode::FORBIDDEN,
             Some("This form has expired. Please sign in again."),
             &form.return_to,
-            &form.username,
+            &bounded_username(&form.username),
         )
         .await;
     }
-    let username = form.username.trim().to_owned();
+    let username = bounded_username(&form.username);
     match login::authenticate(&state, &username, form.password, &address).await {
         Ok(user) => {
             let jar = match session::start(&state, jar, &user.id).await {

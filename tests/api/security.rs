@@ -520,3 +520,122 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+on_both_backends! {
+    async fn prompt_login_and_max_age_hold_at_consent_reached_directly(backend: Backend) {
+        let clock = gatehouse::clock::ManualClock::at(1_900_000_000);
+        let app = TestApp::spawn_with_clock(backend, clock.clone(), |_| {}).await;
+        user(&app, "ada").await;
+        let client = crate::flow::public_client(&app, REDIRECT).await;
+        let browser = Browser::new(&app);
+        let (_, challenge) = crate::flow::pkce();
+        let query = |extra: &[(&str, &str)]| {
+            let mut params = vec![("response_type", "code"), ("client_id", client.as_str()), ("redirect_uri", REDIRECT),
+                ("scope", "api"), ("state", "s"), ("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
+            params.extend_from_slice(extra);
+            form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish()
+        };
+        // Signed in, at the consent page of a plain request: its CSRF token is at hand.
+        let res = browser.get(&format!("/oauth2/authorize?{}", query(&[]))).await;
+        let login = location(&res);
+        browser.sign_in(&login, "ada", PASSWORD).await;
+        let page = browser.get(&format!("/consent?{}", query(&[]))).await;
+        assert_eq!(page.status(), 200);
+        let csrf = input_value(&page.text().await.unwrap(), "csrf_token").unwrap();
+        clock.advance(60);
+
+        for extra in [&[("prompt", "login")][..], &[("max_age", "30")][..]] {
+            let request = query(extra);
+            // GET /consent directly: to the sign-in page, not the consent form.
+            let res = browser.get(&format!("/consent?{request}")).await;
+            assert_eq!(res.status(), 303, "{extra:?}");
+            assert!(location(&res).starts_with("/login"), "{extra:?}");
+            // POST /consent directly: no code, to the sign-in page.
+            let res = browser.post("/consent", &[("csrf_token", &csrf), ("request", &request), ("decision", "approve")]).await;
+            assert_eq!(res.status(), 303, "{extra:?}");
+            let to = location(&res);
+            assert!(to.starts_with("/login") && !to.contains("code="), "{extra:?}: {to}");
+        }
+        assert_eq!(crate::support::query_count(&app.db, "SELECT COUNT(*) FROM authorization_codes").await, 0);
+        // A fresh sign-in satisfies max_age again.
+        let url = browser.authorize(&format!("/oauth2/authorize?{}", query(&[("max_age", "30")])), "ada").await;
+        assert!(crate::flow::param(&url, "code").is_some());
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn metrics_are_served_on_the_management_listener_only(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        assert_eq!(app.get("/metrics").await.status(), 404, "not on the public listener");
+        assert_eq!(app.get("/healthz").await.status(), 200, "health stays on the public port");
+        let metrics = app.http.get(format!("{}/metrics", app.management)).send().await.unwrap();
+        assert_eq!(metrics.status(), 200);
+        assert!(metrics.text().await.unwrap().contains("http_requests_total"));
+        for path in ["/healthz", "/readyz"] {
+            let res = app.http.get(format!("{}{path}", app.management)).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+        }
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn caller_input_is_bounded_before_it_reaches_a_log_line_or_an_audit_row(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        user(&app, "ada").await;
+        // A request id is kept only when it looks like one.
+        for (sent, kept) in [("abc-123_x.Y", true), ("has space", false), ("<script>", false), (&*"a".repeat(65), false), (&*"b".repeat(64), true)] {
+            let res = app.http.get(app.url("/healthz")).header("x-request-id", sent).send().await.unwrap();
+            let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert_eq!(id == sent, kept, "{sent}");
+            assert!(id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "{id}");
+        }
+
+        // A 10,000-character username, and one with a line break, sign in as nobody and are
+        // stored cut to the form's 64 characters, without the break.
+        let browser = Browser::new(&app);
+        let long = "ada".repeat(3334);
+        assert_eq!(browser.sign_in("/login", &long, PASSWORD).await.status(), 401);
+        assert_eq!(browser.sign_in("/login", "ada\nforged audit line", PASSWORD).await.status(), 401);
+        assert_eq!(browser.sign_in("/login", &format!("ada{}", "\u{7}"), PASSWORD).await.status(), 401, "not ada");
+        app.app_state.audit.flush().await;
+        let (admin_id, admin_secret) = app.service_client(&["admin"]).await;
+        let admin = app.access_token(&admin_id, &admin_secret, None).await;
+        let audit = json(app.get_bearer("/admin/v1/audit?event=sign_in&limit=10", &admin).await).await;
+        let names: Vec<String> = audit["events"].as_array().unwrap_or_else(|| panic!("{audit}")).iter()
+            .map(|e| e["detail"]["username"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(names.len(), 3, "{audit}");
+        for name in &names {
+            assert!(name.chars().count() <= 65 && !name.chars().any(char::is_control), "{name:?}");
+        }
+        assert!(names.iter().any(|n| n.starts_with("adaada") && n.ends_with('…')), "{names:?}");
+        let throttles = crate::support::query_count(&app.db, "SELECT MAX(LENGTH(throttle_key)) FROM login_failures").await;
+        assert!(throttles <= 5 + 64 + 3, "throttle keys are bounded too: {throttles}");
+        app.stop().await;
+    }
+}
+
+on_both_backends! {
+    async fn pages_with_a_csrf_token_are_never_compressed(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        let client = crate::flow::public_client(&app, REDIRECT).await;
+        let (_, challenge) = crate::flow::pkce();
+        let long_hint = "x".repeat(2000);
+        let authorize = crate::flow::authorize_path(&[("response_type", "code"), ("client_id", &client), ("redirect_uri", REDIRECT),
+            ("scope", "api"), ("code_challenge", &challenge), ("code_challenge_method", "S256"), ("state", &long_hint)]);
+        let login = crate::flow::authorize_path(&[("return_to", &authorize[1..]), ("login_hint", &long_hint)]).replace("/oauth2/authorize?", "/login?");
+        for path in [login.as_str(), "/activate?user_code=BCDF-GHJK"] {
+            let res = app.http.get(app.url(path)).header("accept-encoding", "gzip, br").send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert!(res.headers().get("content-encoding").is_none(), "{path} is compressed");
+            let html = res.text().await.unwrap();
+            assert!(html.len() > 1024 || path.starts_with("/activate"), "{path} is large enough to be compressed");
+            assert!(html.contains("csrf_token"));
+        }
+        // Other large answers still are.
+        let res = app.http.get(app.url("/openapi.json")).header("accept-encoding", "gzip").send().await.unwrap();
+        assert_eq!(res.headers()["content-encoding"], "gzip");
+        app.stop().await;
+    }
+}
