@@ -164,9 +164,11 @@ pub struct Config {
     pub rate_limit_login_per_address: u32,
     /// Requests to /activate per window from one address (0 = no limit).
     pub rate_limit_activate_per_address: u32,
-    /// Resource API requests per window of one client or token (0 = no limit).
+    /// Resource API requests per window of one key (`rate_limit_api_key`; 0 = no limit).
     pub rate_limit_api: u32,
-    /// What the API limit is counted per: `client` (every token of a client) or `token`.
+    /// What the API limit and the daily cap are counted per: `subject` (a user of a client;
+    /// a client-credentials token for its client), `client` (every token of a client) or
+    /// `token` (the rate limit per access token; the daily cap as for `subject`).
     pub rate_limit_api_key: crate::ratelimit::ApiLimitKey,
     /// Resource API calls one client may make per UTC day (0 = counted, not capped).
     pub api_daily_limit: u64,
@@ -253,7 +255,7 @@ impl Default for Config {
             rate_limit_login_per_address: 120,
             rate_limit_activate_per_address: 120,
             rate_limit_api: 6000,
-            rate_limit_api_key: crate::ratelimit::ApiLimitKey::Client,
+            rate_limit_api_key: crate::ratelimit::ApiLimitKey::Subject,
             api_daily_limit: 0,
         }
     }

@@ -90,12 +90,46 @@ impl Policy {
     }
 }
 
+/// The key an address is counted under: the address itself, or for IPv6 its /64 (one
+/// host or home network is usually given a whole /64, and can pick any address in it).
+pub fn address_bucket(address: &str) -> std::borrow::Cow<'_, str> {
+    match address.parse::<std::net::Ipv6Addr>() {
+        Ok(ip) if ip.to_ipv4_mapped().is_none() => {
+            let net = ipnet::Ipv6Net::new(ip, 64).map(|n| n.trunc());
+            net.map_or(std::borrow::Cow::Borrowed(address), |n| {
+                std::borrow::Cow::Owned(n.to_string())
+            })
+        }
+        _ => std::borrow::Cow::Borrowed(address),
+    }
+}
+
+/// The key a client's token and device limits count: a confidential client's id; for a
+/// public client, whose `client_id` is no secret, the id and the caller's address bucket,
+/// so that nobody can spend the app's quota for its other users.
+pub fn client_key<'a>(
+    client: &'a crate::oauth::clients::Client,
+    address: &str,
+) -> std::borrow::Cow<'a, str> {
+    match client.client_type {
+        crate::oauth::model::ClientType::Public => {
+            std::borrow::Cow::Owned(format!("{}@{address}", client.client_id))
+        }
+        crate::oauth::model::ClientType::Confidential => {
+            std::borrow::Cow::Borrowed(client.client_id.as_str())
+        }
+    }
+}
+
 /// What the resource API's limit is counted per.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ApiLimitKey {
-    /// Every token of one client shares one limit.
+    /// A user's tokens of one client share one limit (one user cannot spend the app's
+    /// limit for its other users); a client-credentials token counts for its client.
     #[default]
+    Subject,
+    /// Every token of one client shares one limit.
     Client,
     /// Each access token has its own limit.
     Token,

@@ -1,6 +1,7 @@
-//! Each client's daily API call count (UTC days), shown to callers in
-//! `Gatehouse-Limit-Info: api-usage=USED[/LIMIT]` and to administrators in the admin API,
-//! and capped by `api_daily_limit` when that is set.
+//! Daily API call counts (UTC days) per client and subject — a user's calls through an
+//! app apart from the app's other users, a service client's as its own — shown to callers
+//! in `Gatehouse-Limit-Info: api-usage=USED[/LIMIT]`, summed per client for administrators
+//! in the admin API, and capped by `api_daily_limit` when that is set.
 //!
 //! A call is counted in memory; once per sync interval every process adds what it counted
 //! to the database and learns the total of all processes. A count is therefore exact in
@@ -21,10 +22,13 @@ struct Count {
     pending: u64,
 }
 
-/// The counts of this process: by day number (Unix days), then by client.
+/// By client, then by subject (`""`: the client as a whole).
+type Counts = HashMap<String, HashMap<String, Count>>;
+
+/// The counts of this process: by day number (Unix days), then by client and subject.
 #[derive(Debug, Default)]
 pub struct Usage {
-    counts: Mutex<HashMap<i64, HashMap<String, Count>>>,
+    counts: Mutex<HashMap<i64, Counts>>,
 }
 
 /// `YYYY-MM-DD` of `unix` (UTC).
@@ -53,23 +57,27 @@ impl Count {
 }
 
 impl Usage {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, HashMap<String, Count>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Counts>> {
         self.counts
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The client's calls today, this one included, if it is within `limit` (0 = none);
-    /// `Err` with today's count when the limit is spent (the call is not counted).
-    /// Allocates only for a client's first call of the day in this process.
-    pub fn count(&self, client_id: &str, now: i64, limit: u64) -> Result<u64, u64> {
+    /// The calls of `client_id` and `subject` today, this one included, if they are
+    /// within `limit` (0 = none); `Err` with today's count when the limit is spent (the
+    /// call is not counted). Allocates only for a first call of the day in this process.
+    pub fn count(&self, client_id: &str, subject: &str, now: i64, limit: u64) -> Result<u64, u64> {
         let mut counts = self.lock();
         let today = counts.entry(now.div_euclid(86_400)).or_default();
-        if let Some(count) = today.get_mut(client_id) {
+        let subjects = match today.get_mut(client_id) {
+            Some(subjects) => subjects,
+            None => today.entry(client_id.to_owned()).or_default(),
+        };
+        if let Some(count) = subjects.get_mut(subject) {
             return count.add_one(limit);
         }
-        today
-            .entry(client_id.to_owned())
+        subjects
+            .entry(subject.to_owned())
             .or_default()
             .add_one(limit)
     }
@@ -87,20 +95,28 @@ impl Usage {
                 days.insert(name.clone(), *day);
                 // Today's counts without calls since the last flush are asked for too, so
                 // that this process learns the calls the others counted.
-                for (client_id, c) in clients
-                    .iter_mut()
-                    .filter(|(_, c)| c.pending > 0 || *day == today)
-                {
-                    let calls = std::mem::take(&mut c.pending);
-                    c.stored += calls;
-                    taken.push(DayCount {
-                        client_id: client_id.clone(),
-                        day: name.clone(),
-                        calls: i64::try_from(calls).unwrap_or(i64::MAX),
-                    });
+                for (client_id, subjects) in clients.iter_mut() {
+                    for (subject, c) in subjects
+                        .iter_mut()
+                        .filter(|(_, c)| c.pending > 0 || *day == today)
+                    {
+                        let calls = std::mem::take(&mut c.pending);
+                        c.stored += calls;
+                        taken.push(DayCount {
+                            client_id: client_id.clone(),
+                            subject: subject.clone(),
+                            day: name.clone(),
+                            calls: i64::try_from(calls).unwrap_or(i64::MAX),
+                        });
+                    }
                 }
             }
-            counts.retain(|day, clients| *day >= today || clients.values().any(|c| c.pending > 0));
+            counts.retain(|day, clients| {
+                *day >= today
+                    || clients
+                        .values()
+                        .any(|subjects| subjects.values().any(|c| c.pending > 0))
+            });
             taken
         };
         let totals = match crate::store::usage::add(store, &taken).await {
@@ -116,6 +132,8 @@ impl Usage {
                         .entry(*day)
                         .or_default()
                         .entry(t.client_id.clone())
+                        .or_default()
+                        .entry(t.subject.clone())
                         .or_default();
                     let calls = u64::try_from(t.calls).unwrap_or(0);
                     count.pending += calls;
@@ -130,6 +148,7 @@ impl Usage {
                 .get(&total.day)
                 .and_then(|day| counts.get_mut(day))
                 .and_then(|clients| clients.get_mut(&total.client_id))
+                .and_then(|subjects| subjects.get_mut(&total.subject))
             {
                 count.stored = u64::try_from(total.calls).unwrap_or(0);
             }

@@ -103,18 +103,29 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
                 description: e.to_string(),
                 scope: None,
             })?;
-        let key = match state.config.rate_limit_api_key {
-            ApiLimitKey::Client => &claims.client_id,
-            ApiLimitKey::Token => &claims.jti,
+        // A user's token counts for that user of the client; a client-credentials token
+        // (its subject is the client) for the client.
+        let acts_for_user = claims.sub != claims.client_id;
+        let key: std::borrow::Cow<'_, str> = match state.config.rate_limit_api_key {
+            ApiLimitKey::Subject if acts_for_user => {
+                format!("{} {}", claims.client_id, claims.sub).into()
+            }
+            ApiLimitKey::Subject | ApiLimitKey::Client => claims.client_id.as_str().into(),
+            ApiLimitKey::Token => claims.jti.as_str().into(),
         };
-        if let Some(decision) = state.limiter.check(Policy::Api, key).await
+        if let Some(decision) = state.limiter.check(Policy::Api, &key).await
             && decision.refused()
         {
             return Err(ApiError::rate_limited(&decision));
         }
         let limit = state.config.api_daily_limit;
         let now = state.clock.unix();
-        match state.usage.count(&claims.client_id, now, limit) {
+        let subject = match state.config.rate_limit_api_key {
+            ApiLimitKey::Client => "",
+            _ if acts_for_user => claims.sub.as_str(),
+            _ => "",
+        };
+        match state.usage.count(&claims.client_id, subject, now, limit) {
             Ok(used) => ratelimit::record_usage(DailyUsage {
                 used,
                 limit,

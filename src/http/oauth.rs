@@ -50,6 +50,12 @@ impl FromRequest<AppState> for OAuthRequest {
             ));
         }
         let basic = basic_credentials(request.headers())?;
+        let address = crate::ratelimit::address_bucket(&super::ratelimit::client_address(
+            request.headers(),
+            request.extensions(),
+            &state.config.trusted_proxies,
+        ))
+        .into_owned();
         let origin = request
             .headers()
             .get(header::ORIGIN)
@@ -71,6 +77,7 @@ impl FromRequest<AppState> for OAuthRequest {
             assertion_type: params.get("client_assertion_type").map(str::to_owned),
             assertion: params.get("client_assertion").map(str::to_owned),
             origin,
+            address,
         };
         Ok(Self { params, presented })
     }
@@ -216,7 +223,7 @@ pub async fn device_authorization(
     crate::oauth::token::within_limit(
         &state,
         crate::ratelimit::Policy::DeviceClient,
-        client.client_id.as_str(),
+        &crate::ratelimit::client_key(&client, &request.presented.address),
     )
     .await?;
     let answer = crate::oauth::device::start(&state, &client, &request.params).await?;

@@ -45,6 +45,10 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             request.extensions(),
             &state.config.trusted_proxies,
         );
+        let address = match crate::ratelimit::address_bucket(&address) {
+            std::borrow::Cow::Owned(bucket) => bucket,
+            std::borrow::Cow::Borrowed(_) => address,
+        };
         (policy, address, deferred)
     });
     let (response, report) = ratelimit::reporting(async {

@@ -32,6 +32,8 @@ pub struct Presented {
     pub assertion: Option<String>,
     /// The browser origin the request came from (`Origin` header), if any.
     pub origin: Option<String>,
+    /// The caller's address as rate limits count it ([`crate::ratelimit::address_bucket`]).
+    pub address: String,
 }
 
 fn invalid_client(description: impl Into<String>) -> OAuthError {

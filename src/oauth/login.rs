@@ -47,7 +47,7 @@ fn account_key(username: &str) -> String {
 }
 
 fn address_key(address: &str) -> String {
-    format!("addr:{address}")
+    format!("addr:{}", crate::ratelimit::address_bucket(address))
 }
 
 /// Checks `username` and `password` from `address`.

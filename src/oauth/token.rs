@@ -48,7 +48,12 @@ pub async fn exchange(
     } else {
         client_auth::authenticate(state, presented).await?
     };
-    within_limit(state, Policy::TokenClient, client.client_id.as_str()).await?;
+    within_limit(
+        state,
+        Policy::TokenClient,
+        &crate::ratelimit::client_key(&client, &presented.address),
+    )
+    .await?;
     // A browser app may call from its own registered origins only (this server's own
     // pages, such as /docs, are same-origin).
     if let Some(origin) = &presented.origin

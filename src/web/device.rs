@@ -96,7 +96,10 @@ fn guess_keys(state: &AppState, jar: &CookieJar, address: &str) -> [String; 2] {
         .unwrap_or_default();
     [
         format!("activate-browser:{browser}"),
-        format!("activate-addr:{address}"),
+        format!(
+            "activate-addr:{}",
+            crate::ratelimit::address_bucket(address)
+        ),
     ]
 }
 

@@ -639,3 +639,49 @@ on_both_backends! {
         app.stop().await;
     }
 }
+
+on_both_backends! {
+    async fn strangers_cannot_spend_an_apps_limits(backend: Backend) {
+        let app = TestApp::spawn_with(backend, |c| {
+            c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+            c.rate_limit_token_per_client = 3;
+            c.rate_limit_api = 2;
+            c.api_daily_limit = 4;
+        }).await;
+        let public = crate::flow::public_client(&app, REDIRECT).await;
+        let attempt = |from: &'static str| {
+            let request = app.http.post(app.url("/oauth2/token")).header("x-forwarded-for", from)
+                .form(&[("grant_type", "refresh_token"), ("client_id", public.as_str()), ("refresh_token", "guess")]);
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        // A public app's limit counts per address (an IPv6 address per /64): a stranger
+        // spends only its own share.
+        for _ in 0..3 {
+            assert_eq!(attempt("2001:db8:1:2::1").await, 400);
+        }
+        assert_eq!(attempt("2001:db8:1:2::ffff").await, 429, "the same /64");
+        assert_eq!(attempt("2001:db8:1:3::1").await, 400, "another /64");
+        assert_eq!(attempt("203.0.113.7").await, 400, "another address");
+        // A confidential client's limit is its own, wherever it calls from.
+        let (svc, secret) = app.service_client(&["api"]).await;
+        for (n, from) in ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"].into_iter().enumerate() {
+            let res = app.http.post(app.url("/oauth2/token")).header("x-forwarded-for", from).basic_auth(&svc, Some(&secret))
+                .form(&[("grant_type", "client_credentials")]).send().await.unwrap();
+            assert_eq!(res.status().as_u16(), if n < 3 { 200 } else { 429 }, "{from}");
+        }
+
+        // The API limit and daily cap count one user of an app apart from its others.
+        user(&app, "ada").await;
+        user(&app, "bob").await;
+        let ada = user_token(&app, &public, REDIRECT, "ada", "api").await;
+        let bob = user_token(&app, &public, REDIRECT, "bob", "api").await;
+        for _ in 0..2 {
+            assert_eq!(app.get_bearer("/api/v1/me", &ada).await.status(), 200);
+        }
+        assert_eq!(app.get_bearer("/api/v1/me", &ada).await.status(), 429);
+        let res = app.get_bearer("/api/v1/me", &bob).await;
+        assert_eq!(res.status(), 200, "ada's calls do not spend bob's limit");
+        assert_eq!(res.headers()["gatehouse-limit-info"], "api-usage=1/4");
+        app.stop().await;
+    }
+}
