@@ -512,6 +512,23 @@ async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Failure> {
     }
 }
 
+/// Records a change the CLI made in the audit log (actor `cli`).
+async fn record(
+    store: &Store,
+    clock: &SystemClock,
+    event: crate::audit::Event,
+) -> Result<(), Failure> {
+    let event = event.actor("cli".to_owned());
+    crate::audit::record_now(store, crate::clock::Clock::unix(clock), event)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))
+}
+
+/// Prints `value` as one JSON object.
+fn print_serialized(value: &impl serde::Serialize) -> Result<(), Failure> {
+    print_json(&serde_json::to_value(value).map_err(|e| Failure::Runtime(e.to_string()))?)
+}
+
 async fn keys_command(cmd: KeysCommand, config: &Config, store: &Store) -> Result<(), Failure> {
     let clock = SystemClock;
     let failed = |e: crate::oauth::keys::KeyError| Failure::Runtime(e.to_string());
@@ -538,19 +555,9 @@ async fn keys_command(cmd: KeysCommand, config: &Config, store: &Store) -> Resul
                     }
                     other => other.map_err(failed)?,
                 };
-            let mut event = crate::audit::Event::new("key.revoked")
-                .actor("cli".to_owned())
-                .detail("kid", args.kid.clone());
-            if let Some(next) = &revoked.successor {
-                event = event.detail("successor", next.kid.clone());
-            }
-            crate::audit::record_now(store, crate::clock::Clock::unix(&clock), event)
-                .await
-                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            record(store, &clock, revoked.audit_event()).await?;
             if args.out.json {
-                return print_json(
-                    &serde_json::to_value(&revoked).map_err(|e| Failure::Runtime(e.to_string()))?,
-                );
+                return print_serialized(&revoked);
             }
             match &revoked.successor {
                 Some(next) => println!(
@@ -571,16 +578,11 @@ async fn keys_command(cmd: KeysCommand, config: &Config, store: &Store) -> Resul
                 .await
                 .map_err(failed)?;
             let event = crate::audit::Event::new("key.rotated")
-                .actor("cli".to_owned())
                 .detail("kid", key.kid.clone())
                 .detail("immediately", args.immediately);
-            crate::audit::record_now(store, crate::clock::Clock::unix(&clock), event)
-                .await
-                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            record(store, &clock, event).await?;
             if args.out.json {
-                return print_json(
-                    &serde_json::to_value(&key).map_err(|e| Failure::Runtime(e.to_string()))?,
-                );
+                return print_serialized(&key);
             }
             println!(
                 "new key {} ({}): {}, signs from {}",

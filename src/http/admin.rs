@@ -547,10 +547,7 @@ pub async fn revoke_key(
     )
     .await?;
     ring.refresh(&state.store).await?;
-    let mut event = by(&admin, "key.revoked").detail("kid", kid);
-    if let Some(next) = &revoked.successor {
-        event = event.detail("successor", next.kid.clone());
-    }
+    let event = revoked.audit_event().actor(token_actor(&admin.claims));
     state.audit.record(event).await;
     Ok(Json(revoked))
 }

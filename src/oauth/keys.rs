@@ -472,6 +472,17 @@ pub struct Revoked {
     pub successor: Option<KeyInfo>,
 }
 
+impl Revoked {
+    /// The audit event of the revocation (the caller adds the actor).
+    pub fn audit_event(&self) -> crate::audit::Event {
+        let event = crate::audit::Event::new("key.revoked").detail("kid", self.revoked.clone());
+        match &self.successor {
+            Some(next) => event.detail("successor", next.kid.clone()),
+            None => event,
+        }
+    }
+}
+
 /// Revokes a compromised key: it is deleted, so it leaves JWKS and verification (on every
 /// replica at its next key-ring refresh, within a sync interval) and every token it
 /// signed stops verifying. When no other key signs from now on (it was the active key, or

@@ -9,7 +9,7 @@ use crate::support::{TestApp, on_both_backends, query_count};
 const REDIRECT: &str = "https://app.example/cb";
 
 /// A public app that may ask for the case scopes.
-async fn cases_app(app: &TestApp) -> String {
+pub async fn cases_app(app: &TestApp) -> String {
     app.register(gatehouse::oauth::clients::NewClient {
         name: "Field Service".to_owned(),
         client_type: "public".to_owned(),

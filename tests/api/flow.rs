@@ -149,6 +149,45 @@ impl<'a> Browser<'a> {
         .await
     }
 
+    /// Approves the device authorization `user_code` on /activate as `username`, signing
+    /// in when asked.
+    pub async fn approve_device(&self, user_code: &str, username: &str) {
+        let page = self.get("/activate").await.text().await.unwrap();
+        let csrf = input_value(&page, "csrf_token").unwrap();
+        let res = self
+            .post(
+                "/activate",
+                &[("user_code", user_code), ("csrf_token", &csrf)],
+            )
+            .await;
+        if res.status().is_redirection() {
+            let signed_in = self.sign_in(&location(&res), username, PASSWORD).await;
+            assert!(
+                signed_in.status().is_redirection(),
+                "{}",
+                signed_in.status()
+            );
+        }
+        let page = self.get("/activate").await.text().await.unwrap();
+        let csrf = input_value(&page, "csrf_token").unwrap();
+        let confirm = self
+            .post(
+                "/activate",
+                &[("user_code", user_code), ("csrf_token", &csrf)],
+            )
+            .await;
+        assert_eq!(confirm.status(), 200);
+        let csrf = input_value(&confirm.text().await.unwrap(), "csrf_token").unwrap();
+        let form = [
+            ("user_code", user_code),
+            ("csrf_token", csrf.as_str()),
+            ("decision", "approve"),
+        ];
+        let done = self.post("/activate", &form).await;
+        assert_eq!(done.status(), 200);
+        assert!(done.text().await.unwrap().contains("Device connected"));
+    }
+
     /// Follows the whole flow from `authorize` as `username`, approving consent when asked;
     /// returns the final redirect's URL (to the client).
     pub async fn authorize(&self, authorize: &str, username: &str) -> url::Url {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::flow::{self, Browser, input_value};
+use crate::flow::{self, Browser};
 use crate::support::{
     Backend, ServerProcess, TestApp, TestDb, eventually, kids, manifest_path, postgres_available,
     redis_prefix, redis_url, require_all,
@@ -272,29 +272,7 @@ async fn a_device_approved_on_one_replica_is_polled_on_the_other() {
     let browser = Browser::new(&b);
     let signed_in = browser.sign_in("/login", "ada", flow::PASSWORD).await;
     assert!(signed_in.status().as_u16() < 400, "{}", signed_in.status());
-    let page = browser.get("/activate").await.text().await.unwrap();
-    let csrf = input_value(&page, "csrf_token").unwrap();
-    let confirm = browser
-        .post(
-            "/activate",
-            &[("user_code", user_code), ("csrf_token", &csrf)],
-        )
-        .await
-        .text()
-        .await
-        .unwrap();
-    let csrf = input_value(&confirm, "csrf_token").unwrap();
-    let done = browser
-        .post(
-            "/activate",
-            &[
-                ("user_code", user_code),
-                ("csrf_token", &csrf),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
-    assert_eq!(done.status(), 200);
+    browser.approve_device(user_code, "ada").await;
 
     // A hands the tokens out once; B knows they were.
     tokio::time::sleep(Duration::from_millis(1100)).await;

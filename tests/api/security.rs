@@ -10,51 +10,6 @@ use crate::support::{Backend, ServerProcess, TestApp, cli, execute_sql, on_both_
 const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-/// Approves the device authorization `user_code` on /activate over plain HTTP as
-/// `username`, signing in when asked.
-pub async fn approve_device(browser: &Browser<'_>, user_code: &str, username: &str) {
-    let page = browser.get("/activate").await.text().await.unwrap();
-    let csrf = input_value(&page, "csrf_token").unwrap();
-    let res = browser
-        .post(
-            "/activate",
-            &[("user_code", user_code), ("csrf_token", &csrf)],
-        )
-        .await;
-    if res.status().is_redirection() {
-        let login = location(&res);
-        let signed_in = browser.sign_in(&login, username, PASSWORD).await;
-        assert!(
-            signed_in.status().is_redirection(),
-            "{}",
-            signed_in.status()
-        );
-    }
-    let page = browser.get("/activate").await.text().await.unwrap();
-    let csrf = input_value(&page, "csrf_token").unwrap();
-    let confirm = browser
-        .post(
-            "/activate",
-            &[("user_code", user_code), ("csrf_token", &csrf)],
-        )
-        .await;
-    assert_eq!(confirm.status(), 200);
-    let html = confirm.text().await.unwrap();
-    let csrf = input_value(&html, "csrf_token").unwrap();
-    let done = browser
-        .post(
-            "/activate",
-            &[
-                ("user_code", user_code),
-                ("csrf_token", &csrf),
-                ("decision", "approve"),
-            ],
-        )
-        .await;
-    assert_eq!(done.status(), 200);
-    assert!(done.text().await.unwrap().contains("Device connected"));
-}
-
 /// Starts a device authorization for `client` (with `scope`, if any), has `username`
 /// approve it and polls once: the token response.
 async fn device_tokens(app: &TestApp, client: &str, scope: Option<&str>, username: &str) -> Value {
@@ -70,7 +25,7 @@ async fn device_tokens(app: &TestApp, client: &str, scope: Option<&str>, usernam
     let user_code = codes["user_code"]
         .as_str()
         .unwrap_or_else(|| panic!("{codes}"));
-    approve_device(&Browser::new(app), user_code, username).await;
+    Browser::new(app).approve_device(user_code, username).await;
     let form = [
         ("grant_type", DEVICE),
         ("client_id", client),
@@ -167,20 +122,7 @@ on_both_backends! {
     }
 }
 
-/// A public app registered for the case scopes, redirecting to `REDIRECT`.
-async fn cases_app(app: &TestApp) -> String {
-    app.register(gatehouse::oauth::clients::NewClient {
-        name: "Field Service".to_owned(),
-        client_type: "public".to_owned(),
-        redirect_uris: vec![REDIRECT.to_owned()],
-        scopes: ["openid", "api", "cases.read", "cases.write"]
-            .map(String::from)
-            .to_vec(),
-        ..Default::default()
-    })
-    .await
-    .0
-}
+use crate::cases::cases_app;
 
 const REDIRECT: &str = "https://app.example/cb";
 
