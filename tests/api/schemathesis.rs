@@ -30,7 +30,7 @@ on_both_backends!(
             return;
         };
         let app = TestApp::spawn(backend).await;
-        let scopes = ["api", "cases.read", "cases.write", "admin"];
+        let scopes = ["api", "cases.read", "cases.write", "grants", "admin"];
         let (id, secret) = app.service_client(&scopes).await;
         let token = app
             .access_token(&id, &secret, Some(&scopes.join(" ")))
