@@ -120,11 +120,8 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
         }
         let limit = state.config.api_daily_limit;
         let now = state.clock.unix();
-        let subject = match state.config.rate_limit_api_key {
-            ApiLimitKey::Client => "",
-            _ if acts_for_user => claims.sub.as_str(),
-            _ => "",
-        };
+        let per_user = acts_for_user && state.config.rate_limit_api_key != ApiLimitKey::Client;
+        let subject = if per_user { claims.sub.as_str() } else { "" };
         match state.usage.count(&claims.client_id, subject, now, limit) {
             Ok(used) => ratelimit::record_usage(DailyUsage {
                 used,

@@ -66,7 +66,7 @@ pub async fn authenticate(
     }
     // The attempt is counted before the password is checked, so that concurrent attempts
     // (on any replica) each take a place: past the limit, nothing is verified.
-    let counted = count_failure(
+    let counted = count_attempt(
         state,
         &[
             (&account, config.login_lock_after),
@@ -147,7 +147,7 @@ pub struct Counted {
 
 /// Counts one attempt (a failure until refunded) for each key, each locking at its own
 /// limit within `login_window_secs` for `login_lock_secs`.
-pub async fn count_failure(
+pub async fn count_attempt(
     state: &AppState,
     keys: &[(&str, i64)],
     now: i64,

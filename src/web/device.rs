@@ -157,7 +157,7 @@ pub async fn activate_submit(
         (keys[0].as_str(), config.activate_guesses),
         (keys[1].as_str(), config.activate_guesses_per_address),
     ];
-    let counted = match login::count_failure(&state, &limits, now).await {
+    let counted = match login::count_attempt(&state, &limits, now).await {
         Ok(counted) => counted,
         Err(e) => return unavailable(e),
     };
