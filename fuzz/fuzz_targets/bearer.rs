@@ -18,11 +18,17 @@ fuzz_target!(|data: &[u8]| {
         };
         for path in ["/api/v1/me", "/oauth2/userinfo", "/api/v1/cases"] {
             let mut request = Request::get(path).body(Body::empty()).unwrap_or_default();
-            request.headers_mut().insert(header::AUTHORIZATION, value.clone());
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, value.clone());
             h.check(request);
         }
     }
     let basic = h.basic();
     let form = format!("token={}", encode(&jwt));
-    h.check(form_post("/oauth2/introspect", Some(basic.as_bytes()), form.into_bytes()));
+    h.check(form_post(
+        "/oauth2/introspect",
+        Some(basic.as_bytes()),
+        form.into_bytes(),
+    ));
 });

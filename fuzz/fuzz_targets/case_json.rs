@@ -19,6 +19,12 @@ fuzz_target!(|data: &[u8]| {
             .unwrap_or_default()
     };
     h.check(request("POST", "/api/v1/cases"));
-    h.check(request("PATCH", "/api/v1/cases/00000000-0000-7000-8000-000000000000"));
-    h.check(request("POST", "/api/v1/cases/00000000-0000-7000-8000-000000000000/line-items"));
+    h.check(request(
+        "PATCH",
+        "/api/v1/cases/00000000-0000-7000-8000-000000000000",
+    ));
+    h.check(request(
+        "POST",
+        "/api/v1/cases/00000000-0000-7000-8000-000000000000/line-items",
+    ));
 });

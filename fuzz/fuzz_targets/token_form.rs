@@ -12,7 +12,15 @@ fuzz_target!(|data: &[u8]| {
         None => (None, data),
     };
     h.check(form_post("/oauth2/token", authorization, body.to_vec()));
-    h.check(form_post("/oauth2/device_authorization", authorization, body.to_vec()));
-    h.check(form_post("/oauth2/introspect", authorization, body.to_vec()));
+    h.check(form_post(
+        "/oauth2/device_authorization",
+        authorization,
+        body.to_vec(),
+    ));
+    h.check(form_post(
+        "/oauth2/introspect",
+        authorization,
+        body.to_vec(),
+    ));
     h.check(form_post("/oauth2/revoke", authorization, body.to_vec()));
 });

@@ -42,7 +42,11 @@ impl Harness {
         let dir = tempfile::tempdir()?;
         let config = gatehouse::config::Config {
             database_url: format!("sqlite://{}", dir.path().join("fuzz.db").display()),
-            master_key: Some(base64::engine::general_purpose::STANDARD.encode([7u8; 32]).into()),
+            master_key: Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode([7u8; 32])
+                    .into(),
+            ),
             demo: false,
             log: "off".to_owned(),
             mail_dir: dir.path().join("mail"),
@@ -59,17 +63,23 @@ impl Harness {
         let (app, service, partner) = runtime.block_on(async {
             let app = gatehouse::App::build(config).await?;
             let state = app.state();
-            let new = |name: &str, grant: &str, auth: Option<&str>| gatehouse::oauth::clients::NewClient {
-                name: name.to_owned(),
-                client_type: "confidential".to_owned(),
-                grant_types: vec![grant.to_owned()],
-                scopes: ["api", "cases.read", "cases.write"].map(str::to_owned).to_vec(),
-                auth_method: auth.map(str::to_owned),
-                ..Default::default()
+            let new = |name: &str, grant: &str, auth: Option<&str>| {
+                gatehouse::oauth::clients::NewClient {
+                    name: name.to_owned(),
+                    client_type: "confidential".to_owned(),
+                    grant_types: vec![grant.to_owned()],
+                    scopes: ["api", "cases.read", "cases.write"]
+                        .map(str::to_owned)
+                        .to_vec(),
+                    auth_method: auth.map(str::to_owned),
+                    ..Default::default()
+                }
             };
             let mut service = new("fuzz", "client_credentials", None);
             service.scopes.push("admin".to_owned());
-            let service = gatehouse::oauth::clients::create(&state.store, state.clock.as_ref(), service).await?;
+            let service =
+                gatehouse::oauth::clients::create(&state.store, state.clock.as_ref(), service)
+                    .await?;
             let partner = gatehouse::oauth::clients::create(
                 &state.store,
                 state.clock.as_ref(),
@@ -80,7 +90,10 @@ impl Harness {
                 app,
                 (
                     service.client.client_id.to_string(),
-                    service.secret.map(|s| s.expose_secret().to_owned()).unwrap_or_default(),
+                    service
+                        .secret
+                        .map(|s| s.expose_secret().to_owned())
+                        .unwrap_or_default(),
                 ),
                 partner.client.client_id.to_string(),
             ))
@@ -105,7 +118,10 @@ impl Harness {
             return Err(format!("no token: {status} {}", String::from_utf8_lossy(&body)).into());
         }
         let answer: serde_json::Value = serde_json::from_slice(&body)?;
-        harness.token = answer["access_token"].as_str().unwrap_or_default().to_owned();
+        harness.token = answer["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         Ok(harness)
     }
 
@@ -113,7 +129,10 @@ impl Harness {
     pub fn basic(&self) -> String {
         let (id, secret) = &self.service;
         let pair = format!("{id}:{secret}");
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
     }
 
     /// Sends `request` through the router: its status and body.
