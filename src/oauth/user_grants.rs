@@ -64,14 +64,16 @@ pub async fn revoke(state: &AppState, user_id: &str, client_id: &str) -> Result<
     }
     tx.commit().await?;
     note_revoked(state, &revoked);
+    // Logged only when the client held something: `client_id` is then a real one, never
+    // text a caller made up.
     if had_anything {
         state.tokens.cutoffs.insert(&cutoff);
+        tracing::info!(
+            user_id,
+            client_id,
+            families = families.len(),
+            "grant withdrawn"
+        );
     }
-    tracing::info!(
-        user_id,
-        client_id,
-        families = families.len(),
-        "grant withdrawn"
-    );
     Ok(had_anything)
 }
