@@ -51,6 +51,8 @@ impl Harness {
             log: "off".to_owned(),
             mail_dir: dir.path().join("mail"),
             mail_daily_limit: 0,
+            // The targets' token must outlive a long run.
+            access_token_ttl_secs: 3600,
             rate_limit_token_per_client: 0,
             rate_limit_token_per_address: 0,
             rate_limit_device_per_client: 0,
