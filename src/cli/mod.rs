@@ -79,7 +79,8 @@ enum ClientCommand {
 struct RemoveKey {
     /// The client's id
     client_id: String,
-    /// The key's id
+    /// The key's id (a base64url kid may start with `-`)
+    #[arg(allow_hyphen_values = true)]
     kid: String,
     #[command(flatten)]
     out: JsonFlag,
@@ -116,7 +117,8 @@ enum KeysCommand {
 
 #[derive(Debug, Args)]
 struct RevokeKey {
-    /// The key id (see `keys list`)
+    /// The key id (see `keys list`; a base64url kid may start with `-`)
+    #[arg(allow_hyphen_values = true)]
     kid: String,
     #[command(flatten)]
     out: JsonFlag,

@@ -316,6 +316,11 @@ on_both_backends! {
         assert!(answers(&a, &fresh, 401).await && answers(&b, &fresh, 401).await);
         assert!(crate::support::eventually(2, || async { (crate::support::kids(&b).await == [third.clone()]).then_some(()) }).await.is_some());
         assert_eq!(cli(&a.db, &["keys", "revoke", "no-such-kid"], None).await.code, 2);
+        // A base64url kid may start with `-`: it is still the kid, not an option.
+        let out = cli(&a.db, &["keys", "revoke", "-no-such-kid"], None).await;
+        assert!(out.code == 2 && out.stderr.contains("no signing key -no-such-kid"), "{}", out.stderr);
+        let out = cli(&a.db, &["client", "remove-key", &id, "-no-such-kid"], None).await;
+        assert!(out.stderr.contains("-no-such-kid") && !out.stderr.contains("unexpected argument"), "{}", out.stderr);
         let admin = a.access_token(&id, &secret, Some("admin")).await;
         let res = a.http.delete(a.url("/admin/v1/keys/no-such-kid")).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(res.status(), 404);
