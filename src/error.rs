@@ -31,6 +31,15 @@ impl FieldError {
         }
     }
 
+    /// `out_of_range`: "must be between `min` and `max`".
+    pub fn out_of_range(field: impl Into<String>, min: i64, max: i64) -> Self {
+        Self::new(
+            field,
+            "out_of_range",
+            format!("must be between {min} and {max}"),
+        )
+    }
+
     /// `value` of `field` as Unix seconds, or the error that it is not an RFC 3339
     /// instant; `None` (and no error) when the field is absent.
     pub fn instant(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) -> Option<i64> {
@@ -161,7 +170,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// 403 `insufficient_scope`: the token lacks every one of `needed`.
-    pub fn insufficient_scope(needed: &[crate::oauth::model::Scope]) -> Self {
+    pub fn insufficient_scope(needed: &[crate::model::Scope]) -> Self {
         let needed: Vec<&str> = needed.iter().map(|s| s.as_str()).collect();
         ApiError::Bearer {
             status: StatusCode::FORBIDDEN,
@@ -177,6 +186,7 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             crate::store::StoreError::NotFound => ApiError::NotFound,
             crate::store::StoreError::Conflict(what) => ApiError::Conflict(what),
+            crate::store::StoreError::ClaimLapsed => ApiError::IdempotencyKeyInFlight,
             other => ApiError::Internal(other.into()),
         }
     }

@@ -1,22 +1,23 @@
 //! Gatehouse: an OAuth 2.0 / OpenID Connect authorization server and the resource API it
 //! protects, in one binary. `Config -> AppState -> Router`; [`App`] ties them together.
 
-pub mod api;
 pub mod audit;
+pub mod cases;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod fields;
 pub mod http;
 pub mod mail;
+pub mod model;
 pub mod oauth;
+pub mod paging;
 pub mod ratelimit;
 pub mod seed;
-pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod usage;
-pub mod web;
 
 use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
@@ -26,14 +27,27 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::http::state::{AppState, Inner};
 use crate::oauth::keys::{self, KeyRing, MasterKey};
 use crate::oauth::password::Passwords;
 use crate::oauth::tokens::Tokens;
-use crate::state::{AppState, Inner};
 use crate::store::Store;
+
+/// Every route of the public listener, each surface's router merged here and nowhere
+/// else. The OpenAPI document is generated from this same value, so a documented route
+/// cannot exist without its documentation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(http::docs::base())
+        .merge(http::health::router())
+        .merge(http::oauth::router())
+        .merge(http::web::router())
+        .merge(http::api::router())
+        .merge(http::admin::router())
+}
 
 /// A built application: connected, migrated and seeded, ready to serve.
 pub struct App {
@@ -69,19 +83,13 @@ impl App {
         );
         tokens.revoked.sync(&store, clock.unix()).await?;
         tokens.cutoffs.sync(&store, clock.unix()).await?;
-        let clients = synced_cache(config.sync_interval_ms);
-        let client_keys = synced_cache(config.sync_interval_ms);
+        let clients = oauth::ClientCache::new(config.sync_interval_ms);
         let assertions = store::revocations::AssertionQueue::spawn(&store);
-        let device_polls = moka::sync::Cache::builder()
-            .max_capacity(1_000_000)
-            .time_to_live(Duration::from_secs(
-                u64::try_from(config.device_code_ttl_secs).unwrap_or(600) + 60,
-            ))
-            .build();
+        let device_polls = oauth::device_polls(config.device_code_ttl_secs);
         let metrics = telemetry::metrics_handle();
         let refresh = store::grants::RefreshQueue::spawn(&store);
-        let cases = api::cases::CreateQueue::spawn(&store);
-        let mailer = mail::Mailer::from_config(&config, &state::mail_domain(&issuer))?;
+        let cases = cases::CreateQueue::spawn(&store);
+        let mailer = mail::Mailer::from_config(&config, &mail::domain_of(&issuer))?;
         let limiter = ratelimit::Limiter::from_config(&config)?;
         let audit = audit::Audit::spawn(&store, clock.clone());
         let state = AppState::new(Inner {
@@ -100,7 +108,6 @@ impl App {
             metrics,
             tokens,
             clients,
-            client_keys,
             device_polls,
             assertions,
             csrf_key,
@@ -135,7 +142,10 @@ impl App {
         tokio::spawn(sync_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(maintenance_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(metrics_upkeep_loop(self.state.clone(), stopping.clone()));
-        let dispatcher = tokio::spawn(mail::run(self.state.clone(), stopping.clone()));
+        let dispatcher = {
+            let (state, stop) = (self.state.clone(), stopping.clone());
+            tokio::spawn(async move { mail::run(state.mail(), stop).await })
+        };
         let trigger = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -235,18 +245,6 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Every minute: rotate the signing key when it is due, drop expired keys, revocations
 /// and used assertion ids.
-/// A cache of rows that another replica may change: entries live one sync interval.
-fn synced_cache<K, V>(sync_interval_ms: u64) -> moka::sync::Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    moka::sync::Cache::builder()
-        .max_capacity(10_000)
-        .time_to_live(Duration::from_millis(sync_interval_ms))
-        .build()
-}
-
 async fn maintenance_loop(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -108,14 +108,14 @@ pub fn address_bucket(address: &str) -> std::borrow::Cow<'_, str> {
 /// public client, whose `client_id` is no secret, the id and the caller's address bucket,
 /// so that nobody can spend the app's quota for its other users.
 pub fn client_key<'a>(
-    client: &'a crate::oauth::clients::Client,
+    client: &'a crate::model::Client,
     address: &str,
 ) -> std::borrow::Cow<'a, str> {
     match client.client_type {
-        crate::oauth::model::ClientType::Public => {
+        crate::model::ClientType::Public => {
             std::borrow::Cow::Owned(format!("{}@{address}", client.client_id))
         }
-        crate::oauth::model::ClientType::Confidential => {
+        crate::model::ClientType::Confidential => {
             std::borrow::Cow::Borrowed(client.client_id.as_str())
         }
     }

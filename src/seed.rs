@@ -3,13 +3,12 @@
 use secrecy::ExposeSecret as _;
 
 use crate::config::Mode;
-use crate::oauth::clients::{self, Client};
-use crate::oauth::model::{
-    AuthMethod, ClientId, ClientType, GrantType, RedirectUri, Scope, ScopeSet,
-};
+use crate::http::state::AppState;
+use crate::model::Client;
+use crate::model::{AuthMethod, ClientId, ClientType, GrantType, RedirectUri, Scope, ScopeSet};
+use crate::oauth::clients;
 use crate::oauth::users::{self, NewUser};
 use crate::oauth::{RegistryError, secret};
-use crate::state::AppState;
 use crate::store;
 
 /// The demo client's fixed id.

@@ -7,8 +7,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 use super::Failure;
-use crate::oauth::clients::Client;
-use crate::oauth::users::User;
+use crate::model::Client;
+use crate::model::User;
 
 pub(super) fn read_password(
     from_stdin: bool,

@@ -9,8 +9,8 @@ use utoipa::openapi::security::{
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::oauth::model::Scope;
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::model::Scope;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -112,7 +112,7 @@ pub fn base() -> Spec {
 
 /// The generated document, as served at /openapi.json and committed as openapi/openapi.json.
 pub fn spec() -> Spec {
-    complete(crate::http::api_routes().split_for_parts().1)
+    complete(crate::routes().split_for_parts().1)
 }
 
 /// Finishes the document the routes generated: adds the management listener's routes,

@@ -68,16 +68,17 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resu
         ));
     }
     let mut json = serde_json::Deserializer::from_slice(body);
-    let Object(value) = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_data() {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::Validation(vec![FieldError::new(field, "invalid", inner.to_string())])
-        } else {
-            ApiError::BadRequest(format!("malformed JSON: {inner}"))
-        }
-    })?;
+    let crate::model::json::Object(value) =
+        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_data() {
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::Validation(vec![FieldError::new(field, "invalid", inner.to_string())])
+            } else {
+                ApiError::BadRequest(format!("malformed JSON: {inner}"))
+            }
+        })?;
     json.end()
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     Ok(value)
@@ -95,61 +96,4 @@ fn is_json(headers: &HeaderMap) -> bool {
     };
     mime.type_() == "application"
         && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
-}
-
-/// A JSON object deserialized as `T`, and only an object: serde's derive also fills a
-/// struct from an array, field by field in order, which the documented schema does not
-/// allow. The fields are read from the original map, so error paths stay whole.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Object<T>(pub T);
-
-impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit<T>(std::marker::PhantomData<T>);
-
-        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
-            type Value = T;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-            }
-        }
-
-        deserializer
-            .deserialize_map(Visit(std::marker::PhantomData))
-            .map(Object)
-    }
-}
-
-/// `#[serde(deserialize_with = "object")]`: a nested struct that must be a JSON object.
-pub fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    serde::Deserialize::deserialize(deserializer).map(|Object(value)| value)
-}
-
-/// As [`object`], for an optional field (`null` is none); pair it with `#[serde(default)]`.
-pub fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    let value: Option<Object<T>> = serde::Deserialize::deserialize(deserializer)?;
-    Ok(value.map(|Object(value)| value))
-}
-
-/// As [`object`], for an array of structs.
-pub fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    let values: Vec<Object<T>> = serde::Deserialize::deserialize(deserializer)?;
-    Ok(values.into_iter().map(|Object(value)| value).collect())
 }

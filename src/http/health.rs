@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::Problem;
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// How long readiness waits for the database before it says no.
 const READINESS_DEADLINE: Duration = Duration::from_secs(2);
@@ -69,4 +69,11 @@ pub async fn get_metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// The health checks on the public listener (metrics only on the management listener).
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(get_health))
+        .routes(utoipa_axum::routes!(get_readiness))
 }

@@ -1,13 +1,17 @@
 //! Routers and the middleware stack. Handlers only parse, call the domain and shape answers.
 
 pub mod admin;
+pub mod api;
 pub mod cors;
 pub mod docs;
 pub mod extract;
+pub mod guard;
 pub mod health;
 pub mod oauth;
 pub mod observe;
 pub mod ratelimit;
+pub mod state;
+pub mod web;
 
 use std::any::Any;
 use std::time::Duration;
@@ -26,55 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::Problem;
-use crate::state::AppState;
-
-/// Every documented route. The OpenAPI document is generated from this same value, so a
-/// route cannot exist without its documentation.
-pub fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(docs::base())
-        .routes(routes!(health::get_health))
-        .routes(routes!(health::get_readiness))
-        .routes(routes!(crate::web::authorize::authorize))
-        .routes(routes!(oauth::issue_token))
-        .routes(routes!(oauth::device_authorization))
-        .routes(routes!(oauth::introspect_token))
-        .routes(routes!(oauth::revoke_token))
-        .routes(routes!(oauth::get_userinfo, oauth::post_userinfo))
-        .routes(routes!(oauth::get_jwks))
-        .routes(routes!(oauth::get_openid_configuration))
-        .routes(routes!(oauth::get_authorization_server_metadata))
-        .routes(routes!(crate::api::me::get_me))
-        .routes(routes!(
-            crate::api::cases::create_case,
-            crate::api::cases::list_cases
-        ))
-        .routes(routes!(
-            crate::api::cases::get_case,
-            crate::api::cases::update_case
-        ))
-        .routes(routes!(crate::api::cases::append_line_items))
-        .routes(routes!(crate::api::grants::list_my_grants))
-        .routes(routes!(crate::api::grants::revoke_my_grant))
-        .routes(routes!(admin::list_clients, admin::create_client))
-        .routes(routes!(admin::get_client))
-        .routes(routes!(admin::rotate_client_secret))
-        .routes(routes!(admin::disable_client))
-        .routes(routes!(admin::enable_client))
-        .routes(routes!(admin::add_client_key, admin::list_client_keys))
-        .routes(routes!(admin::add_client_jwks))
-        .routes(routes!(admin::remove_client_key))
-        .routes(routes!(admin::list_users, admin::create_user))
-        .routes(routes!(admin::get_user))
-        .routes(routes!(admin::list_user_grants))
-        .routes(routes!(admin::revoke_user_grant))
-        .routes(routes!(admin::disable_user))
-        .routes(routes!(admin::enable_user))
-        .routes(routes!(admin::list_keys))
-        .routes(routes!(admin::rotate_keys))
-        .routes(routes!(admin::revoke_key))
-        .routes(routes!(admin::list_audit_events))
-        .routes(routes!(admin::get_client_usage))
-}
+use crate::http::state::AppState;
 
 /// The documented routes only the management listener serves.
 pub fn management_routes() -> OpenApiRouter<AppState> {
@@ -96,7 +52,7 @@ pub fn management_router(state: AppState) -> Router {
 
 /// The complete application: routes, docs and the middleware stack.
 pub fn router(state: AppState) -> Router {
-    let (routes, spec) = api_routes().split_for_parts();
+    let (routes, spec) = crate::routes().split_for_parts();
     let limit = state.config.body_limit_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let observe_config = observe::ObserveConfig {
@@ -104,7 +60,6 @@ pub fn router(state: AppState) -> Router {
     };
     routes
         .merge(docs::swagger_ui(docs::complete(spec)))
-        .merge(crate::web::routes())
         .fallback(not_found)
         .layer(
             // Outermost first: every answer below, panics and timeouts included, passes

@@ -20,8 +20,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, OAuthError};
+use crate::http::state::AppState;
 use crate::ratelimit::{self, Decision, Outcome, Policy, Report};
-use crate::state::AppState;
 
 /// The per-address limit of each path that has one, and whether the endpoint goes on to
 /// count a per-client limit (then a shared address limit is counted with it, in one round
@@ -98,7 +98,7 @@ fn refusal(path: &str, decision: &Decision) -> Response {
                 ),
             ),
         };
-        crate::web::error_page(status, &text)
+        crate::http::web::error_page(status, &text)
     }
 }
 

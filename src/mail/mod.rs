@@ -19,9 +19,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 use secrecy::ExposeSecret as _;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::state::AppState;
-use crate::store::{self, StoreError, cases::CaseRecord, outbox::DueEmail};
+use crate::store::{self, Store, StoreError, cases::CaseRecord, outbox::DueEmail};
 
 /// Rows claimed per round when writing files.
 const FILE_BATCH: i64 = 200;
@@ -123,14 +123,14 @@ struct CaseMail<'a> {
 
 #[derive(Template)]
 #[template(
-    path = "mail/case_created.txt",
-    config = "src/web/askama.toml",
+    path = "case_created.txt",
+    config = "src/mail/askama.toml",
     escape = "none"
 )]
 struct CaseCreatedText<'a>(&'a CaseMail<'a>);
 
 #[derive(Template)]
-#[template(path = "mail/case_created.html", config = "src/web/askama.toml")]
+#[template(path = "case_created.html", config = "src/mail/askama.toml")]
 struct CaseCreatedHtml<'a>(&'a CaseMail<'a>);
 
 impl<'a> std::ops::Deref for CaseCreatedText<'a> {
@@ -237,23 +237,47 @@ pub fn retry_delay(base: i64, attempts: i64) -> i64 {
     half + rand::random_range(0..=full - half)
 }
 
+/// The domain of Message-IDs and of the default sender: the issuer's host (`localhost`
+/// if it has none).
+pub fn domain_of(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// What the dispatcher works with: borrowed parts of the running server.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The database (the outbox and the cases its email is about).
+    pub store: &'a Store,
+    /// The only source of wall time.
+    pub clock: &'a SharedClock,
+    /// Lease, retry and poll settings.
+    pub config: &'a Config,
+    /// Renders and delivers.
+    pub mailer: &'a Mailer,
+    /// Notified when this process queued email.
+    pub wakeup: &'a tokio::sync::Notify,
+}
+
 /// Claims due email and delivers it; returns how many rows were claimed.
-pub async fn dispatch_once(state: &AppState) -> Result<usize, StoreError> {
-    let now = state.clock.unix();
-    let batch = state.mailer.transport.batch();
-    let lease = state.config.mail_lease_secs;
-    let due = store::outbox::claim_due(&state.store, now, now + lease, batch).await?;
+pub async fn dispatch_once(ctx: &Ctx<'_>) -> Result<usize, StoreError> {
+    let now = ctx.clock.unix();
+    let batch = ctx.mailer.transport.batch();
+    let lease = ctx.config.mail_lease_secs;
+    let due = store::outbox::claim_due(ctx.store, now, now + lease, batch).await?;
     let claimed = due.len();
     if claimed == 0 {
         return Ok(0);
     }
-    let mailer = &state.mailer;
+    let mailer = ctx.mailer;
     // Render every message first; a row whose case is gone or that cannot render fails.
     let mut ready = Vec::with_capacity(claimed);
     let mut failed: Vec<(DueEmail, String)> = Vec::new();
     let case_ids: Vec<String> = due.iter().filter_map(|e| e.case_id.clone()).collect();
     let cases: std::collections::HashMap<String, CaseRecord> =
-        store::cases::by_ids(&state.store, &case_ids)
+        store::cases::by_ids(ctx.store, &case_ids)
             .await?
             .into_iter()
             .map(|r| (r.case.id.clone(), r))
@@ -325,7 +349,7 @@ pub async fn dispatch_once(state: &AppState) -> Result<usize, StoreError> {
                 .await
         }
     };
-    let now = state.clock.unix();
+    let now = ctx.clock.unix();
     let mut sent = Vec::new();
     for (email, outcome) in outcomes {
         match outcome {
@@ -338,40 +362,40 @@ pub async fn dispatch_once(state: &AppState) -> Result<usize, StoreError> {
             Err(e) => failed.push((email, e)),
         }
     }
-    store::outbox::mark_sent(&state.store, &sent, now).await?;
+    store::outbox::mark_sent(ctx.store, &sent, now).await?;
     for (email, error) in failed {
-        let give_up = email.attempts >= state.config.mail_max_attempts;
+        let give_up = email.attempts >= ctx.config.mail_max_attempts;
         let next =
-            (!give_up).then(|| now + retry_delay(state.config.mail_retry_secs, email.attempts));
+            (!give_up).then(|| now + retry_delay(ctx.config.mail_retry_secs, email.attempts));
         let outcome = if give_up { "failed" } else { "retry" };
         metrics::counter!("mail_delivery_attempts_total", "outcome" => outcome).increment(1);
         tracing::warn!(email = %email.id, attempts = email.attempts, error = %error, outcome, "email delivery failed");
-        store::outbox::mark_failed_attempt(&state.store, &email.id, next, &error).await?;
+        store::outbox::mark_failed_attempt(ctx.store, &email.id, next, &error).await?;
     }
     Ok(claimed)
 }
 
 /// The dispatcher: drains due email, then waits for the next poll or for email queued by
 /// this process, until `stop`.
-pub async fn run(state: AppState, stop: CancellationToken) {
-    let poll = Duration::from_millis(state.config.mail_poll_ms);
+pub async fn run(ctx: Ctx<'_>, stop: CancellationToken) {
+    let poll = Duration::from_millis(ctx.config.mail_poll_ms);
     loop {
-        let claimed = match dispatch_once(&state).await {
+        let claimed = match dispatch_once(&ctx).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "email dispatch failed");
                 0
             }
         };
-        if let Ok(depth) = store::outbox::queued(&state.store).await {
+        if let Ok(depth) = store::outbox::queued(ctx.store).await {
             metrics::gauge!("mail_outbox_queued").set(depth as f64);
         }
-        if claimed as i64 == state.mailer.transport.batch() {
+        if claimed as i64 == ctx.mailer.transport.batch() {
             continue;
         }
         tokio::select! {
             () = stop.cancelled() => return,
-            () = state.mail_wakeup.notified() => {}
+            () = ctx.wakeup.notified() => {}
             () = tokio::time::sleep(poll) => {}
         }
     }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use url::Url;
 
-use super::clients::Client;
-use super::model::{ClientType, GrantType, RedirectUri, ScopeSet};
 use super::params::Params;
 use super::{pkce, secret};
-use crate::state::AppState;
+use crate::model::Client;
+use crate::model::{ClientType, GrantType, RedirectUri, ScopeSet};
+use crate::oauth::Ctx;
 use crate::store::{self, StoreError};
 
 /// Seconds an authorization code stays redeemable.
@@ -109,13 +109,13 @@ pub struct AuthorizationRequest {
 
 impl AuthorizationRequest {
     /// Validates the query of an authorization request.
-    pub async fn parse(state: &AppState, query: &str) -> Result<Self, Rejection> {
+    pub async fn parse(ctx: &Ctx<'_>, query: &str) -> Result<Self, Rejection> {
         let params = Params::parse(query.as_bytes()).map_err(|e| Rejection::Page(e.description))?;
         // 1. Who is asking, and where may the answer go? Until both are known: a page.
         let client_id = params
             .get("client_id")
             .ok_or_else(|| Rejection::Page("the request has no client_id".to_owned()))?;
-        let client = state
+        let client = ctx
             .client(client_id)
             .await
             .map_err(|e| {
@@ -150,7 +150,7 @@ impl AuthorizationRequest {
                 code,
                 description,
                 state_param.as_deref(),
-                &state.issuer,
+                ctx.issuer,
             ))
         };
         if state_param
@@ -377,9 +377,9 @@ fn with_query(redirect_uri: &Url, pairs: &[(&str, &str)]) -> Url {
 /// Whether the user must be asked: not when pre-authorized for the client, not when the
 /// scopes were approved before (unless `prompt=consent`).
 pub async fn needs_consent(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     request: &AuthorizationRequest,
-    user: &super::users::User,
+    user: &crate::model::User,
 ) -> Result<bool, StoreError> {
     if request.prompt.consent {
         return Ok(true);
@@ -388,7 +388,7 @@ pub async fn needs_consent(
         return Ok(false);
     }
     let remembered =
-        store::consents::scope(&state.store, &user.id, request.client.client_id.as_str()).await?;
+        store::consents::scope(ctx.store, &user.id, request.client.client_id.as_str()).await?;
     Ok(!remembered
         .and_then(|s| ScopeSet::parse(&s).ok())
         .is_some_and(|approved| request.scope.is_subset(&approved)))
@@ -396,22 +396,22 @@ pub async fn needs_consent(
 
 /// Remembers the user's approval of the request's scopes (merged with earlier ones).
 pub async fn record_consent(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     request: &AuthorizationRequest,
     user_id: &str,
 ) -> Result<(), StoreError> {
     let client_id = request.client.client_id.as_str();
-    let before = store::consents::scope(&state.store, user_id, client_id)
+    let before = store::consents::scope(ctx.store, user_id, client_id)
         .await?
         .and_then(|s| ScopeSet::parse(&s).ok())
         .unwrap_or_default();
     let merged = before.union(&request.scope);
     store::consents::upsert(
-        &state.store,
+        ctx.store,
         user_id,
         client_id,
         &merged.to_string(),
-        state.clock.unix(),
+        ctx.clock.unix(),
     )
     .await
 }
@@ -420,12 +420,12 @@ pub async fn record_consent(
 /// when the sign-in does not satisfy the request ([`AuthorizationRequest::sign_in_satisfies`]):
 /// the user must sign in again first. Every code is issued here.
 pub async fn issue_code(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     request: &AuthorizationRequest,
     user_id: &str,
     auth_time: i64,
 ) -> Result<Option<Url>, StoreError> {
-    let now = state.clock.unix();
+    let now = ctx.clock.unix();
     if !request.sign_in_satisfies(auth_time, now) {
         return Ok(None);
     }
@@ -441,12 +441,12 @@ pub async fn issue_code(
         auth_time,
         expires_at: now + CODE_TTL_SECS,
     };
-    store::grants::insert_code(&state.store, &secret::hash_secret(&code), &row, now).await?;
+    store::grants::insert_code(ctx.store, &secret::hash_secret(&code), &row, now).await?;
     let mut pairs: Vec<(&str, &str)> = vec![("code", code.expose_secret())];
     if let Some(s) = &request.state {
         pairs.push(("state", s));
     }
-    pairs.push(("iss", &state.issuer));
+    pairs.push(("iss", ctx.issuer));
     Ok(Some(with_query(&request.redirect_url, &pairs)))
 }
 

@@ -7,11 +7,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use super::clients::Client;
-use super::model::AuthMethod;
 use super::secret;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::state::AppState;
+use crate::model::AuthMethod;
+use crate::model::Client;
+use crate::oauth::Ctx;
 use crate::store;
 
 /// RFC 7523 §2.2 `client_assertion_type`.
@@ -41,10 +41,7 @@ fn invalid_client(description: impl Into<String>) -> OAuthError {
 }
 
 /// Authenticates the client of a request; every failure is 401 `invalid_client`.
-pub async fn authenticate(
-    state: &AppState,
-    presented: &Presented,
-) -> Result<Arc<Client>, OAuthError> {
+pub async fn authenticate(ctx: &Ctx<'_>, presented: &Presented) -> Result<Arc<Client>, OAuthError> {
     let methods = [
         presented.basic.is_some(),
         presented.client_secret.is_some(),
@@ -85,7 +82,7 @@ pub async fn authenticate(
             "client_id does not match the authenticated client",
         ));
     }
-    let client = state
+    let client = ctx
         .client(&claimed_id)
         .await?
         .ok_or_else(|| invalid_client("client authentication failed"))?;
@@ -114,14 +111,9 @@ pub async fn authenticate(
         }
         AuthMethod::PrivateKeyJwt => {
             let assertion = presented.assertion.as_deref().unwrap_or_default();
-            verify_assertion(
-                state,
-                &client,
-                assertion,
-                AssertionUse::ClientAuthentication,
-            )
-            .await
-            .map_err(invalid_client)?;
+            verify_assertion(ctx, &client, assertion, AssertionUse::ClientAuthentication)
+                .await
+                .map_err(invalid_client)?;
         }
         AuthMethod::None => {}
     }
@@ -171,7 +163,7 @@ struct AssertionClaims {
 /// the future, and a `jti` never seen before. Returns `sub`; the error says which rule
 /// failed, without echoing the assertion.
 pub async fn verify_assertion(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     assertion: &str,
     purpose: AssertionUse,
@@ -187,7 +179,7 @@ pub async fn verify_assertion(
             header.alg
         ));
     }
-    let keys = state
+    let keys = ctx
         .client_keys(client.client_id.as_str())
         .await
         .map_err(|e| format!("keys unavailable: {e}"))?;
@@ -215,8 +207,8 @@ pub async fn verify_assertion(
         .claims;
 
     let id = client.client_id.as_str();
-    let now = state.clock.unix();
-    let skew = state.config.clock_skew_secs;
+    let now = ctx.clock.unix();
+    let skew = ctx.config.clock_skew_secs;
     if claims.iss.as_deref() != Some(id) {
         return Err(format!("iss must be the client_id `{id}`"));
     }
@@ -230,12 +222,12 @@ pub async fn verify_assertion(
             return Err("sub must name the user the client acts for".to_owned());
         }
     };
-    let token_endpoint = format!("{}/oauth2/token", state.issuer);
+    let token_endpoint = format!("{}/oauth2/token", ctx.issuer);
     if !claims
         .aud
-        .is_some_and(|aud| aud.contains_any(&[&token_endpoint, &state.issuer]))
+        .is_some_and(|aud| aud.contains_any(&[&token_endpoint, ctx.issuer]))
     {
-        return Err(format!("aud must be {token_endpoint} or {}", state.issuer));
+        return Err(format!("aud must be {token_endpoint} or {}", ctx.issuer));
     }
     let exp = claims
         .exp
@@ -243,10 +235,10 @@ pub async fn verify_assertion(
     if exp + skew < now {
         return Err("the assertion has expired".to_owned());
     }
-    if exp > now + state.config.assertion_max_lifetime_secs + skew {
+    if exp > now + ctx.config.assertion_max_lifetime_secs + skew {
         return Err(format!(
             "the assertion's exp is more than {} s ahead",
-            state.config.assertion_max_lifetime_secs
+            ctx.config.assertion_max_lifetime_secs
         ));
     }
     if claims.nbf.is_some_and(|nbf| nbf > now + skew)
@@ -262,7 +254,7 @@ pub async fn verify_assertion(
         jti,
         expires_at: exp + skew,
     };
-    let fresh = state
+    let fresh = ctx
         .assertions
         .use_once(used)
         .await
@@ -282,7 +274,7 @@ fn key_fits_alg(kty: &str, alg: Algorithm) -> bool {
     )
 }
 
-/// A client's registered key, parsed once and cached (see [`AppState::client_keys`]).
+/// A client's registered key, parsed once and cached (see [`crate::oauth::ClientCache`]).
 pub struct VerifyKey {
     /// Its id.
     pub kid: String,

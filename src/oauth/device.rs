@@ -7,12 +7,12 @@ use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::clients::Client;
-use super::model::GrantType;
 use super::params::Params;
 use super::secret;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::state::AppState;
+use crate::model::Client;
+use crate::model::GrantType;
+use crate::oauth::Ctx;
 use crate::store;
 
 /// The letters of user codes (RFC 8628 §6.1): consonants only, so that no word is spelled
@@ -81,7 +81,7 @@ pub fn display_user_code(code: &str) -> String {
 
 /// Starts a device authorization for `client` (RFC 8628 §3.1).
 pub async fn start(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
 ) -> Result<DeviceAuthorization, OAuthError> {
@@ -100,9 +100,9 @@ pub async fn start(
         &client.scopes.delegable(),
         super::grants::exceeds_delegable(params),
     )?;
-    let now = state.clock.unix();
-    let ttl = state.config.device_code_ttl_secs;
-    let interval = state.config.device_poll_interval_secs;
+    let now = ctx.clock.unix();
+    let ttl = ctx.config.device_code_ttl_secs;
+    let interval = ctx.config.device_poll_interval_secs;
     let device_code = secret::generate();
     let hash = secret::hash(device_code.expose_secret());
     // A collision with a live code is about one in 10^7 even with 1,000 live codes: draw
@@ -120,9 +120,9 @@ pub async fn start(
             last_polled_at: None,
             expires_at: now + ttl,
         };
-        if store::devices::insert(&state.store, &hash, &row, now).await? {
+        if store::devices::insert(ctx.store, &hash, &row, now).await? {
             let shown = display_user_code(&user_code);
-            let verification_uri = format!("{}/activate", state.issuer);
+            let verification_uri = format!("{}/activate", ctx.issuer);
             return Ok(DeviceAuthorization {
                 device_code: device_code.expose_secret().to_owned(),
                 verification_uri_complete: format!("{verification_uri}?user_code={shown}"),

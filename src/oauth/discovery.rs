@@ -3,16 +3,16 @@
 
 use serde_json::{Value, json};
 
-use super::model::{AuthMethod, Scope};
 use super::token::ENABLED_GRANTS;
-use crate::state::AppState;
+use crate::model::{AuthMethod, Scope};
+use crate::oauth::Ctx;
 
 /// Algorithms accepted on client assertions.
 pub const ASSERTION_ALGS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
 
 /// The metadata document.
-pub fn metadata(state: &AppState) -> Value {
-    let issuer = &state.issuer;
+pub fn metadata(ctx: &Ctx<'_>) -> Value {
+    let issuer = ctx.issuer;
     let grants: Vec<&str> = ENABLED_GRANTS.iter().map(|g| g.as_str()).collect();
     let client_auth = [
         AuthMethod::ClientSecretBasic,
@@ -27,7 +27,7 @@ pub fn metadata(state: &AppState) -> Value {
         .collect();
     let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
     // `none`: public clients at revocation; the token endpoint accepts them too (PKCE).
-    let signing: Vec<String> = state
+    let signing: Vec<String> = ctx
         .tokens
         .ring
         .algorithms()

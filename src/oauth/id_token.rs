@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 
 use super::grants::UserGrant;
 use super::keys::KeyError;
-use super::model::{Scope, ScopeSet};
-use super::users::User;
-use crate::state::AppState;
+use crate::model::User;
+use crate::model::{Scope, ScopeSet};
+use crate::oauth::Ctx;
 
 /// The claims of an ID token.
 #[derive(Debug, Serialize)]
@@ -30,20 +30,20 @@ struct IdClaims<'a> {
 
 /// Signs the ID token of `grant`, bound to `access_token` by `at_hash`.
 pub fn sign(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     grant: &UserGrant<'_>,
     access_token: &str,
     now: i64,
     ttl: i64,
 ) -> Result<String, KeyError> {
-    let key = state
+    let key = ctx
         .tokens
         .ring
         .signing_key(now)
         .ok_or_else(|| KeyError::Crypto("no signing key is active".to_owned()))?;
     let client_id = grant.client.client_id.as_str();
     let claims = IdClaims {
-        iss: &state.issuer,
+        iss: ctx.issuer,
         sub: &grant.user.id,
         aud: client_id,
         exp: now + ttl,

@@ -4,12 +4,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::client_auth::{self, Presented};
-use super::model::AuthMethod;
 use super::params::Params;
 use super::tokens::Audience;
 use super::{grants, secret};
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::state::AppState;
+use crate::model::AuthMethod;
+use crate::oauth::Ctx;
 use crate::store;
 
 /// An introspection answer: `{"active": false}` or the token's claims.
@@ -70,11 +70,11 @@ impl Introspection {
 /// Introspects `token`. Only an authenticated (non-public) client may ask, and a token
 /// issued to another client is reported inactive, like an unknown one.
 pub async fn introspect(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     params: &Params,
     presented: &Presented,
 ) -> Result<Introspection, OAuthError> {
-    let client = client_auth::authenticate(state, presented).await?;
+    let client = client_auth::authenticate(ctx, presented).await?;
     if client.token_endpoint_auth_method == AuthMethod::None {
         return Err(OAuthError::new(
             OAuthErrorCode::InvalidClient,
@@ -82,7 +82,7 @@ pub async fn introspect(
         ));
     }
     let token = params.require("token")?;
-    let Ok(claims) = state.tokens.verify(token, state.clock.unix()) else {
+    let Ok(claims) = ctx.tokens.verify(token, ctx.clock.unix()) else {
         return Ok(Introspection::inactive());
     };
     if claims.client_id != client.client_id.as_str() {
@@ -106,11 +106,11 @@ pub async fn introspect(
 /// expires. Unknown, invalid, expired or foreign tokens are answered the same (200), so
 /// the endpoint tells nothing about tokens the caller does not own.
 pub async fn revoke(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     params: &Params,
     presented: &Presented,
 ) -> Result<(), OAuthError> {
-    let client = client_auth::authenticate(state, presented).await?;
+    let client = client_auth::authenticate(ctx, presented).await?;
     let token = params.require("token")?;
     if let Some(hint) = params.get("token_type_hint")
         && !matches!(hint, "access_token" | "refresh_token")
@@ -120,14 +120,13 @@ pub async fn revoke(
             format!("token_type_hint `{hint}` is not supported"),
         ));
     }
-    let now = state.clock.unix();
+    let now = ctx.clock.unix();
     // A JWT is an access token, anything else may be a refresh token; the hint only
     // orders the lookups (RFC 7009 §2.1), so try both.
-    if let Ok(claims) = state.tokens.verify(token, now) {
+    if let Ok(claims) = ctx.tokens.verify(token, now) {
         if claims.client_id == client.client_id.as_str() {
-            state.tokens.revoke(&state.store, &claims, now).await?;
-            state
-                .audit
+            ctx.tokens.revoke(ctx.store, &claims, now).await?;
+            ctx.audit
                 .record(
                     crate::audit::Event::new("token.revoked")
                         .client(client.client_id.as_str())
@@ -138,21 +137,20 @@ pub async fn revoke(
         }
         return Ok(());
     }
-    let Some(family) = store::grants::family_of(&state.store, &secret::hash(token)).await? else {
+    let Some(family) = store::grants::family_of(ctx.store, &secret::hash(token)).await? else {
         return Ok(());
     };
     if family.client_id != client.client_id.as_str() {
         return Ok(());
     }
     grants::revoke_family(
-        state,
+        ctx,
         &family.id,
         client.client_id.as_str(),
         "revoked by the client",
     )
     .await?;
-    state
-        .audit
+    ctx.audit
         .record(
             crate::audit::Event::new("token.revoked")
                 .client(client.client_id.as_str())

@@ -11,9 +11,9 @@ use std::time::Duration;
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
-use super::model::Username;
-use super::users::User;
-use crate::state::AppState;
+use crate::model::User;
+use crate::model::Username;
+use crate::oauth::Ctx;
 use crate::store::{self, StoreError};
 
 /// Counts every password verification of a sign-in (argon2 work an attacker can cause).
@@ -52,22 +52,22 @@ fn address_key(address: &str) -> String {
 
 /// Checks `username` and `password` from `address`.
 pub async fn authenticate(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     username: &str,
     password: SecretString,
     address: &str,
 ) -> Result<User, LoginError> {
-    let now = state.clock.unix();
-    let config = &state.config;
+    let now = ctx.clock.unix();
+    let config = ctx.config;
     let account = account_key(username);
     let addr = address_key(address);
-    if let Some(until) = locked_until(state, &[&account, &addr], now).await? {
+    if let Some(until) = locked_until(ctx, &[&account, &addr], now).await? {
         return Err(tarpit(until - now).await);
     }
     // The attempt is counted before the password is checked, so that concurrent attempts
     // (on any replica) each take a place: past the limit, nothing is verified.
     let counted = count_attempt(
-        state,
+        ctx,
         &[
             (&account, config.login_lock_after),
             (&addr, config.login_lock_after_per_address),
@@ -79,23 +79,23 @@ pub async fn authenticate(
         return Err(tarpit(counted.locked_until.map_or(1, |until| until - now)).await);
     }
     let user = match Username::parse(username) {
-        Ok(name) => store::users::by_username(&state.store, &name).await?,
+        Ok(name) => store::users::by_username(ctx.store, &name).await?,
         Err(_) => None,
     };
     let phc = match &user {
         Some(u) => u.password_hash.clone(),
-        None => dummy_hash(state).await?,
+        None => dummy_hash(ctx).await?,
     };
     metrics::counter!(VERIFICATIONS_METRIC).increment(1);
-    let matches = state
+    let matches = ctx
         .passwords
         .verify(password, phc)
         .await
         .map_err(|e| LoginError::Internal(e.to_string()))?;
     match user {
         Some(user) if matches && user.enabled => {
-            store::sessions::clear_failures(&state.store, &account).await?;
-            store::sessions::refund(&state.store, &addr).await?;
+            store::sessions::clear_failures(ctx.store, &account).await?;
+            store::sessions::refund(ctx.store, &addr).await?;
             Ok(user)
         }
         _ => {
@@ -122,11 +122,11 @@ async fn tarpit(retry_after: i64) -> LoginError {
 
 /// The latest lock on any of `keys` still in force at `now`.
 pub async fn locked_until(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     keys: &[&str],
     now: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let throttles = store::sessions::throttles(&state.store, keys).await?;
+    let throttles = store::sessions::throttles(ctx.store, keys).await?;
     Ok(throttles
         .iter()
         .filter_map(|(_, t)| t.locked_until)
@@ -148,15 +148,15 @@ pub struct Counted {
 /// Counts one attempt (a failure until refunded) for each key, each locking at its own
 /// limit within `login_window_secs` for `login_lock_secs`.
 pub async fn count_attempt(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     keys: &[(&str, i64)],
     now: i64,
 ) -> Result<Counted, StoreError> {
-    let config = &state.config;
+    let config = ctx.config;
     let mut worst = Counted::default();
     for (key, limit) in keys {
         let t = store::sessions::record_failure(
-            &state.store,
+            ctx.store,
             key,
             now,
             config.login_window_secs,
@@ -173,11 +173,10 @@ pub async fn count_attempt(
 
 /// A valid hash of a random password, made once per process, so that an unknown username
 /// costs the same argon2 work as a known one.
-async fn dummy_hash(state: &AppState) -> Result<String, LoginError> {
+async fn dummy_hash(ctx: &Ctx<'_>) -> Result<String, LoginError> {
     DUMMY_HASH
         .get_or_try_init(|| async {
-            state
-                .passwords
+            ctx.passwords
                 .hash(super::secret::generate())
                 .await
                 .map_err(|e| LoginError::Internal(e.to_string()))

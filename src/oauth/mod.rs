@@ -5,6 +5,7 @@ pub mod assertion_keys;
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;
+mod context;
 pub mod cutoffs;
 pub mod device;
 pub mod discovery;
@@ -14,7 +15,6 @@ pub mod introspection;
 pub mod keys;
 pub mod login;
 pub mod master_key;
-pub mod model;
 pub mod params;
 pub mod password;
 pub mod pkce;
@@ -23,6 +23,8 @@ pub mod token;
 pub mod tokens;
 pub mod user_grants;
 pub mod users;
+
+pub use context::{ClientCache, Ctx, DevicePolls, device_polls, synced_cache};
 
 use crate::error::FieldError;
 use crate::store::StoreError;
@@ -62,7 +64,7 @@ impl Fields {
     pub(crate) fn check<T>(
         &mut self,
         field: impl Into<String>,
-        parsed: Result<T, model::Invalid>,
+        parsed: Result<T, crate::model::Invalid>,
     ) -> Option<T> {
         match parsed {
             Ok(v) => Some(v),
@@ -78,7 +80,7 @@ impl Fields {
         &mut self,
         field: &str,
         items: &[String],
-        parse: impl Fn(&str) -> Result<T, model::Invalid>,
+        parse: impl Fn(&str) -> Result<T, crate::model::Invalid>,
     ) -> Vec<T> {
         items
             .iter()

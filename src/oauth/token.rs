@@ -2,16 +2,16 @@
 
 use super::client_auth::{self, Presented};
 use super::grants::{self, TokenResponse};
-use super::model::GrantType;
 use super::params::Params;
 use crate::audit::Event;
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::model::GrantType;
+use crate::oauth::Ctx;
 use crate::ratelimit::Policy;
-use crate::state::AppState;
 
 /// Counts a request of `key` against `policy`; refused past the limit.
-pub async fn within_limit(state: &AppState, policy: Policy, key: &str) -> Result<(), OAuthError> {
-    match state.limiter.check(policy, key).await {
+pub async fn within_limit(ctx: &Ctx<'_>, policy: Policy, key: &str) -> Result<(), OAuthError> {
+    match ctx.limiter.check(policy, key).await {
         Some(decision) if decision.refused() => Err(OAuthError::rate_limited(&decision)),
         _ => Ok(()),
     }
@@ -28,7 +28,7 @@ pub const ENABLED_GRANTS: &[GrantType] = &[
 
 /// Exchanges a grant for tokens.
 pub async fn exchange(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     params: &Params,
     presented: &Presented,
 ) -> Result<TokenResponse, OAuthError> {
@@ -44,12 +44,12 @@ pub async fn exchange(
             )
         })?;
     let client = if grant == GrantType::JwtBearer {
-        jwt_bearer_client(state, params, presented).await?
+        jwt_bearer_client(ctx, params, presented).await?
     } else {
-        client_auth::authenticate(state, presented).await?
+        client_auth::authenticate(ctx, presented).await?
     };
     within_limit(
-        state,
+        ctx,
         Policy::TokenClient,
         &crate::ratelimit::client_key(&client, &presented.address),
     )
@@ -57,7 +57,7 @@ pub async fn exchange(
     // A browser app may call from its own registered origins only (this server's own
     // pages, such as /docs, are same-origin).
     if let Some(origin) = &presented.origin
-        && url::Url::parse(&state.issuer)
+        && url::Url::parse(ctx.issuer)
             .map(|u| u.origin().ascii_serialization())
             .ok()
             .as_deref()
@@ -76,15 +76,13 @@ pub async fn exchange(
         ));
     }
     let response = match grant {
-        GrantType::ClientCredentials => {
-            grants::client_credentials::exchange(state, &client, params)?
-        }
+        GrantType::ClientCredentials => grants::client_credentials::exchange(ctx, &client, params)?,
         GrantType::AuthorizationCode => {
-            grants::authorization_code::exchange(state, &client, params).await?
+            grants::authorization_code::exchange(ctx, &client, params).await?
         }
-        GrantType::RefreshToken => grants::refresh_token::exchange(state, &client, params).await?,
-        GrantType::JwtBearer => grants::jwt_bearer::exchange(state, &client, params).await?,
-        GrantType::DeviceCode => grants::device_code::exchange(state, &client, params).await?,
+        GrantType::RefreshToken => grants::refresh_token::exchange(ctx, &client, params).await?,
+        GrantType::JwtBearer => grants::jwt_bearer::exchange(ctx, &client, params).await?,
+        GrantType::DeviceCode => grants::device_code::exchange(ctx, &client, params).await?,
     };
     let mut event = Event::new("token.issued")
         .client(client.client_id.as_str())
@@ -93,7 +91,7 @@ pub async fn exchange(
     if response.subject != client.client_id.as_str() {
         event = event.user(response.subject.as_str());
     }
-    state.audit.record(event).await;
+    ctx.audit.record(event).await;
     Ok(response)
 }
 
@@ -101,10 +99,10 @@ pub async fn exchange(
 /// §3.1): without it the assertion's `iss` names the client, and the assertion's
 /// signature authenticates it; with it, the authenticated client must be that `iss`.
 async fn jwt_bearer_client(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     params: &Params,
     presented: &Presented,
-) -> Result<std::sync::Arc<super::clients::Client>, OAuthError> {
+) -> Result<std::sync::Arc<crate::model::Client>, OAuthError> {
     let assertion = params.require("assertion")?;
     let issuer = client_auth::unverified_issuer(assertion)
         .ok_or_else(|| grants::invalid_grant("the assertion is not a JWT with an iss claim"))?;
@@ -113,7 +111,7 @@ async fn jwt_bearer_client(
         || presented.assertion.is_some()
         || presented.client_id.is_some();
     if authenticates {
-        let client = client_auth::authenticate(state, presented).await?;
+        let client = client_auth::authenticate(ctx, presented).await?;
         if client.client_id.as_str() != issuer {
             return Err(grants::invalid_grant(
                 "the assertion's iss is not the authenticated client",
@@ -121,7 +119,7 @@ async fn jwt_bearer_client(
         }
         return Ok(client);
     }
-    let client = state.client(&issuer).await?.ok_or_else(|| {
+    let client = ctx.client(&issuer).await?.ok_or_else(|| {
         grants::invalid_grant(format!(
             "iss {} is not a registered client",
             grants::quoted(&issuer)

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
 use super::keys::KeyRing;
-use super::model::ScopeSet;
+use crate::model::ScopeSet;
 use crate::store::{self, Store, StoreError};
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).

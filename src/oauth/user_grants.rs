@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::grants::{note_revoked, revoke_families};
-use crate::state::AppState;
+use crate::oauth::Ctx;
 use crate::store::{self, StoreError};
 
 /// One client's access to a user's account.
@@ -32,8 +32,8 @@ pub struct Grant {
 }
 
 /// The user's grants, newest first.
-pub async fn list(state: &AppState, user_id: &str) -> Result<Vec<Grant>, StoreError> {
-    Ok(store::consents::list(&state.store, user_id)
+pub async fn list(ctx: &Ctx<'_>, user_id: &str) -> Result<Vec<Grant>, StoreError> {
+    Ok(store::consents::list(ctx.store, user_id)
         .await?
         .into_iter()
         .map(|c| Grant {
@@ -47,27 +47,27 @@ pub async fn list(state: &AppState, user_id: &str) -> Result<Vec<Grant>, StoreEr
 }
 
 /// Withdraws everything `client_id` holds for `user_id`; false if it held nothing.
-pub async fn revoke(state: &AppState, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
-    let had_consent = store::consents::delete(&state.store, user_id, client_id).await?;
-    let mut tx = state.store.begin().await?;
+pub async fn revoke(ctx: &Ctx<'_>, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+    let had_consent = store::consents::delete(ctx.store, user_id, client_id).await?;
+    let mut tx = ctx.store.begin().await?;
     let families = store::grants::live_families(&mut tx, user_id, Some(client_id)).await?;
-    let revoked = revoke_families(state, &mut tx, &families, client_id, "grant withdrawn").await?;
+    let revoked = revoke_families(ctx, &mut tx, &families, client_id, "grant withdrawn").await?;
     let had_anything = had_consent || !families.is_empty();
     // Access tokens issued without a refresh token stop as well.
     let cutoff = store::cutoffs::Cutoff {
         user_id: user_id.to_owned(),
         client_id: client_id.to_owned(),
-        cut_at: state.clock.unix(),
+        cut_at: ctx.clock.unix(),
     };
     if had_anything {
         store::cutoffs::insert(&mut tx, &cutoff).await?;
     }
     tx.commit().await?;
-    note_revoked(state, &revoked);
+    note_revoked(ctx, &revoked);
     // Logged only when the client held something: `client_id` is then a real one, never
     // text a caller made up.
     if had_anything {
-        state.tokens.cutoffs.insert(&cutoff);
+        ctx.tokens.cutoffs.insert(&cutoff);
         tracing::info!(
             user_id,
             client_id,

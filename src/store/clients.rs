@@ -3,9 +3,9 @@
 use sqlx::types::Json;
 
 use super::{StoreError, Tx, in_tx, read, write};
-use crate::oauth::clients::Client;
-use crate::oauth::model::{ClientId, Username};
-use crate::oauth::secret::SecretHash;
+use crate::model::Client;
+use crate::model::SecretHash;
+use crate::model::{ClientId, Username};
 
 macro_rules! select_clients {
     ($($tail:literal)?) => {
@@ -75,18 +75,14 @@ impl ClientRow {
             redirect_uris: parse_all(
                 "redirect_uris",
                 self.redirect_uris.0,
-                crate::oauth::model::RedirectUri::parse,
+                crate::model::RedirectUri::parse,
             )?,
             grant_types: parse_all("grant_types", self.grant_types.0, str::parse)?,
-            scopes: crate::oauth::model::ScopeSet::new(parse_all(
-                "scopes",
-                self.scopes.0,
-                str::parse,
-            )?),
+            scopes: crate::model::ScopeSet::new(parse_all("scopes", self.scopes.0, str::parse)?),
             cors_origins: parse_all(
                 "cors_origins",
                 self.cors_origins.0,
-                crate::oauth::model::CorsOrigin::parse,
+                crate::model::CorsOrigin::parse,
             )?,
             access_token_ttl_secs: self.access_token_ttl_secs,
             refresh_token_ttl_secs: self.refresh_token_ttl_secs,

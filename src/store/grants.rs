@@ -219,7 +219,7 @@ pub struct RefreshLookup {
     /// Set when the token was exchanged for its successor.
     pub rotated_at: Option<i64>,
     /// The user the family belongs to.
-    pub user: crate::oauth::users::User,
+    pub user: crate::model::User,
 }
 
 #[derive(sqlx::FromRow)]
@@ -240,7 +240,7 @@ struct LookupRow {
 impl TryFrom<LookupRow> for RefreshLookup {
     type Error = StoreError;
     fn try_from(row: LookupRow) -> Result<Self, StoreError> {
-        let user = crate::oauth::users::User::try_from(row.user)?;
+        let user = crate::model::User::try_from(row.user)?;
         Ok(RefreshLookup {
             family: FamilyRow {
                 id: row.family_id,

@@ -95,9 +95,72 @@ pub async fn claim(store: &Store, new: &NewClaim<'_>) -> Result<Result<(), KeyRo
     })))
 }
 
+/// A claimed key, to complete inside the request's transaction or release.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The client whose key space holds the key.
+    pub client_id: String,
+    /// The token's subject, the other half of the key space.
+    pub subject: String,
+    /// The key.
+    pub key: String,
+    /// The random id of this request's claim.
+    pub claim: String,
+}
+
+/// A response as an idempotent replay sends it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// Headers besides `Content-Type: application/json`, lower-case names.
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON body.
+    pub body: String,
+}
+
+impl Claim {
+    fn owner(&self) -> Owner<'_> {
+        Owner {
+            client_id: &self.client_id,
+            subject: &self.subject,
+        }
+    }
+
+    /// Stores `response` inside `tx` (committed with the request's writes);
+    /// [`StoreError::ClaimLapsed`] when another request took the key over meanwhile.
+    pub async fn complete(&self, tx: &mut Tx, response: &StoredResponse) -> Result<(), StoreError> {
+        let headers = serde_json::to_string(&response.headers)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let owner = self.owner();
+        let held = complete(
+            tx,
+            owner,
+            &self.key,
+            &self.claim,
+            response.status,
+            &headers,
+            &response.body,
+        )
+        .await?;
+        if held {
+            Ok(())
+        } else {
+            Err(StoreError::ClaimLapsed)
+        }
+    }
+
+    /// Releases the claim after a failed request (a failure to is logged: it lapses anyway).
+    pub async fn release(&self, store: &Store) {
+        if let Err(e) = release(store, self.owner(), &self.key, &self.claim).await {
+            tracing::warn!(error = %e, "could not release an idempotency claim; it lapses on its own");
+        }
+    }
+}
+
 /// Stores the response of a claim inside the request's transaction. False when the claim
 /// is no longer this one's (it lapsed and was taken over): the caller must roll back.
-pub async fn complete(
+async fn complete(
     tx: &mut Tx,
     owner: Owner<'_>,
     key: &str,
@@ -125,7 +188,7 @@ pub async fn complete(
 
 /// Gives up an unfinished claim (the request failed and wrote nothing), so that a retry
 /// runs again.
-pub async fn release(
+async fn release(
     store: &Store,
     owner: Owner<'_>,
     key: &str,

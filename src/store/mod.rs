@@ -70,6 +70,9 @@ pub enum StoreError {
     /// A stored value no longer parses (a bug or manual tampering).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// An idempotency claim lapsed and another request took its key over: roll back.
+    #[error("an idempotency claim lapsed")]
+    ClaimLapsed,
 }
 
 impl StoreError {

@@ -1,8 +1,8 @@
 //! Users: the people who sign in and on whose behalf clients act.
 
 use super::{Store, StoreError, Tx, in_tx, read, write};
-use crate::oauth::model::{Email, Username};
-use crate::oauth::users::User;
+use crate::model::User;
+use crate::model::{Email, Username};
 
 macro_rules! select_users {
     ($tail:literal) => {
@@ -33,7 +33,7 @@ pub(crate) const JOINED_USER_COLUMNS: &str = "u.id, u.username, u.email, u.displ
 impl TryFrom<UserRow> for User {
     type Error = StoreError;
     fn try_from(row: UserRow) -> Result<Self, StoreError> {
-        let corrupt = |what: &str, e: crate::oauth::model::Invalid| {
+        let corrupt = |what: &str, e: crate::model::Invalid| {
             StoreError::Corrupt(format!("users.{what}: {}", e.message))
         };
         Ok(User {

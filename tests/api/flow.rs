@@ -11,7 +11,7 @@ use crate::support::TestApp;
 pub const PASSWORD: &str = "correct horse battery";
 
 /// A user with [`PASSWORD`].
-pub async fn user(app: &TestApp, username: &str) -> gatehouse::oauth::users::User {
+pub async fn user(app: &TestApp, username: &str) -> gatehouse::model::User {
     gatehouse::oauth::users::create(
         &app.app_state.store,
         app.app_state.clock.as_ref(),

@@ -92,7 +92,7 @@ on_both_backends! {
         let ec = ES256KeyPair::generate();
         gatehouse::oauth::clients::add_key(&app.app_state.store, app.app_state.clock.as_ref(), &id,
             &ec.public_key().to_pem().unwrap()).await.unwrap();
-        app.app_state.client_changed(&id);
+        app.app_state.clients.changed(&id);
         let answer = grant(&app, &ec.sign(claims(&id, "ADA", &app.url(""), 60, "e-1")).unwrap(), &[("scope", "cases.read")]).await;
         assert_eq!(answer.status(), 200);
         let token: Value = answer.json().await.unwrap();
@@ -160,7 +160,7 @@ on_both_backends! {
 
         // A disabled client gets nothing.
         gatehouse::oauth::clients::set_enabled(&app.app_state.store, app.app_state.clock.as_ref(), &id, false).await.unwrap();
-        app.app_state.client_changed(&id);
+        app.app_state.clients.changed(&id);
         refused(grant(&app, &sign(claims(&id, "ada", &aud, 60, "j-14")), &[]).await, "invalid_client", "disabled").await;
         app.stop().await;
     }
@@ -232,7 +232,7 @@ on_both_backends! {
         let listed = cli(&app.db, &["client", "add-key", &id, "--jwks", file.to_str().unwrap(), "--json"], None).await.ok().json();
         let kids: Vec<&str> = listed["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
         assert_eq!(kids, ["2026-11-ec", "2026-11-rsa"]);
-        app.app_state.client_changed(&id);
+        app.app_state.clients.changed(&id);
         for (n, assertion) in [ec.sign(claims(&id, "ada", &aud, 60, "k-1")).unwrap(),
                                rsa.sign(claims(&id, "ada", &aud, 60, "k-2")).unwrap()].iter().enumerate() {
             assert_eq!(grant(&app, assertion, &[]).await.status(), 200, "key {n}");

@@ -192,7 +192,7 @@ pub struct TestApp {
     pub management: String,
     pub http: reqwest::Client,
     pub db: TestDb,
-    pub app_state: gatehouse::state::AppState,
+    pub app_state: gatehouse::http::state::AppState,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }

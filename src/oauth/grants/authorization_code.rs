@@ -5,24 +5,24 @@
 
 use super::{UserGrant, invalid_grant, issue_for_user, note_revoked, revoke_families};
 use crate::error::OAuthError;
-use crate::oauth::clients::Client;
-use crate::oauth::model::ScopeSet;
+use crate::model::Client;
+use crate::model::ScopeSet;
+use crate::oauth::Ctx;
 use crate::oauth::params::Params;
 use crate::oauth::{pkce, secret};
-use crate::state::AppState;
 use crate::store::{self, grants::Redeemed};
 
 /// Exchanges `code` for tokens.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
 pub async fn exchange(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
 ) -> Result<super::TokenResponse, OAuthError> {
     let code = params.require("code")?;
     let code_hash = secret::hash(code);
-    let now = state.clock.unix();
-    let mut tx = state.store.begin().await?;
+    let now = ctx.clock.unix();
+    let mut tx = ctx.store.begin().await?;
     let row = match store::grants::redeem_code(&mut tx, &code_hash, now).await? {
         Redeemed::First(row) => row,
         Redeemed::Unknown => return Err(invalid_grant("the code is invalid")),
@@ -48,7 +48,7 @@ pub async fn exchange(
             if let Some(family) = issued.family_id {
                 revoked.extend(
                     revoke_families(
-                        state,
+                        ctx,
                         &mut tx,
                         &[family],
                         client.client_id.as_str(),
@@ -58,7 +58,7 @@ pub async fn exchange(
                 );
             }
             tx.commit().await?;
-            note_revoked(state, &revoked);
+            note_revoked(ctx, &revoked);
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
             return Err(invalid_grant(
                 "the code was already used; the tokens it issued are revoked",
@@ -110,7 +110,7 @@ pub async fn exchange(
         auth_time: row.auth_time,
         nonce: row.nonce.as_deref(),
     };
-    let issuance = issue_for_user(state, &mut tx, &grant).await?;
+    let issuance = issue_for_user(ctx, &mut tx, &grant).await?;
     store::grants::record_code_issue(&mut tx, &code_hash, &issuance.issued).await?;
     tx.commit().await?;
     Ok(issuance.response)

@@ -2,10 +2,10 @@
 
 use super::TokenResponse;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::oauth::clients::Client;
-use crate::oauth::model::{ClientType, Scope, ScopeSet};
+use crate::model::Client;
+use crate::model::{ClientType, Scope, ScopeSet};
+use crate::oauth::Ctx;
 use crate::oauth::params::Params;
-use crate::state::AppState;
 
 /// Scopes that only make sense when a user is present.
 const USER_SCOPES: [Scope; 4] = [
@@ -18,7 +18,7 @@ const USER_SCOPES: [Scope; 4] = [
 /// Issues an access token whose subject is the client; no refresh token.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
 pub fn exchange(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
@@ -40,5 +40,5 @@ pub fn exchange(
             None => super::exceeds_client(allowed),
         }
     })?;
-    super::access_token_only(state, client, super::Subject::Client, &scope)
+    super::access_token_only(ctx, client, super::Subject::Client, &scope)
 }

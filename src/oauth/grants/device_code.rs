@@ -6,25 +6,25 @@
 
 use super::{UserGrant, invalid_grant, issue_for_user};
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::oauth::clients::Client;
+use crate::model::Client;
+use crate::model::ScopeSet;
+use crate::oauth::Ctx;
 use crate::oauth::device::SLOW_DOWN_SECS;
-use crate::oauth::model::ScopeSet;
 use crate::oauth::params::Params;
 use crate::oauth::secret;
-use crate::state::AppState;
 use crate::store;
 
 /// Polls with `device_code`.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
 pub async fn exchange(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
 ) -> Result<super::TokenResponse, OAuthError> {
     let code = params.require("device_code")?;
     let hash = secret::hash(code);
-    let now = state.clock.unix();
-    let row = store::devices::by_device_code(&state.store, &hash)
+    let now = ctx.clock.unix();
+    let row = store::devices::by_device_code(ctx.store, &hash)
         .await?
         // Another client's code: nothing about it is recorded or told.
         .filter(|row| row.client_id == client.client_id.as_str())
@@ -34,14 +34,14 @@ pub async fn exchange(
     }
     // The last poll is kept in memory (a pending poll writes nothing); a slow_down is
     // also written, so that every replica keeps the longer interval.
-    let seen = state.device_polls.get(&hash);
+    let seen = ctx.device_polls.get(&hash);
     let last = row.last_polled_at.max(seen.map(|(at, _)| at));
     let interval = row.poll_interval.max(seen.map_or(0, |(_, every)| every));
     let too_fast = last.is_some_and(|last| now < last + interval);
     let interval = interval + if too_fast { SLOW_DOWN_SECS } else { 0 };
-    state.device_polls.insert(hash, (now, interval));
+    ctx.device_polls.insert(hash, (now, interval));
     if too_fast {
-        store::devices::record_poll(&state.store, &hash, now, interval).await?;
+        store::devices::record_poll(ctx.store, &hash, now, interval).await?;
     }
     let answer = |code, text: String| -> Result<super::TokenResponse, OAuthError> {
         Err(OAuthError::new(code, text))
@@ -73,7 +73,7 @@ pub async fn exchange(
         }
         _ => {}
     }
-    let mut tx = state.store.begin().await?;
+    let mut tx = ctx.store.begin().await?;
     if !store::devices::claim_approved(&mut tx, &hash, now).await? {
         return Err(invalid_grant("the device code was already used"));
     }
@@ -95,7 +95,7 @@ pub async fn exchange(
         auth_time: row.auth_time.unwrap_or(now),
         nonce: None,
     };
-    let issuance = issue_for_user(state, &mut tx, &grant).await?;
+    let issuance = issue_for_user(ctx, &mut tx, &grant).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, client_id = %client.client_id, "device code redeemed");
     Ok(issuance.response)

@@ -4,11 +4,11 @@
 
 use super::{Subject, TokenResponse, access_token_only, invalid_grant, narrow_scope};
 use crate::error::{OAuthError, OAuthErrorCode};
+use crate::model::Client;
+use crate::model::{Scope, ScopeSet, Username};
+use crate::oauth::Ctx;
 use crate::oauth::client_auth::{self, AssertionUse};
-use crate::oauth::clients::Client;
-use crate::oauth::model::{Scope, ScopeSet, Username};
 use crate::oauth::params::Params;
-use crate::state::AppState;
 use crate::store;
 
 /// The partner acts for the user now: no refresh token is issued.
@@ -17,13 +17,13 @@ const NOT_GRANTED: [Scope; 1] = [Scope::OfflineAccess];
 /// Verifies the `assertion` and issues an access token for its subject.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
 pub async fn exchange(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     let assertion = params.require("assertion")?;
     let subject =
-        client_auth::verify_assertion(state, client, assertion, AssertionUse::AuthorizationGrant)
+        client_auth::verify_assertion(ctx, client, assertion, AssertionUse::AuthorizationGrant)
             .await
             .map_err(invalid_grant)?;
     let not_authorized = || {
@@ -36,7 +36,7 @@ pub async fn exchange(
     if !client.pre_authorized_users.contains(&username) {
         return Err(not_authorized());
     }
-    let user = store::users::by_username(&state.store, &username)
+    let user = store::users::by_username(ctx.store, &username)
         .await
         .map_err(|e| OAuthError::new(OAuthErrorCode::ServerError, e.to_string()))?
         .filter(|u| u.enabled)
@@ -45,5 +45,5 @@ pub async fn exchange(
     let delegable = client.scopes.delegable();
     let allowed = ScopeSet::new(delegable.iter().filter(|s| !NOT_GRANTED.contains(s)));
     let scope = narrow_scope(params, &allowed, super::exceeds_delegable(params))?;
-    access_token_only(state, client, Subject::User(&user.id), &scope)
+    access_token_only(ctx, client, Subject::User(&user.id), &scope)
 }

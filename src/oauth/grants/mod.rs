@@ -10,12 +10,12 @@ use secrecy::ExposeSecret as _;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::clients::Client;
-use super::model::{GrantType, Scope, ScopeSet};
-use super::users::User;
 use super::{id_token, secret};
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::state::AppState;
+use crate::model::Client;
+use crate::model::User;
+use crate::model::{GrantType, Scope, ScopeSet};
+use crate::oauth::Ctx;
 use crate::store::{self, Tx};
 
 /// A successful token response (RFC 6749 §5.1).
@@ -92,14 +92,10 @@ impl Signed {
 }
 
 /// Signs the access token (and the ID token) of `grant` at `now`.
-pub fn sign_for_user(
-    state: &AppState,
-    grant: &UserGrant<'_>,
-    now: i64,
-) -> Result<Signed, OAuthError> {
-    let ttl = state.access_token_ttl(grant.client);
+pub fn sign_for_user(ctx: &Ctx<'_>, grant: &UserGrant<'_>, now: i64) -> Result<Signed, OAuthError> {
+    let ttl = ctx.access_token_ttl(grant.client);
     let access = issue_access(
-        state,
+        ctx,
         grant.client,
         Subject::User(&grant.user.id),
         grant.scope,
@@ -107,7 +103,7 @@ pub fn sign_for_user(
         now,
     )?;
     let id_token = if grant.scope.contains(Scope::OpenId) {
-        Some(id_token::sign(state, grant, &access.token, now, ttl).map_err(server_error)?)
+        Some(id_token::sign(ctx, grant, &access.token, now, ttl).map_err(server_error)?)
     } else {
         None
     };
@@ -121,7 +117,7 @@ pub fn sign_for_user(
 /// A new refresh token of a family, idle-limited by the client's policy (never past the
 /// family's end): the plain token and the row to store.
 pub fn new_refresh_token(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     family_expires_at: Option<i64>,
     access: &super::tokens::Issued,
@@ -129,7 +125,7 @@ pub fn new_refresh_token(
 ) -> (secrecy::SecretString, store::grants::RefreshRow) {
     let idle = client
         .refresh_token_idle_secs
-        .unwrap_or(state.config.refresh_token_idle_secs);
+        .unwrap_or(ctx.config.refresh_token_idle_secs);
     let idle_expires_at = Some(family_expires_at.map_or(now + idle, |end| (now + idle).min(end)));
     let row = store::grants::RefreshRow {
         idle_expires_at,
@@ -142,12 +138,12 @@ pub fn new_refresh_token(
 /// Signs the tokens of a new grant (a code redeemed) and, if `offline_access` was granted
 /// and the client may refresh, starts a refresh-token family — inside `tx`.
 pub async fn issue_for_user(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     tx: &mut Tx,
     grant: &UserGrant<'_>,
 ) -> Result<Issuance, OAuthError> {
-    let now = state.clock.unix();
-    let signed = sign_for_user(state, grant, now)?;
+    let now = ctx.clock.unix();
+    let signed = sign_for_user(ctx, grant, now)?;
     let refresh_allowed = grant.granted.contains(Scope::OfflineAccess)
         && grant.client.allows_grant(GrantType::RefreshToken);
     let mut family_id = None;
@@ -156,7 +152,7 @@ pub async fn issue_for_user(
         let lifetime = grant
             .client
             .refresh_token_ttl_secs
-            .unwrap_or(state.config.refresh_token_ttl_secs);
+            .unwrap_or(ctx.config.refresh_token_ttl_secs);
         let family = store::grants::FamilyRow {
             id: secret::token_id(),
             client_id: grant.client.client_id.to_string(),
@@ -167,7 +163,7 @@ pub async fn issue_for_user(
         };
         store::grants::insert_family(tx, &family, now).await?;
         let (token, row) =
-            new_refresh_token(state, grant.client, family.expires_at, &signed.access, now);
+            new_refresh_token(ctx, grant.client, family.expires_at, &signed.access, now);
         store::grants::insert_refresh(tx, &secret::hash_secret(&token), &family.id, &row, now)
             .await?;
         family_id = Some(family.id);
@@ -187,13 +183,13 @@ pub async fn issue_for_user(
 /// Revokes refresh-token families and the access tokens they issued, inside `tx`; the
 /// caller commits, then calls [`note_revoked`] so this process honours it at once.
 pub async fn revoke_families(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     tx: &mut Tx,
     family_ids: &[String],
     client_id: &str,
     reason: &str,
 ) -> Result<Vec<(String, i64)>, store::StoreError> {
-    let now = state.clock.unix();
+    let now = ctx.clock.unix();
     let live = store::grants::revoke_families(tx, family_ids, reason, now).await?;
     store::grants::revoke_access_tokens(tx, &live, client_id, now).await?;
     Ok(live)
@@ -202,26 +198,24 @@ pub async fn revoke_families(
 /// Revokes one family and its access tokens in a transaction of its own, honoured by this
 /// process at once and by the others within a sync interval.
 pub async fn revoke_family(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     family_id: &str,
     client_id: &str,
     reason: &str,
 ) -> Result<(), store::StoreError> {
-    let mut tx = state.store.begin().await?;
-    let revoked =
-        revoke_families(state, &mut tx, &[family_id.to_owned()], client_id, reason).await?;
+    let mut tx = ctx.store.begin().await?;
+    let revoked = revoke_families(ctx, &mut tx, &[family_id.to_owned()], client_id, reason).await?;
     tx.commit().await?;
-    note_revoked(state, &revoked);
+    note_revoked(ctx, &revoked);
     Ok(())
 }
 
 /// Puts access tokens revoked in the database on this process's revocation list.
-pub fn note_revoked(state: &AppState, tokens: &[(String, i64)]) {
+pub fn note_revoked(ctx: &Ctx<'_>, tokens: &[(String, i64)]) {
     for (jti, exp) in tokens {
-        state
-            .tokens
+        ctx.tokens
             .revoked
-            .insert(jti, *exp + state.config.clock_skew_secs);
+            .insert(jti, *exp + ctx.config.clock_skew_secs);
     }
 }
 
@@ -281,7 +275,7 @@ pub fn not_delegable(scope: Scope) -> String {
 /// for a user never carries a scope the user may not delegate ([`Scope::user_delegable`]),
 /// whatever the grant, the client's registration or a family granted before.
 fn issue_access(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     subject: Subject<'_>,
     scope: &ScopeSet,
@@ -300,21 +294,20 @@ fn issue_access(
         }
         Subject::Client => client.client_id.as_str(),
     };
-    state
-        .tokens
+    ctx.tokens
         .issue(now, sub, client.client_id.as_str(), scope, ttl)
         .map_err(server_error)
 }
 
 /// An access token alone (no refresh token, no ID token) for `subject`.
 pub fn access_token_only(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     subject: Subject<'_>,
     scope: &ScopeSet,
 ) -> Result<TokenResponse, OAuthError> {
-    let ttl = state.access_token_ttl(client);
-    let issued = issue_access(state, client, subject, scope, ttl, state.clock.unix())?;
+    let ttl = ctx.access_token_ttl(client);
+    let issued = issue_access(ctx, client, subject, scope, ttl, ctx.clock.unix())?;
     Ok(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",

@@ -9,31 +9,31 @@ use secrecy::ExposeSecret as _;
 
 use super::{UserGrant, invalid_grant, new_refresh_token, revoke_family, sign_for_user};
 use crate::error::OAuthError;
-use crate::oauth::clients::Client;
-use crate::oauth::model::ScopeSet;
+use crate::model::Client;
+use crate::model::ScopeSet;
+use crate::oauth::Ctx;
 use crate::oauth::params::Params;
 use crate::oauth::secret;
-use crate::state::AppState;
 use crate::store::{self, grants::FamilyRow};
 
 /// Exchanges a refresh token for a new access token and refresh token.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
 pub async fn exchange(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
 ) -> Result<super::TokenResponse, OAuthError> {
     let token = params.require("refresh_token")?;
     let hash = secret::hash(token);
-    let now = state.clock.unix();
+    let now = ctx.clock.unix();
     let invalid = || invalid_grant("the refresh token is invalid or revoked");
-    let found = state.refresh.lookup(hash).await?.ok_or_else(invalid)?;
+    let found = ctx.refresh.lookup(hash).await?.ok_or_else(invalid)?;
     let family = &found.family;
     if family.client_id != client.client_id.as_str() || found.revoked_at.is_some() {
         return Err(invalid());
     }
     if found.rotated_at.is_some() {
-        return Err(reused(state, client, family).await?);
+        return Err(reused(ctx, client, family).await?);
     }
     if family.expires_at.is_some_and(|end| end <= now) {
         return Err(invalid_grant("the refresh token has expired"));
@@ -59,9 +59,9 @@ pub async fn exchange(
         auth_time: family.auth_time,
         nonce: None,
     };
-    let signed = sign_for_user(state, &grant, now)?;
-    let (successor, row) = new_refresh_token(state, client, family.expires_at, &signed.access, now);
-    let won = state
+    let signed = sign_for_user(ctx, &grant, now)?;
+    let (successor, row) = new_refresh_token(ctx, client, family.expires_at, &signed.access, now);
+    let won = ctx
         .refresh
         .rotate(store::grants::Rotation {
             parent: hash,
@@ -71,26 +71,25 @@ pub async fn exchange(
         })
         .await?;
     if !won {
-        return Err(reused(state, client, family).await?);
+        return Err(reused(ctx, client, family).await?);
     }
     Ok(signed.into_response(Some(successor.expose_secret().to_owned())))
 }
 
 /// A rotated token came back: revoke the family and every access token it issued.
 async fn reused(
-    state: &AppState,
+    ctx: &Ctx<'_>,
     client: &Client,
     family: &FamilyRow,
 ) -> Result<OAuthError, OAuthError> {
     revoke_family(
-        state,
+        ctx,
         &family.id,
         client.client_id.as_str(),
         "refresh token reused",
     )
     .await?;
-    state
-        .audit
+    ctx.audit
         .record(
             crate::audit::Event::new("refresh.reuse_detected")
                 .failed()

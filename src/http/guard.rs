@@ -10,10 +10,10 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
-use crate::oauth::model::Scope;
+use crate::http::state::AppState;
+use crate::model::Scope;
 use crate::oauth::tokens::AccessClaims;
 use crate::ratelimit::{self, ApiLimitKey, DailyUsage, Policy};
-use crate::state::AppState;
 
 /// Which scopes a route needs: any one of `ANY_OF` (none listed = any valid token).
 pub trait ScopePolicy: Send + Sync + 'static {

@@ -16,15 +16,15 @@ use super::{
 };
 use crate::audit::Event;
 use crate::http::ratelimit::ClientAddr;
+use crate::http::state::AppState;
+use crate::model::ScopeSet;
 use crate::oauth::device::{display_user_code, normalize_user_code};
 use crate::oauth::login;
-use crate::oauth::model::ScopeSet;
 use crate::oauth::secret;
-use crate::state::AppState;
 use crate::store;
 
 #[derive(Template)]
-#[template(path = "activate.html", config = "src/web/askama.toml")]
+#[template(path = "activate.html", config = "src/http/web/askama.toml")]
 struct ActivatePage<'a> {
     error: Option<&'a str>,
     csrf_token: &'a str,
@@ -32,7 +32,7 @@ struct ActivatePage<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "activate_confirm.html", config = "src/web/askama.toml")]
+#[template(path = "activate_confirm.html", config = "src/http/web/askama.toml")]
 struct ConfirmPage<'a> {
     client_name: &'a str,
     username: &'a str,
@@ -146,7 +146,7 @@ pub async fn activate_submit(
     let now = state.clock.unix();
     let config = &state.config;
     let keys = guess_keys(&state, &jar, &address);
-    match login::locked_until(&state, &[&keys[0], &keys[1]], now).await {
+    match login::locked_until(&state.oauth(), &[&keys[0], &keys[1]], now).await {
         Ok(Some(until)) => return too_many(&state, jar, &form.user_code, until - now),
         Ok(None) => {}
         Err(e) => return unavailable(e),
@@ -157,7 +157,7 @@ pub async fn activate_submit(
         (keys[0].as_str(), config.activate_guesses),
         (keys[1].as_str(), config.activate_guesses_per_address),
     ];
-    let counted = match login::count_attempt(&state, &limits, now).await {
+    let counted = match login::count_attempt(&state.oauth(), &limits, now).await {
         Ok(counted) => counted,
         Err(e) => return unavailable(e),
     };
@@ -207,7 +207,7 @@ pub async fn activate_submit(
         Err(e) => return unavailable(e),
     };
     let (user, auth_time) = user;
-    let client = match state.client(&request.client_id).await {
+    let client = match state.oauth().client(&request.client_id).await {
         Ok(Some(client)) if client.enabled => client,
         Ok(_) => {
             return error_page(

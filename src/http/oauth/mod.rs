@@ -11,18 +11,20 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::api::guard::{Caller, OpenIdScope};
 use crate::error::{ApiError, OAuthError, OAuthErrorBody, OAuthErrorCode, Problem};
+use crate::http::guard::{Caller, OpenIdScope};
+use crate::http::state::AppState;
+use crate::model::ScopeSet;
 use crate::oauth::client_auth::Presented;
 use crate::oauth::grants::TokenResponse;
 use crate::oauth::id_token::{self, UserInfo};
 use crate::oauth::introspection::{self, Introspection};
-use crate::oauth::model::ScopeSet;
 use crate::oauth::params::Params;
 use crate::oauth::{discovery, token};
-use crate::state::AppState;
 use crate::store;
 use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// A form-encoded OAuth request: its parameters and the client credentials it presents.
 pub struct OAuthRequest {
@@ -187,7 +189,7 @@ pub async fn issue_token(
     State(state): State<AppState>,
     request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
-    let response = token::exchange(&state, &request.params, &request.presented).await?;
+    let response = token::exchange(&state.oauth(), &request.params, &request.presented).await?;
     Ok(no_store(Json(response).into_response()))
 }
 
@@ -219,14 +221,15 @@ pub async fn device_authorization(
     State(state): State<AppState>,
     request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
-    let client = crate::oauth::client_auth::authenticate(&state, &request.presented).await?;
+    let client =
+        crate::oauth::client_auth::authenticate(&state.oauth(), &request.presented).await?;
     crate::oauth::token::within_limit(
-        &state,
+        &state.oauth(),
         crate::ratelimit::Policy::DeviceClient,
         &crate::ratelimit::client_key(&client, &request.presented.address),
     )
     .await?;
-    let answer = crate::oauth::device::start(&state, &client, &request.params).await?;
+    let answer = crate::oauth::device::start(&state.oauth(), &client, &request.params).await?;
     Ok(no_store(Json(answer).into_response()))
 }
 
@@ -243,7 +246,8 @@ pub async fn introspect_token(
     State(state): State<AppState>,
     request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
-    let answer = introspection::introspect(&state, &request.params, &request.presented).await?;
+    let answer =
+        introspection::introspect(&state.oauth(), &request.params, &request.presented).await?;
     Ok(no_store(Json(answer).into_response()))
 }
 
@@ -260,7 +264,7 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
-    introspection::revoke(&state, &request.params, &request.presented).await?;
+    introspection::revoke(&state.oauth(), &request.params, &request.presented).await?;
     Ok(no_store(().into_response()))
 }
 
@@ -334,7 +338,7 @@ pub async fn get_jwks(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
     responses((status = 200, description = "Provider metadata", body = Object)))]
 pub async fn get_openid_configuration(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(discovery::metadata(&state))
+    Json(discovery::metadata(&state.oauth()))
 }
 
 /// Authorization server metadata (RFC 8414).
@@ -343,5 +347,19 @@ pub async fn get_openid_configuration(State(state): State<AppState>) -> Json<ser
 pub async fn get_authorization_server_metadata(
     State(state): State<AppState>,
 ) -> Json<serde_json::Value> {
-    Json(discovery::metadata(&state))
+    Json(discovery::metadata(&state.oauth()))
+}
+
+/// The authorization server's endpoints (the authorization endpoint is a page: see
+/// [`crate::http::web`]).
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue_token))
+        .routes(routes!(device_authorization))
+        .routes(routes!(introspect_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(get_userinfo, post_userinfo))
+        .routes(routes!(get_jwks))
+        .routes(routes!(get_openid_configuration))
+        .routes(routes!(get_authorization_server_metadata))
 }

@@ -15,8 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret as _;
 
+use crate::http::state::AppState;
 use crate::oauth::secret;
-use crate::state::AppState;
 use crate::store::{self, StoreError, sessions::SessionRow};
 
 /// Cookie names: `__Host-` prefixed (Secure, host-only, path /) when the issuer is https.
@@ -60,7 +60,7 @@ fn cookie(state: &AppState, name: &'static str, value: String, max_age: i64) -> 
 pub async fn current_user(
     state: &AppState,
     jar: &CookieJar,
-) -> Result<Option<(crate::oauth::users::User, i64)>, StoreError> {
+) -> Result<Option<(crate::model::User, i64)>, StoreError> {
     let Some(cookie) = jar.get(cookie_names(state).session) else {
         return Ok(None);
     };

@@ -11,9 +11,8 @@ use axum::response::Response;
 use sha2::Digest as _;
 
 use crate::error::ApiError;
-use crate::state::AppState;
-use crate::store::idempotency::{self as keys, NewClaim, Owner};
-use crate::store::{StoreError, Tx};
+use crate::http::state::AppState;
+use crate::store::idempotency::{self as keys, Claim, NewClaim, Owner, StoredResponse};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -30,15 +29,6 @@ pub enum Begun {
     Run(Option<Claim>),
     /// The stored response of the first request with this key.
     Replay(Response),
-}
-
-/// A claimed key, to complete or release.
-#[derive(Debug, Clone)]
-pub struct Claim {
-    client_id: String,
-    subject: String,
-    key: String,
-    claim: String,
 }
 
 /// Reads the `Idempotency-Key` header and claims the key for this request.
@@ -108,6 +98,23 @@ pub async fn begin(
     }
 }
 
+/// The response a handler sends for a stored (or about to be stored) answer.
+pub fn respond(stored: StoredResponse) -> Response {
+    let mut response = Response::new(Body::from(stored.body));
+    *response.status_mut() = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let out = response.headers_mut();
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in stored.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.insert(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}
+
 fn replay(status: i64, headers: Option<&str>, body: String) -> Result<Response, ApiError> {
     let corrupt =
         |what: &str| ApiError::Internal(anyhow::anyhow!("stored idempotent response: {what}"));
@@ -133,64 +140,4 @@ fn replay(status: i64, headers: Option<&str>, body: String) -> Result<Response, 
     }
     out.insert(REPLAYED, HeaderValue::from_static("true"));
     Ok(response)
-}
-
-impl Claim {
-    fn owner(&self) -> Owner<'_> {
-        Owner {
-            client_id: &self.client_id,
-            subject: &self.subject,
-        }
-    }
-
-    /// Stores the response inside `tx` (commit it with the request's writes). Fails when
-    /// the claim lapsed and another request took the key over; the caller rolls back.
-    pub async fn complete(
-        &self,
-        tx: &mut Tx,
-        status: StatusCode,
-        headers: &[(HeaderName, HeaderValue)],
-        body: &str,
-    ) -> Result<(), ApiError> {
-        if self.store_response(tx, status, headers, body).await? {
-            Ok(())
-        } else {
-            Err(ApiError::IdempotencyKeyInFlight)
-        }
-    }
-
-    /// As [`Claim::complete`], saying whether the claim was still this request's.
-    pub async fn store_response(
-        &self,
-        tx: &mut Tx,
-        status: StatusCode,
-        headers: &[(HeaderName, HeaderValue)],
-        body: &str,
-    ) -> Result<bool, StoreError> {
-        let pairs: Vec<(&str, &str)> = headers
-            .iter()
-            .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
-            .collect();
-        let headers =
-            serde_json::to_string(&pairs).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        keys::complete(
-            tx,
-            self.owner(),
-            &self.key,
-            &self.claim,
-            status.as_u16(),
-            &headers,
-            body,
-        )
-        .await
-    }
-
-    /// Releases the claim after a failed request.
-    pub async fn release(&self, state: &AppState) {
-        let released: Result<(), StoreError> =
-            keys::release(&state.store, self.owner(), &self.key, &self.claim).await;
-        if let Err(e) = released {
-            tracing::warn!(error = %e, "could not release an idempotency claim; it lapses on its own");
-        }
-    }
 }

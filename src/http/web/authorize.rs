@@ -6,9 +6,9 @@ use axum::response::Response;
 use axum_extra::extract::CookieJar;
 
 use super::{error_page, see_other, session, with_page_headers};
+use crate::http::state::AppState;
+use crate::model::User;
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode, Rejection};
-use crate::oauth::users::User;
-use crate::state::AppState;
 use crate::store;
 
 /// The authorization endpoint (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2). A browser is
@@ -39,7 +39,7 @@ pub async fn authorize(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
-    let request = match AuthorizationRequest::parse(&state, &query).await {
+    let request = match AuthorizationRequest::parse(&state.oauth(), &query).await {
         Ok(request) => request,
         Err(rejection) => return reject(rejection),
     };
@@ -103,7 +103,7 @@ pub async fn decide(
             "this user is not approved for this application",
         ));
     }
-    if authorize::needs_consent(state, request, user).await? {
+    if authorize::needs_consent(&state.oauth(), request, user).await? {
         if request.prompt.none {
             return Ok(error(
                 state,
@@ -115,7 +115,7 @@ pub async fn decide(
         return Ok(see_other(&format!("/consent?{query}")));
     }
     Ok(
-        match authorize::issue_code(state, request, &user.id, auth_time).await? {
+        match authorize::issue_code(&state.oauth(), request, &user.id, auth_time).await? {
             Some(location) => found(location.as_str()),
             None => see_other(&login_location(request, query)),
         },

@@ -17,9 +17,9 @@ use super::{
 };
 use crate::audit::Event;
 use crate::http::ratelimit::ClientAddr;
+use crate::http::state::AppState;
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
 use crate::oauth::login::{self, LoginError};
-use crate::state::AppState;
 
 /// The audit event of a refused sign-in.
 fn failed_sign_in(address: &str, username: &str, reason: &str) -> Event {
@@ -60,7 +60,7 @@ fn safe_return(return_to: &str) -> Option<&str> {
 }
 
 #[derive(Template)]
-#[template(path = "login.html", config = "src/web/askama.toml")]
+#[template(path = "login.html", config = "src/http/web/askama.toml")]
 struct LoginPage<'a> {
     client_name: Option<String>,
     error: Option<&'a str>,
@@ -84,7 +84,7 @@ async fn client_name(state: &AppState, return_to: &str) -> Option<String> {
         .find(|(k, _)| k == "client_id")?
         .1
         .into_owned();
-    let client = state.client(&client_id).await.ok()??;
+    let client = state.oauth().client(&client_id).await.ok()??;
     Some(client.name.clone())
 }
 
@@ -155,7 +155,7 @@ pub async fn login_submit(
         .await;
     }
     let username = bounded_username(&form.username);
-    match login::authenticate(&state, &username, form.password, &address).await {
+    match login::authenticate(&state.oauth(), &username, form.password, &address).await {
         Ok(user) => {
             let jar = match session::start(&state, jar, &user.id).await {
                 Ok(jar) => jar,
@@ -230,7 +230,7 @@ pub async fn login_submit(
 }
 
 #[derive(Template)]
-#[template(path = "consent.html", config = "src/web/askama.toml")]
+#[template(path = "consent.html", config = "src/http/web/askama.toml")]
 struct ConsentPage<'a> {
     client_name: &'a str,
     username: &'a str,
@@ -247,7 +247,7 @@ pub async fn consent_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
-    let request = match AuthorizationRequest::parse(&state, &query).await {
+    let request = match AuthorizationRequest::parse(&state.oauth(), &query).await {
         Ok(r) => r,
         Err(rejection) => return reject(rejection),
     };
@@ -300,7 +300,7 @@ pub async fn consent_submit(
             "This form has expired. Go back to the application and try again.",
         );
     }
-    let request = match AuthorizationRequest::parse(&state, &form.request).await {
+    let request = match AuthorizationRequest::parse(&state.oauth(), &form.request).await {
         Ok(r) => r,
         Err(rejection) => return reject(rejection),
     };
@@ -343,8 +343,8 @@ pub async fn consent_submit(
         _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
     }
     let issued = async {
-        authorize::record_consent(&state, &request, &user.id).await?;
-        authorize::issue_code(&state, &request, &user.id, auth_time).await
+        authorize::record_consent(&state.oauth(), &request, &user.id).await?;
+        authorize::issue_code(&state.oauth(), &request, &user.id, auth_time).await
     }
     .await;
     match issued {
@@ -376,7 +376,7 @@ pub async fn consent_submit(
 async fn signed_in_user(
     state: &AppState,
     jar: &CookieJar,
-) -> Result<Option<(crate::oauth::users::User, i64)>, Response> {
+) -> Result<Option<(crate::model::User, i64)>, Response> {
     session::current_user(state, jar).await.map_err(|e| {
         tracing::error!(error = %e, "session lookup failed");
         error_page(
@@ -387,7 +387,7 @@ async fn signed_in_user(
 }
 
 #[derive(Template)]
-#[template(path = "logout.html", config = "src/web/askama.toml")]
+#[template(path = "logout.html", config = "src/http/web/askama.toml")]
 struct LogoutPage<'a> {
     username: Option<&'a str>,
     csrf_token: &'a str,

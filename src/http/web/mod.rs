@@ -8,18 +8,20 @@ pub mod pages;
 pub mod session;
 
 use askama::Template;
-use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::oauth::model::Scope;
-use crate::state::AppState;
+use crate::http::state::AppState;
+use crate::model::Scope;
 
-/// The pages' routes (the authorization endpoint is documented in the OpenAPI spec and
-/// routed there).
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// The pages' routes; the authorization endpoint, which leads a browser through them, is
+/// the one documented in the OpenAPI spec.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(authorize::authorize))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route(
             "/consent",
@@ -100,7 +102,7 @@ pub fn see_other(location: &str) -> Response {
 
 /// A plain message or error page.
 #[derive(Template)]
-#[template(path = "message.html", config = "src/web/askama.toml")]
+#[template(path = "message.html", config = "src/http/web/askama.toml")]
 pub struct MessagePage<'a> {
     /// Heading.
     pub title: &'a str,

@@ -4,8 +4,8 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::guard::Caller;
 use crate::error::Problem;
+use crate::http::guard::Caller;
 
 /// Who the caller is, according to its access token.
 #[derive(Debug, Serialize, ToSchema)]

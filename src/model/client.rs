@@ -1,0 +1,63 @@
+//! A registered client ("connected app"), as the store returns it.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet, Username,
+};
+
+/// The SHA-256 of a secret, which is all the database keeps.
+pub type SecretHash = [u8; 32];
+
+/// A registered client ("connected app").
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Client {
+    /// The public identifier (`client_id`).
+    pub client_id: ClientId,
+    /// Name shown to users on the consent page.
+    pub name: String,
+    /// `public` or `confidential` (RFC 6749 §2.1).
+    pub client_type: ClientType,
+    /// How the client authenticates at the token endpoint.
+    pub token_endpoint_auth_method: AuthMethod,
+    /// SHA-256 of the client secret; never serialized.
+    #[serde(skip)]
+    pub secret_hash: Option<SecretHash>,
+    /// Redirect URIs, matched exactly.
+    pub redirect_uris: Vec<RedirectUri>,
+    /// Grant types the client may use.
+    pub grant_types: Vec<GrantType>,
+    /// Scopes the client may request.
+    #[schema(value_type = Vec<Scope>)]
+    pub scopes: ScopeSet,
+    /// Browser origins allowed to call token, userinfo, revoke and the API cross-origin.
+    pub cors_origins: Vec<CorsOrigin>,
+    /// Access token lifetime override (seconds); `null` = the server default.
+    pub access_token_ttl_secs: Option<i64>,
+    /// Refresh token lifetime override (seconds; 0 = valid until revoked); `null` = default.
+    pub refresh_token_ttl_secs: Option<i64>,
+    /// Refresh token idle timeout override (seconds); `null` = default.
+    pub refresh_token_idle_secs: Option<i64>,
+    /// When true only pre-authorized users may use the client ("admin approved users").
+    pub admin_approved_only: bool,
+    /// Users an administrator approved: they skip consent and may be JWT-bearer subjects.
+    pub pre_authorized_users: Vec<Username>,
+    /// Disabled clients cannot authenticate or obtain tokens.
+    pub enabled: bool,
+    /// When the client was registered.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    /// When the client last changed.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: i64,
+}
+
+impl Client {
+    /// Whether the client may use `grant`.
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
