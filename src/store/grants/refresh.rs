@@ -1,142 +1,12 @@
-//! Authorization codes and refresh-token families: what a user's grant issued, and the
-//! single-use and rotation rules, each enforced by one conditional UPDATE so that two
-//! replicas redeeming the same code or token at once cannot both win.
+//! Refresh-token families: new families, lookups and rotations, batched across requests.
 
+use crate::store::batch::Batcher;
+use crate::store::{Db, Store, StoreError, Tx, in_tx};
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-use super::batch::Batcher;
-use super::{Db, Store, StoreError, Tx, in_tx, read, write};
-
-/// An authorization code as stored (the code itself only as its hash).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CodeRow {
-    /// The client it was issued to.
-    pub client_id: String,
-    /// The user who approved it.
-    pub user_id: String,
-    /// The redirect URI of the authorization request.
-    pub redirect_uri: String,
-    /// Granted scopes, space-separated.
-    pub scope: String,
-    /// PKCE S256 challenge.
-    pub code_challenge: Option<String>,
-    /// OpenID Connect nonce.
-    pub nonce: Option<String>,
-    /// When the user authenticated.
-    pub auth_time: i64,
-    /// When the code stops being redeemable.
-    pub expires_at: i64,
-}
-
-/// Stores a new code.
-pub async fn insert_code(
-    store: &Store,
-    code_hash: &[u8; 32],
-    row: &CodeRow,
-    now: i64,
-) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
-        scope, code_challenge, nonce, auth_time, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    write!(store, |pool| sqlx::query(SQL)
-        .bind(code_hash.as_slice())
-        .bind(&row.client_id)
-        .bind(&row.user_id)
-        .bind(&row.redirect_uri)
-        .bind(&row.scope)
-        .bind(&row.code_challenge)
-        .bind(&row.nonce)
-        .bind(row.auth_time)
-        .bind(now)
-        .bind(row.expires_at)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
-    Ok(())
-}
-
-/// What redeeming a code found.
-pub enum Redeemed {
-    /// First use: the code, now marked used inside the transaction.
-    First(CodeRow),
-    /// Already used: the client it was issued to, and what that first use issued.
-    Replayed {
-        /// The code's client.
-        client_id: String,
-        /// What the first use issued, to revoke.
-        issued: Issued,
-    },
-    /// No such code.
-    Unknown,
-}
-
-/// What one use of a code or refresh token issued.
-#[derive(Debug, Clone, Default, sqlx::FromRow)]
-pub struct Issued {
-    /// The access token's jti.
-    pub access_jti: Option<String>,
-    /// Its expiry.
-    pub access_exp: Option<i64>,
-    /// The refresh-token family started, if any.
-    pub family_id: Option<String>,
-}
-
-/// Marks a code used inside `tx` — exactly one caller ever gets [`Redeemed::First`].
-pub async fn redeem_code(
-    tx: &mut Tx,
-    code_hash: &[u8; 32],
-    now: i64,
-) -> Result<Redeemed, StoreError> {
-    const CLAIM: &str = "UPDATE authorization_codes SET used_at = $2 \
-        WHERE code_hash = $1 AND used_at IS NULL \
-        RETURNING client_id, user_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at";
-    const USED: &str = "SELECT client_id, access_jti, access_exp, family_id \
-        FROM authorization_codes WHERE code_hash = $1";
-    let claimed: Option<CodeRow> = in_tx!(tx, |c| sqlx::query_as(CLAIM)
-        .bind(code_hash.as_slice())
-        .bind(now)
-        .fetch_optional(&mut *c)
-        .await)?;
-    if let Some(row) = claimed {
-        return Ok(Redeemed::First(row));
-    }
-    type Used = (String, Option<String>, Option<i64>, Option<String>);
-    let used: Option<Used> = in_tx!(tx, |c| sqlx::query_as(USED)
-        .bind(code_hash.as_slice())
-        .fetch_optional(&mut *c)
-        .await)?;
-    Ok(used.map_or(
-        Redeemed::Unknown,
-        |(client_id, access_jti, access_exp, family_id)| Redeemed::Replayed {
-            client_id,
-            issued: Issued {
-                access_jti,
-                access_exp,
-                family_id,
-            },
-        },
-    ))
-}
-
-/// Records what the first use of a code issued.
-pub async fn record_code_issue(
-    tx: &mut Tx,
-    code_hash: &[u8; 32],
-    issued: &Issued,
-) -> Result<(), StoreError> {
-    const SQL: &str = "UPDATE authorization_codes SET access_jti = $2, access_exp = $3, family_id = $4 \
-        WHERE code_hash = $1";
-    in_tx!(tx, |c| sqlx::query(SQL)
-        .bind(code_hash.as_slice())
-        .bind(&issued.access_jti)
-        .bind(issued.access_exp)
-        .bind(&issued.family_id)
-        .execute(&mut *c)
-        .await
-        .map(|_| ()))?;
-    Ok(())
-}
+#[allow(unused_imports)]
+use super::*;
 
 /// A refresh-token family: one grant and every token rotated from it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -223,7 +93,7 @@ pub struct RefreshLookup {
 }
 
 #[derive(sqlx::FromRow)]
-struct LookupRow {
+pub(super) struct LookupRow {
     token_hash: Vec<u8>,
     family_id: String,
     client_id: String,
@@ -234,7 +104,7 @@ struct LookupRow {
     idle_expires_at: Option<i64>,
     rotated_at: Option<i64>,
     #[sqlx(flatten)]
-    user: super::users::UserRow,
+    user: crate::store::users::UserRow,
 }
 
 impl TryFrom<LookupRow> for RefreshLookup {
@@ -259,7 +129,10 @@ impl TryFrom<LookupRow> for RefreshLookup {
 }
 
 /// The statement for a batch of `n` from statements prepared for 0..=[`BATCH`].
-fn batch_sql(statements: &'static [String], n: usize) -> Result<&'static str, StoreError> {
+pub(super) fn batch_sql(
+    statements: &'static [String],
+    n: usize,
+) -> Result<&'static str, StoreError> {
     statements
         .get(n)
         .map(String::as_str)
@@ -267,7 +140,7 @@ fn batch_sql(statements: &'static [String], n: usize) -> Result<&'static str, St
 }
 
 /// `$first, $first+1, …` — `n` numbered placeholders.
-fn placeholders(first: usize, n: usize) -> String {
+pub(super) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -286,7 +159,7 @@ pub async fn lookup_refresh(
              f.expires_at AS family_expires_at, f.revoked_at, t.idle_expires_at, t.rotated_at, {} \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
              JOIN users u ON u.id = f.user_id WHERE t.token_hash",
-            super::users::JOINED_USER_COLUMNS
+            crate::store::users::JOINED_USER_COLUMNS
         )
     });
     static SQLITE: LazyLock<Vec<String>> = LazyLock::new(|| {
@@ -433,7 +306,7 @@ pub async fn rotate(store: &Store, all: &[Rotation]) -> Result<Vec<bool>, StoreE
 }
 
 /// Refresh-token reads and rotations of every request of this process, batched: under
-/// load one statement serves many requests (see [`super::batch`]).
+/// load one statement serves many requests (see [`crate::store::batch`]).
 #[derive(Debug)]
 pub struct RefreshQueue {
     lookups: Batcher<[u8; 32], Option<RefreshLookup>>,
@@ -441,7 +314,7 @@ pub struct RefreshQueue {
 }
 
 /// The most calls one statement carries.
-const BATCH: usize = 64;
+pub(super) const BATCH: usize = 64;
 
 impl RefreshQueue {
     /// Starts the batching tasks on the current runtime.
@@ -477,125 +350,4 @@ impl RefreshQueue {
     pub async fn rotate(&self, rotation: Rotation) -> Result<bool, StoreError> {
         self.rotations.call(rotation).await
     }
-}
-
-/// The family a refresh token belongs to (for revocation), if the token is known.
-pub async fn family_of(
-    store: &Store,
-    token_hash: &[u8; 32],
-) -> Result<Option<FamilyRow>, StoreError> {
-    const SQL: &str = "SELECT f.id, f.client_id, f.user_id, f.scope, f.auth_time, f.expires_at \
-        FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1";
-    Ok(read!(store, |pool| sqlx::query_as(SQL)
-        .bind(token_hash.as_slice())
-        .fetch_optional(pool)
-        .await)?)
-}
-
-/// Revokes families: marks them revoked and returns the access tokens they issued that
-/// may still be live (jti, exp), for the revocation list.
-pub async fn revoke_families(
-    tx: &mut Tx,
-    family_ids: &[String],
-    reason: &str,
-    now: i64,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    const MARK: &str = "UPDATE refresh_families SET revoked_at = $2, revoke_reason = $3 \
-        WHERE id = $1 AND revoked_at IS NULL";
-    const LIVE: &str = "SELECT access_jti, access_exp FROM refresh_tokens \
-        WHERE family_id = $1 AND access_exp >= $2";
-    let mut live = Vec::new();
-    for id in family_ids {
-        in_tx!(tx, |c| sqlx::query(MARK)
-            .bind(id)
-            .bind(now)
-            .bind(reason)
-            .execute(&mut *c)
-            .await
-            .map(|_| ()))?;
-        let rows: Vec<(String, i64)> = in_tx!(tx, |c| sqlx::query_as(LIVE)
-            .bind(id)
-            .bind(now)
-            .fetch_all(&mut *c)
-            .await)?;
-        live.extend(rows);
-    }
-    Ok(live)
-}
-
-/// Revokes every live family of a user (`client_id` `None`) or of a client (`user_id`
-/// `None`) in one statement, inside `tx`; how many.
-pub async fn revoke_families_of(
-    tx: &mut Tx,
-    user_id: Option<&str>,
-    client_id: Option<&str>,
-    reason: &str,
-    now: i64,
-) -> Result<u64, StoreError> {
-    const SQL: &str = "UPDATE refresh_families SET revoked_at = $3, revoke_reason = $4 \
-        WHERE revoked_at IS NULL AND ($1 IS NULL OR user_id = $1) \
-        AND ($2 IS NULL OR client_id = $2)";
-    Ok(in_tx!(tx, |c| sqlx::query(SQL)
-        .bind(user_id)
-        .bind(client_id)
-        .bind(now)
-        .bind(reason)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?)
-}
-
-/// Live (unrevoked) families of a user, optionally for one client.
-pub async fn live_families(
-    tx: &mut Tx,
-    user_id: &str,
-    client_id: Option<&str>,
-) -> Result<Vec<String>, StoreError> {
-    const SQL: &str = "SELECT id FROM refresh_families WHERE user_id = $1 \
-        AND ($2 IS NULL OR client_id = $2) AND revoked_at IS NULL";
-    Ok(in_tx!(tx, |c| sqlx::query_scalar(SQL)
-        .bind(user_id)
-        .bind(client_id)
-        .fetch_all(&mut *c)
-        .await)?)
-}
-
-/// Records revoked access tokens inside `tx` (the list every replica syncs).
-pub async fn revoke_access_tokens(
-    tx: &mut Tx,
-    tokens: &[(String, i64)],
-    client_id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) \
-        VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING";
-    for (jti, exp) in tokens {
-        in_tx!(tx, |c| sqlx::query(SQL)
-            .bind(jti)
-            .bind(client_id)
-            .bind(*exp)
-            .bind(now)
-            .execute(&mut *c)
-            .await
-            .map(|_| ()))?;
-    }
-    Ok(())
-}
-
-/// Deletes codes and refresh data no longer needed: codes expired before `before` (kept
-/// a while after expiry so that a late replay is still recognised), tokens of families
-/// that ended or were revoked before `before`, and rotated tokens idle since then.
-pub async fn cleanup(store: &Store, before: i64) -> Result<u64, StoreError> {
-    const CODES: &str = "DELETE FROM authorization_codes WHERE expires_at < $1";
-    const FAMILIES: &str = "DELETE FROM refresh_families WHERE revoked_at < $1 \
-        OR (expires_at IS NOT NULL AND expires_at < $1)";
-    let mut n = 0;
-    for sql in [CODES, FAMILIES] {
-        n += write!(store, |pool| sqlx::query(sql)
-            .bind(before)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
-    Ok(n)
 }
