@@ -65,21 +65,13 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
             form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
         });
         if in_query {
-            return Err(ApiError::Bearer {
-                status: StatusCode::BAD_REQUEST,
-                error: Some("invalid_request"),
-                description: "send the token in the Authorization header, not the query string"
-                    .to_owned(),
-                scope: None,
-            });
+            return Err(ApiError::invalid_bearer_request(
+                StatusCode::BAD_REQUEST,
+                "send the token in the Authorization header, not the query string",
+            ));
         }
         let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(ApiError::Bearer {
-                status: StatusCode::UNAUTHORIZED,
-                error: None,
-                description: "a bearer token is required".to_owned(),
-                scope: None,
-            });
+            return Err(ApiError::no_token());
         };
         let token = value
             .to_str()
@@ -88,21 +80,16 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Bearer {
-                status: StatusCode::UNAUTHORIZED,
-                error: Some("invalid_request"),
-                description: "the Authorization header must be `Bearer <token>`".to_owned(),
-                scope: None,
+            .ok_or_else(|| {
+                ApiError::invalid_bearer_request(
+                    StatusCode::UNAUTHORIZED,
+                    "the Authorization header must be `Bearer <token>`",
+                )
             })?;
         let claims = state
             .tokens
             .verify(token, state.clock.unix())
-            .map_err(|e| ApiError::Bearer {
-                status: StatusCode::UNAUTHORIZED,
-                error: Some("invalid_token"),
-                description: e.to_string(),
-                scope: None,
-            })?;
+            .map_err(|e| ApiError::invalid_token(e.to_string()))?;
         // A user's token counts for that user of the client; a client-credentials token
         // (its subject is the client) for the client.
         let acts_for_user = claims.sub != claims.client_id;

@@ -22,7 +22,6 @@ use crate::oauth::introspection::{self, Introspection};
 use crate::oauth::params::Params;
 use crate::oauth::{discovery, token};
 use crate::store;
-use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -303,11 +302,8 @@ async fn userinfo(state: &AppState, caller: &Caller<OpenIdScope>) -> Result<Resp
     let user = store::users::by_id(&state.store, &caller.claims.sub)
         .await?
         .filter(|u| u.enabled)
-        .ok_or_else(|| ApiError::Bearer {
-            status: StatusCode::UNAUTHORIZED,
-            error: Some("invalid_token"),
-            description: "the token's user no longer exists or is disabled".to_owned(),
-            scope: None,
+        .ok_or_else(|| {
+            ApiError::invalid_token("the token's user no longer exists or is disabled")
         })?;
     let scope = ScopeSet::parse(&caller.claims.scope).unwrap_or_default();
     Ok(no_store(
