@@ -60,4 +60,10 @@ impl Client {
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
+
+    /// Whether `username` may use the client: anyone, unless an administrator limited it
+    /// to the users they approved (`admin_approved_only`).
+    pub fn admits(&self, username: &Username) -> bool {
+        !self.admin_approved_only || self.pre_authorized_users.contains(username)
+    }
 }

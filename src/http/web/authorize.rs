@@ -93,9 +93,7 @@ pub async fn decide(
     auth_time: i64,
     query: &str,
 ) -> Result<Response, store::StoreError> {
-    if request.client.admin_approved_only
-        && !request.client.pre_authorized_users.contains(&user.username)
-    {
+    if !request.client.admits(&user.username) {
         return Ok(error(
             state,
             request,

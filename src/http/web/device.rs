@@ -238,8 +238,7 @@ pub async fn activate_submit(
         };
         return (jar, page(StatusCode::OK, &template)).into_response();
     };
-    let approve = approve
-        && (!client.admin_approved_only || client.pre_authorized_users.contains(&user.username));
+    let approve = approve && client.admits(&user.username);
     match store::devices::decide(
         &state.store,
         &request.user_code,

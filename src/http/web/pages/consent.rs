@@ -1,0 +1,158 @@
+//! The consent page: what the client asks for, approve or deny.
+
+use crate::audit::Event;
+use crate::http::state::AppState;
+use crate::http::web::authorize::{login_location, reject};
+use crate::http::web::{describe_scope, error_page, page, see_other, session};
+use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
+use askama::Template;
+use axum::Form;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+#[allow(unused_imports)]
+use super::*;
+
+#[derive(Template)]
+#[template(path = "consent.html", config = "src/http/web/askama.toml")]
+pub(super) struct ConsentPage<'a> {
+    client_name: &'a str,
+    username: &'a str,
+    scopes: Vec<(&'static str, &'static str)>,
+    redirect_host: &'a str,
+    request: &'a str,
+    csrf_token: &'a str,
+}
+
+/// GET /consent?<the authorization request>.
+pub async fn consent_page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let request = match AuthorizationRequest::parse(&state.oauth(), &query).await {
+        Ok(r) => r,
+        Err(rejection) => return reject(rejection),
+    };
+    // Consent is only asked of a sign-in that may answer the request (`prompt=login`,
+    // `max_age`), also when the browser comes here directly.
+    let now = state.clock.unix();
+    let user = match signed_in_user(&state, &jar).await {
+        Ok(Some((user, auth_time))) if request.sign_in_satisfies(auth_time, now) => user,
+        Ok(_) => return see_other(&login_location(&request, &query)),
+        Err(response) => return response,
+    };
+    let (jar, csrf_token) = session::csrf_token(&state, jar);
+    let scopes = request
+        .scope
+        .iter()
+        .map(|s| (s.as_str(), describe_scope(s)))
+        .collect();
+    let template = ConsentPage {
+        client_name: &request.client.name,
+        username: user.username.as_str(),
+        scopes,
+        redirect_host: request
+            .redirect_url
+            .host_str()
+            .unwrap_or(request.redirect_url.scheme()),
+        request: &query,
+        csrf_token: &csrf_token,
+    };
+    (jar, page(StatusCode::OK, &template)).into_response()
+}
+
+/// The consent form.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct ConsentForm {
+    request: String,
+    decision: String,
+    csrf_token: String,
+}
+
+/// POST /consent.
+pub async fn consent_submit(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    if !session::csrf_valid(&state, &jar, &form.csrf_token) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form has expired. Go back to the application and try again.",
+        );
+    }
+    let request = match AuthorizationRequest::parse(&state.oauth(), &form.request).await {
+        Ok(r) => r,
+        Err(rejection) => return reject(rejection),
+    };
+    let now = state.clock.unix();
+    let (user, auth_time) = match signed_in_user(&state, &jar).await {
+        Ok(Some((user, auth_time))) if request.sign_in_satisfies(auth_time, now) => {
+            (user, auth_time)
+        }
+        Ok(_) => return see_other(&login_location(&request, &form.request)),
+        Err(response) => return response,
+    };
+    let deny = |code, text: &str| see_other(request.error(&state.issuer, code, text).as_str());
+    if !request.client.admits(&user.username) {
+        return deny(
+            AuthorizeErrorCode::AccessDenied,
+            "this user is not approved for this application",
+        );
+    }
+    match form.decision.as_str() {
+        "approve" => {}
+        "deny" => {
+            state
+                .audit
+                .record(
+                    Event::new("consent")
+                        .failed()
+                        .user(&user.id)
+                        .client(request.client.client_id.as_str())
+                        .detail("scope", request.scope.to_string())
+                        .detail("decision", "deny"),
+                )
+                .await;
+            return deny(
+                AuthorizeErrorCode::AccessDenied,
+                "the user denied the request",
+            );
+        }
+        _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    }
+    let issued = async {
+        authorize::record_consent(&state.oauth(), &request, &user.id).await?;
+        authorize::issue_code(&state.oauth(), &request, &user.id, auth_time).await
+    }
+    .await;
+    match issued {
+        Ok(None) => see_other(&login_location(&request, &form.request)),
+        Ok(Some(location)) => {
+            state
+                .audit
+                .record(
+                    Event::new("consent")
+                        .user(&user.id)
+                        .client(request.client.client_id.as_str())
+                        .detail("scope", request.scope.to_string())
+                        .detail("decision", "approve"),
+                )
+                .await;
+            see_other(location.as_str())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "issuing a code failed");
+            deny(
+                AuthorizeErrorCode::ServerError,
+                "the server failed; try again",
+            )
+        }
+    }
+}
