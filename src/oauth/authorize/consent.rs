@@ -1,0 +1,86 @@
+//! Consent and the code: whether to ask, remembering the answer, issuing the code.
+
+use crate::model::ScopeSet;
+use crate::oauth::Ctx;
+use crate::oauth::secret;
+use crate::store::{self, StoreError};
+use url::Url;
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Whether the user must be asked: not when pre-authorized for the client, not when the
+/// scopes were approved before (unless `prompt=consent`).
+pub async fn needs_consent(
+    ctx: &Ctx<'_>,
+    request: &AuthorizationRequest,
+    user: &crate::model::User,
+) -> Result<bool, StoreError> {
+    if request.prompt.consent {
+        return Ok(true);
+    }
+    if request.client.pre_authorized_users.contains(&user.username) {
+        return Ok(false);
+    }
+    let remembered =
+        store::consents::scope(ctx.store, &user.id, request.client.client_id.as_str()).await?;
+    Ok(!remembered
+        .and_then(|s| ScopeSet::parse(&s).ok())
+        .is_some_and(|approved| request.scope.is_subset(&approved)))
+}
+
+/// Remembers the user's approval of the request's scopes (merged with earlier ones).
+pub async fn record_consent(
+    ctx: &Ctx<'_>,
+    request: &AuthorizationRequest,
+    user_id: &str,
+) -> Result<(), StoreError> {
+    let client_id = request.client.client_id.as_str();
+    let before = store::consents::scope(ctx.store, user_id, client_id)
+        .await?
+        .and_then(|s| ScopeSet::parse(&s).ok())
+        .unwrap_or_default();
+    let merged = before.union(&request.scope);
+    store::consents::upsert(
+        ctx.store,
+        user_id,
+        client_id,
+        &merged.to_string(),
+        ctx.clock.unix(),
+    )
+    .await
+}
+
+/// Issues a code for the signed-in user and returns the redirect that carries it; `None`
+/// when the sign-in does not satisfy the request ([`AuthorizationRequest::sign_in_satisfies`]):
+/// the user must sign in again first. Every code is issued here.
+pub async fn issue_code(
+    ctx: &Ctx<'_>,
+    request: &AuthorizationRequest,
+    user_id: &str,
+    auth_time: i64,
+) -> Result<Option<Url>, StoreError> {
+    let now = ctx.clock.unix();
+    if !request.sign_in_satisfies(auth_time, now) {
+        return Ok(None);
+    }
+    let code = secret::generate();
+    use secrecy::ExposeSecret as _;
+    let row = store::grants::CodeRow {
+        client_id: request.client.client_id.to_string(),
+        user_id: user_id.to_owned(),
+        redirect_uri: request.redirect_uri.clone(),
+        scope: request.scope.to_string(),
+        code_challenge: request.code_challenge.clone(),
+        nonce: request.nonce.clone(),
+        auth_time,
+        expires_at: now + CODE_TTL_SECS,
+    };
+    store::grants::insert_code(ctx.store, &secret::hash_secret(&code), &row, now).await?;
+    let mut pairs: Vec<(&str, &str)> = vec![("code", code.expose_secret())];
+    if let Some(s) = &request.state {
+        pairs.push(("state", s));
+    }
+    pairs.push(("iss", ctx.issuer));
+    Ok(Some(with_query(&request.redirect_url, &pairs)))
+}
