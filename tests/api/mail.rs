@@ -1,6 +1,10 @@
 //! The email outbox delivered for real: .eml files, a real SMTP server (Debian's aiosmtpd)
 //! that is down for a while, and two dispatchers on one PostgreSQL.
 
+use rstest::rstest;
+use rstest_reuse::apply;
+
+use crate::support::{both_backends, unavailable};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,9 +12,7 @@ use serde_json::Value;
 
 use crate::cases::contract_body;
 use crate::flow::json;
-use crate::support::{
-    Backend, TestApp, eventually, on_both_backends, postgres_available, query_count,
-};
+use crate::support::{Backend, TestApp, eventually, postgres_available, query_count};
 
 async fn create_case(app: &TestApp, token: &str, to: &str) -> Value {
     let mut body = contract_body();
@@ -58,28 +60,46 @@ fn text_of(raw: &str) -> String {
     raw.replace("=\r\n", "").replace("=3D", "=")
 }
 
-on_both_backends! {
-    async fn queued_email_becomes_an_eml_file_and_the_case_shows_it_sent(backend: Backend) {
-        let app = TestApp::spawn(backend).await;
-        let token = service_token(&app).await;
-        let case = create_case(&app, &token, "ada@example.com").await;
-        let notification = settled(&app, &token, &case, 10).await;
-        assert_eq!(notification["status"], "sent");
-        assert_eq!(notification["attempts"], 1);
-
-        let mail_dir = app.db.path().join("mail");
-        let written = files(&mail_dir);
-        assert_eq!(written.len(), 1, "{written:?}");
-        let raw = std::fs::read_to_string(&written[0]).unwrap();
-        assert!(raw.contains("To: ada@example.com"), "{raw}");
-        assert!(raw.contains("Subject: Case 00001024: Printer on fire"), "{raw}");
-        let host = url::Url::parse(&app.base).unwrap().host_str().unwrap().to_owned();
-        assert!(raw.contains(&format!("@{host}>")), "Message-ID on the issuer's host: {raw}");
-        assert!(raw.contains("multipart/alternative") && raw.contains("text/html"), "{raw}");
-        let text = text_of(&raw);
-        assert!(text.contains("TONER-1") && text.contains("19.99 EUR") && text.contains("0 JPY"), "{text}");
-        app.stop().await;
+#[apply(both_backends)]
+async fn queued_email_becomes_an_eml_file_and_the_case_shows_it_sent(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
     }
+    let app = TestApp::spawn(backend).await;
+    let token = service_token(&app).await;
+    let case = create_case(&app, &token, "ada@example.com").await;
+    let notification = settled(&app, &token, &case, 10).await;
+    assert_eq!(notification["status"], "sent");
+    assert_eq!(notification["attempts"], 1);
+
+    let mail_dir = app.db.path().join("mail");
+    let written = files(&mail_dir);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let raw = std::fs::read_to_string(&written[0]).unwrap();
+    assert!(raw.contains("To: ada@example.com"), "{raw}");
+    assert!(
+        raw.contains("Subject: Case 00001024: Printer on fire"),
+        "{raw}"
+    );
+    let host = url::Url::parse(&app.base)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        raw.contains(&format!("@{host}>")),
+        "Message-ID on the issuer's host: {raw}"
+    );
+    assert!(
+        raw.contains("multipart/alternative") && raw.contains("text/html"),
+        "{raw}"
+    );
+    let text = text_of(&raw);
+    assert!(
+        text.contains("TONER-1") && text.contains("19.99 EUR") && text.contains("0 JPY"),
+        "{text}"
+    );
+    app.stop().await;
 }
 
 /// Debian's aiosmtpd on `port`, storing what it receives in a maildir.
@@ -143,60 +163,67 @@ fn free_port() -> u16 {
         .port()
 }
 
-on_both_backends! {
-    async fn smtp_delivery_waits_out_a_server_that_is_down(backend: Backend) {
-        let port = free_port();
-        let app = TestApp::spawn_with(backend, |c| {
-            c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
-            c.mail_retry_secs = 1;
-            c.mail_poll_ms = 100;
-            c.mail_from = Some("Support <support@example.com>".to_owned());
-        })
-        .await;
-        let token = service_token(&app).await;
-        let case = create_case(&app, &token, "grace@example.com").await;
-        let path = format!("/api/v1/cases/{}", case["id"].as_str().unwrap());
-        // Nothing listens: attempts fail and the email stays queued.
-        let failed_once = eventually(10, || async {
-            let case = json(app.get_bearer(&path, &token).await).await;
-            (case["notification"]["attempts"].as_i64() >= Some(1)).then_some(case)
-        })
-        .await
-        .expect("an attempt is made");
-        assert_eq!(failed_once["notification"]["status"], "queued");
-
-        let sink = SmtpSink::start(port).await;
-        let notification = settled(&app, &token, &case, 20).await;
-        assert_eq!(notification["status"], "sent");
-        let messages = sink.messages();
-        assert_eq!(messages.len(), 1, "delivered exactly once");
-        let raw = &messages[0];
-        assert!(raw.contains("To: grace@example.com"), "{raw}");
-        assert!(raw.contains("From: Support <support@example.com>"), "{raw}");
-        assert!(raw.contains("Subject: Case 00001024: Printer on fire"), "{raw}");
-        assert!(text_of(raw).contains("TONER-1"), "{raw}");
-        sink.stop().await;
-        app.stop().await;
+#[apply(both_backends)]
+async fn smtp_delivery_waits_out_a_server_that_is_down(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
     }
+    let port = free_port();
+    let app = TestApp::spawn_with(backend, |c| {
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
+        c.mail_retry_secs = 1;
+        c.mail_poll_ms = 100;
+        c.mail_from = Some("Support <support@example.com>".to_owned());
+    })
+    .await;
+    let token = service_token(&app).await;
+    let case = create_case(&app, &token, "grace@example.com").await;
+    let path = format!("/api/v1/cases/{}", case["id"].as_str().unwrap());
+    // Nothing listens: attempts fail and the email stays queued.
+    let failed_once = eventually(10, || async {
+        let case = json(app.get_bearer(&path, &token).await).await;
+        (case["notification"]["attempts"].as_i64() >= Some(1)).then_some(case)
+    })
+    .await
+    .expect("an attempt is made");
+    assert_eq!(failed_once["notification"]["status"], "queued");
+
+    let sink = SmtpSink::start(port).await;
+    let notification = settled(&app, &token, &case, 20).await;
+    assert_eq!(notification["status"], "sent");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "delivered exactly once");
+    let raw = &messages[0];
+    assert!(raw.contains("To: grace@example.com"), "{raw}");
+    assert!(raw.contains("From: Support <support@example.com>"), "{raw}");
+    assert!(
+        raw.contains("Subject: Case 00001024: Printer on fire"),
+        "{raw}"
+    );
+    assert!(text_of(raw).contains("TONER-1"), "{raw}");
+    sink.stop().await;
+    app.stop().await;
 }
 
-on_both_backends! {
-    async fn an_email_is_marked_failed_after_the_last_attempt(backend: Backend) {
-        let port = free_port();
-        let app = TestApp::spawn_with(backend, |c| {
-            c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
-            c.mail_retry_secs = 1;
-            c.mail_poll_ms = 100;
-            c.mail_max_attempts = 2;
-        })
-        .await;
-        let token = service_token(&app).await;
-        let case = create_case(&app, &token, "lost@example.com").await;
-        let notification = settled(&app, &token, &case, 20).await;
-        assert_eq!(notification["status"], "failed");
-        assert_eq!(notification["attempts"], 2);
-        app.stop().await;
+#[apply(both_backends)]
+async fn an_email_is_marked_failed_after_the_last_attempt(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
     }
+    let port = free_port();
+    let app = TestApp::spawn_with(backend, |c| {
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
+        c.mail_retry_secs = 1;
+        c.mail_poll_ms = 100;
+        c.mail_max_attempts = 2;
+    })
+    .await;
+    let token = service_token(&app).await;
+    let case = create_case(&app, &token, "lost@example.com").await;
+    let notification = settled(&app, &token, &case, 20).await;
+    assert_eq!(notification["status"], "failed");
+    assert_eq!(notification["attempts"], 2);
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
