@@ -2,9 +2,10 @@
 //! `limit + 1`, the extra row only telling that a next page exists.
 
 use crate::error::FieldError;
+use crate::fields::FieldErrors;
 
 /// `limit` (or `default`) if it is 1 to `max`; otherwise the field error that says so.
-pub fn limit(errors: &mut Vec<FieldError>, limit: Option<i64>, default: i64, max: i64) -> i64 {
+pub fn limit(errors: &mut FieldErrors, limit: Option<i64>, default: i64, max: i64) -> i64 {
     let limit = limit.unwrap_or(default);
     if !(1..=max).contains(&limit) {
         errors.push(FieldError::out_of_range("limit", 1, max));

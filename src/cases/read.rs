@@ -1,7 +1,8 @@
 //! Reading cases: one by id, or a page of them, newest first.
 
 use super::{Actor, Case, CaseList, Ctx, Status, reply};
-use crate::error::{ApiError, FieldError};
+use crate::error::ApiError;
+use crate::fields::FieldErrors;
 use crate::paging;
 use crate::store::cases as store_cases;
 use crate::store::idempotency::StoredResponse;
@@ -40,23 +41,17 @@ pub async fn list(
     actor: Actor<'_>,
     filter: &ListFilter<'_>,
 ) -> Result<CaseList, ApiError> {
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::new();
     let limit = paging::limit(&mut errors, filter.limit, DEFAULT_PAGE, MAX_PAGE);
-    let created_from = FieldError::instant(&mut errors, "created_from", filter.created_from);
-    let created_to = FieldError::instant(&mut errors, "created_to", filter.created_to);
+    let created_from = errors.instant("created_from", filter.created_from);
+    let created_to = errors.instant("created_to", filter.created_to);
     let after = filter.cursor.map(decode_cursor).and_then(|decoded| {
         if decoded.is_none() {
-            errors.push(FieldError::new(
-                "cursor",
-                "invalid",
-                "not a cursor this API returned",
-            ));
+            errors.fail("cursor", "invalid", "not a cursor this API returned");
         }
         decoded
     });
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    errors.finish().map_err(ApiError::Validation)?;
     let query = store_cases::ListQuery {
         status: filter.status.map(|s| s.as_str().to_owned()),
         created_from,

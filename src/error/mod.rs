@@ -45,21 +45,6 @@ impl FieldError {
             format!("must be between {min} and {max}"),
         )
     }
-
-    /// `value` of `field` as Unix seconds, or the error that it is not an RFC 3339
-    /// instant; `None` (and no error) when the field is absent.
-    pub fn instant(errors: &mut Vec<FieldError>, field: &str, value: Option<&str>) -> Option<i64> {
-        let value = value?;
-        let unix = crate::clock::parse_rfc3339(value);
-        if unix.is_none() {
-            errors.push(FieldError::new(
-                field,
-                "invalid",
-                "must be an RFC 3339 instant like 2026-11-29T10:00:00Z",
-            ));
-        }
-        unix
-    }
 }
 
 /// An RFC 9457 problem document, the one error shape of the API and admin endpoints.

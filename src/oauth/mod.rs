@@ -55,51 +55,8 @@ impl From<StoreError> for RegistryError {
     }
 }
 
-/// Collects field errors while parsing an input, so that all of them are reported at once.
-#[derive(Default)]
-pub(crate) struct Fields(Vec<FieldError>);
-
-impl Fields {
-    /// Parses `value` with `parse`, recording a failure under `field`.
-    pub(crate) fn check<T>(
-        &mut self,
-        field: impl Into<String>,
-        parsed: Result<T, crate::model::Invalid>,
-    ) -> Option<T> {
-        match parsed {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.0.push(FieldError::new(field, e.code, e.message));
-                None
-            }
-        }
-    }
-
-    /// Parses every item of a list, naming failures `field[i]`.
-    pub(crate) fn check_all<T>(
-        &mut self,
-        field: &str,
-        items: &[String],
-        parse: impl Fn(&str) -> Result<T, crate::model::Invalid>,
-    ) -> Vec<T> {
-        items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, item)| self.check(format!("{field}[{i}]"), parse(item)))
-            .collect()
-    }
-
-    /// Records a rule violation.
-    pub(crate) fn fail(&mut self, field: &str, code: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, code, message));
-    }
-
-    /// Ok when nothing failed.
-    pub(crate) fn finish(self) -> Result<(), RegistryError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(RegistryError::Invalid(self.0))
-        }
+impl From<Vec<FieldError>> for RegistryError {
+    fn from(fields: Vec<FieldError>) -> Self {
+        RegistryError::Invalid(fields)
     }
 }

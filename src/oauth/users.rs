@@ -3,7 +3,8 @@
 use secrecy::SecretString;
 
 use super::password::{PasswordError, Passwords};
-use super::{Fields, RegistryError};
+use super::RegistryError;
+use crate::fields::FieldErrors;
 use crate::clock::Clock;
 use crate::model::{Email, User, Username};
 use crate::store::{self, Store};
@@ -27,7 +28,7 @@ pub async fn create(
     passwords: &Passwords,
     new: NewUser,
 ) -> Result<User, RegistryError> {
-    let mut fields = Fields::default();
+    let mut fields = FieldErrors::new();
     let username = fields.check("username", Username::parse(&new.username));
     let email = fields.check("email", Email::parse(&new.email));
     let display_name = new

@@ -87,34 +87,24 @@ pub async fn list_audit_events(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let mut errors = Vec::new();
-    let since = crate::error::FieldError::instant(&mut errors, "since", params.since.as_deref());
-    let until = crate::error::FieldError::instant(&mut errors, "until", params.until.as_deref());
+    let mut errors = crate::fields::FieldErrors::new();
+    let since = errors.instant("since", params.since.as_deref());
+    let until = errors.instant("until", params.until.as_deref());
     let limit = crate::paging::limit(&mut errors, params.limit, 50, 200);
     let before_id = match params.cursor.as_deref().map(str::parse::<i64>) {
         None => None,
         Some(Ok(id)) if id > 0 => Some(id),
         Some(_) => {
-            errors.push(crate::error::FieldError::new(
-                "cursor",
-                "invalid",
-                "must be a next_cursor this endpoint returned",
-            ));
+            errors.fail("cursor", "invalid", "must be a next_cursor this endpoint returned");
             None
         }
     };
     if let Some(outcome) = &params.outcome
         && !matches!(outcome.as_str(), "success" | "failure")
     {
-        errors.push(crate::error::FieldError::new(
-            "outcome",
-            "invalid",
-            "must be success or failure",
-        ));
+        errors.fail("outcome", "invalid", "must be success or failure");
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    errors.finish().map_err(ApiError::Validation)?;
     let filter = store::audit::AuditFilter {
         event: params.event,
         client_id: params.client_id,

@@ -9,7 +9,8 @@ pub use manage::*;
 use secrecy::SecretString;
 
 use super::secret;
-use super::{Fields, RegistryError};
+use super::RegistryError;
+use crate::fields::FieldErrors;
 use crate::clock::Clock;
 use crate::model::Client;
 use crate::model::{
@@ -63,7 +64,7 @@ pub async fn create(
     clock: &dyn Clock,
     new: NewClient,
 ) -> Result<Created, RegistryError> {
-    let mut f = Fields::default();
+    let mut f = FieldErrors::new();
     for (field, len) in [
         ("redirect_uris", new.redirect_uris.len()),
         ("grant_types", new.grant_types.len()),
@@ -99,7 +100,7 @@ pub async fn create(
         }
     }
     let Some(client_type) = client_type else {
-        return Err(f.finish().err().unwrap_or_else(internal));
+        return Err(f.finish().err().map_or_else(internal, RegistryError::Invalid));
     };
 
     let auth_method = auth_method.unwrap_or(match client_type {
@@ -218,7 +219,7 @@ fn default_scopes(grants: &[GrantType]) -> ScopeSet {
 }
 
 fn check_grants(
-    f: &mut Fields,
+    f: &mut FieldErrors,
     client_type: ClientType,
     grants: &[GrantType],
     redirects: &[RedirectUri],
