@@ -2,10 +2,10 @@
 
 use secrecy::SecretString;
 
-use super::password::{PasswordError, Passwords};
 use super::RegistryError;
-use crate::fields::FieldErrors;
+use super::password::{PasswordError, Passwords};
 use crate::clock::Clock;
+use crate::fields::FieldErrors;
 use crate::model::{Email, User, Username};
 use crate::store::{self, Store};
 

@@ -18,6 +18,7 @@ mod config;
 mod deploy;
 mod device;
 mod flow;
+mod grants;
 mod guard;
 mod health;
 mod http;

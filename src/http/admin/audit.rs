@@ -95,7 +95,11 @@ pub async fn list_audit_events(
         None => None,
         Some(Ok(id)) if id > 0 => Some(id),
         Some(_) => {
-            errors.fail("cursor", "invalid", "must be a next_cursor this endpoint returned");
+            errors.fail(
+                "cursor",
+                "invalid",
+                "must be a next_cursor this endpoint returned",
+            );
             None
         }
     };

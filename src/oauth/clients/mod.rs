@@ -8,10 +8,10 @@ pub use manage::*;
 
 use secrecy::SecretString;
 
-use super::secret;
 use super::RegistryError;
-use crate::fields::FieldErrors;
+use super::secret;
 use crate::clock::Clock;
+use crate::fields::FieldErrors;
 use crate::model::Client;
 use crate::model::{
     AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet, Username,
@@ -100,7 +100,10 @@ pub async fn create(
         }
     }
     let Some(client_type) = client_type else {
-        return Err(f.finish().err().map_or_else(internal, RegistryError::Invalid));
+        return Err(f
+            .finish()
+            .err()
+            .map_or_else(internal, RegistryError::Invalid));
     };
 
     let auth_method = auth_method.unwrap_or(match client_type {
