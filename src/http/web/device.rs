@@ -134,22 +134,38 @@ pub async fn activate_submit(
     jar: CookieJar,
     Form(form): Form<ActivateForm>,
 ) -> Response {
-    if !session::csrf_valid(&state, &jar, &form.csrf_token) {
-        return render_entry(
-            &state,
+    let now = state.clock.unix();
+    let (jar, request) = match checked_code(&state, jar, &address, &form, now).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
+    };
+    decide(&state, jar, &address, &form, request, now).await
+}
+
+/// The pending device request whose code the form carries, once the CSRF token and the
+/// guess limits allow looking it up; else the page that says why not.
+async fn checked_code(
+    state: &AppState,
+    jar: CookieJar,
+    address: &str,
+    form: &ActivateForm,
+    now: i64,
+) -> Result<(CookieJar, store::devices::DeviceRow), Response> {
+    if !session::csrf_valid(state, &jar, &form.csrf_token) {
+        return Err(render_entry(
+            state,
             jar,
             StatusCode::FORBIDDEN,
             Some("This form has expired. Enter the code again."),
             &form.user_code,
-        );
+        ));
     }
-    let now = state.clock.unix();
     let config = &state.config;
-    let keys = guess_keys(&state, &jar, &address);
+    let keys = guess_keys(state, &jar, address);
     match login::locked_until(&state.oauth(), &[&keys[0], &keys[1]], now).await {
-        Ok(Some(until)) => return too_many(&state, jar, &form.user_code, until - now),
+        Ok(Some(until)) => return Err(too_many(state, jar, &form.user_code, until - now)),
         Ok(None) => {}
-        Err(e) => return unavailable(e),
+        Err(e) => return Err(unavailable(e)),
     }
     // Every guess takes its place in the count before the code is looked up (and gets it
     // back if it was right), so that parallel guesses get no more lookups than the limit.
@@ -157,44 +173,53 @@ pub async fn activate_submit(
         (keys[0].as_str(), config.activate_guesses),
         (keys[1].as_str(), config.activate_guesses_per_address),
     ];
-    let counted = match login::count_attempt(&state.oauth(), &limits, now).await {
-        Ok(counted) => counted,
-        Err(e) => return unavailable(e),
-    };
+    let counted = login::count_attempt(&state.oauth(), &limits, now)
+        .await
+        .map_err(unavailable)?;
     if counted.refused {
         let retry = counted.locked_until.map_or(1, |until| until - now);
-        return too_many(&state, jar, &form.user_code, retry);
+        return Err(too_many(state, jar, &form.user_code, retry));
     }
     metrics::counter!(USER_CODE_CHECKS_METRIC).increment(1);
     let found = match normalize_user_code(&form.user_code) {
-        Some(code) => match store::devices::pending_by_user_code(&state.store, &code, now).await {
-            Ok(found) => found,
-            Err(e) => return unavailable(e),
-        },
+        Some(code) => store::devices::pending_by_user_code(&state.store, &code, now)
+            .await
+            .map_err(unavailable)?,
         None => None,
     };
-    if found.is_some() {
-        for key in &keys {
-            if let Err(e) = store::sessions::refund(&state.store, key).await {
-                return unavailable(e);
-            }
-        }
-    }
     let Some(request) = found else {
         tracing::info!("wrong device code entered");
         if let Some(until) = counted.locked_until.filter(|until| *until > now) {
-            return too_many(&state, jar, &form.user_code, until - now);
+            return Err(too_many(state, jar, &form.user_code, until - now));
         }
-        return render_entry(
-            &state,
+        return Err(render_entry(
+            state,
             jar,
             StatusCode::BAD_REQUEST,
             Some("That code is not valid or has expired. Check the code on your device."),
             &form.user_code,
-        );
+        ));
     };
+    for key in &keys {
+        store::sessions::refund(&state.store, key)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok((jar, request))
+}
+
+/// With a valid code: asks to sign in, shows what the application asks for, or records
+/// the user's decision.
+async fn decide(
+    state: &AppState,
+    jar: CookieJar,
+    address: &str,
+    form: &ActivateForm,
+    request: store::devices::DeviceRow,
+    now: i64,
+) -> Response {
     let shown = display_user_code(&request.user_code);
-    let user = match session::current_user(&state, &jar).await {
+    let user = match session::current_user(state, &jar).await {
         Ok(Some((user, auth_time))) => (user, auth_time),
         Ok(None) => {
             let back = format!("/activate?user_code={shown}");
@@ -225,7 +250,7 @@ pub async fn activate_submit(
     };
     let Some(approve) = decision else {
         let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
-        let (jar, csrf_token) = session::csrf_token(&state, jar);
+        let (jar, csrf_token) = session::csrf_token(state, jar);
         let template = ConfirmPage {
             client_name: &client.name,
             username: user.username.as_str(),
@@ -261,32 +286,32 @@ pub async fn activate_submit(
     let event = Event::new("device.decision")
         .user(&user.id)
         .client(client.client_id.as_str())
-        .address(&address)
+        .address(address)
         .detail("decision", if approve { "approve" } else { "deny" });
     state
         .audit
         .record(if approve { event } else { event.failed() })
         .await;
+    outcome_page(&client.name, approve, form.decision == "approve")
+}
+
+/// What the user reads after deciding: connected, not approved for the application, or
+/// denied.
+fn outcome_page(name: &str, approve: bool, asked_to_approve: bool) -> Response {
     let (title, text) = if approve {
         (
             "Device connected",
-            format!(
-                "{} is now connected. You can return to your device.",
-                client.name
-            ),
+            format!("{} is now connected. You can return to your device.", name),
         )
-    } else if form.decision == "approve" {
+    } else if asked_to_approve {
         (
             "Not allowed",
-            format!("Your account is not approved for {}.", client.name),
+            format!("Your account is not approved for {}.", name),
         )
     } else {
         (
             "Request denied",
-            format!(
-                "{} was not given access. You can close this page.",
-                client.name
-            ),
+            format!("{} was not given access. You can close this page.", name),
         )
     };
     page(

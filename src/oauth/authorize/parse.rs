@@ -4,189 +4,69 @@ use crate::model::{ClientType, GrantType, ScopeSet};
 use crate::oauth::Ctx;
 use crate::oauth::params::Params;
 use crate::oauth::pkce;
+use std::sync::Arc;
+
 use url::Url;
+
+use crate::model::Client;
 
 #[allow(unused_imports)]
 use super::*;
+
+/// Why a request whose redirect target is trusted is refused: answered at that target.
+type Refusal = (AuthorizeErrorCode, String);
+
+fn refuse<T>(code: AuthorizeErrorCode, description: impl Into<String>) -> Result<T, Refusal> {
+    Err((code, description.into()))
+}
 
 impl AuthorizationRequest {
     /// Validates the query of an authorization request.
     pub async fn parse(ctx: &Ctx<'_>, query: &str) -> Result<Self, Rejection> {
         let params = Params::parse(query.as_bytes()).map_err(|e| Rejection::Page(e.description))?;
         // 1. Who is asking, and where may the answer go? Until both are known: a page.
-        let client_id = params
-            .get("client_id")
-            .ok_or_else(|| Rejection::Page("the request has no client_id".to_owned()))?;
-        let client = ctx
-            .client(client_id)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "client lookup failed");
-                Rejection::Page("the server could not look up the application".to_owned())
-            })?
-            .filter(|c| c.enabled)
-            .ok_or_else(|| Rejection::Page("this application is unknown or disabled".to_owned()))?;
-        let redirect_uri = match params.get("redirect_uri") {
-            Some(uri) => {
-                if !redirect_allowed(&client.redirect_uris, uri) {
-                    return Err(Rejection::Page(
-                        "the redirect_uri is not registered for this application".to_owned(),
-                    ));
-                }
-                uri.to_owned()
+        let (client, redirect_uri, redirect_url) = trusted_target(ctx, &params).await?;
+        // 2. The rest of the request, answered at the redirect URI.
+        let state = params.get("state").map(str::to_owned);
+        let rest = (|| {
+            if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
+                refuse(
+                    AuthorizeErrorCode::InvalidRequest,
+                    "state is longer than 2048 characters",
+                )?;
             }
-            None if client.redirect_uris.len() == 1 => client.redirect_uris[0].to_string(),
-            None => {
-                return Err(Rejection::Page(
-                    "the request has no redirect_uri and the application registered several"
-                        .to_owned(),
-                ));
+            check_flow(&params, &client)?;
+            let scope = requested_scope(&params, &client)?;
+            let code_challenge = code_challenge(&params, &client)?;
+            let nonce = params.get("nonce").map(str::to_owned);
+            if nonce.as_ref().is_some_and(|n| n.len() > MAX_STATE_LEN) {
+                refuse(
+                    AuthorizeErrorCode::InvalidRequest,
+                    "nonce is longer than 2048 characters",
+                )?;
             }
-        };
-        let redirect_url = Url::parse(&redirect_uri)
-            .map_err(|_| Rejection::Page("the redirect_uri is not a valid URI".to_owned()))?;
-        let state_param = params.get("state").map(str::to_owned);
-        let fail = |code: AuthorizeErrorCode, description: &str| {
+            Ok((
+                scope,
+                code_challenge,
+                nonce,
+                prompt(&params)?,
+                max_age(&params)?,
+            ))
+        })();
+        let (scope, code_challenge, nonce, prompt, max_age) = rest.map_err(|(code, text)| {
             Rejection::Redirect(error_redirect(
                 &redirect_url,
                 code,
-                description,
-                state_param.as_deref(),
+                &text,
+                state.as_deref(),
                 ctx.issuer,
             ))
-        };
-        if state_param
-            .as_ref()
-            .is_some_and(|s| s.len() > MAX_STATE_LEN)
-        {
-            return Err(fail(
-                AuthorizeErrorCode::InvalidRequest,
-                "state is longer than 2048 characters",
-            ));
-        }
-        // 2. The rest of the request, answered at the redirect URI.
-        if params.get("request").is_some() {
-            return Err(fail(
-                AuthorizeErrorCode::RequestNotSupported,
-                "request objects are not supported",
-            ));
-        }
-        if params.get("request_uri").is_some() {
-            return Err(fail(
-                AuthorizeErrorCode::RequestUriNotSupported,
-                "request_uri is not supported",
-            ));
-        }
-        match params.get("response_type") {
-            Some("code") => {}
-            None => {
-                return Err(fail(
-                    AuthorizeErrorCode::InvalidRequest,
-                    "response_type is required",
-                ));
-            }
-            Some(_) => {
-                return Err(fail(
-                    AuthorizeErrorCode::UnsupportedResponseType,
-                    "only response_type=code is supported",
-                ));
-            }
-        }
-        if params.get("response_mode").is_some_and(|m| m != "query") {
-            return Err(fail(
-                AuthorizeErrorCode::InvalidRequest,
-                "only response_mode=query is supported",
-            ));
-        }
-        if !client.allows_grant(GrantType::AuthorizationCode) {
-            return Err(fail(
-                AuthorizeErrorCode::UnauthorizedClient,
-                "this application is not registered for the authorization code flow",
-            ));
-        }
-        let allowed = client.scopes.delegable();
-        let scope = match params.get("scope") {
-            None => allowed.clone(),
-            Some(raw) => ScopeSet::parse(raw)
-                .map_err(|e| fail(AuthorizeErrorCode::InvalidScope, &e.message))?,
-        };
-        if let Some(s) = scope.not_delegable() {
-            return Err(fail(
-                AuthorizeErrorCode::InvalidScope,
-                &crate::oauth::grants::not_delegable(s),
-            ));
-        }
-        if !scope.is_subset(&allowed) {
-            return Err(fail(
-                AuthorizeErrorCode::InvalidScope,
-                &format!("requested scope exceeds what this application may have ({allowed})"),
-            ));
-        }
-        if scope.is_empty() {
-            return Err(fail(AuthorizeErrorCode::InvalidScope, "no scope requested"));
-        }
-        let code_challenge = match params.get("code_challenge") {
-            Some(challenge) => {
-                pkce::check_challenge(challenge, params.get("code_challenge_method"))
-                    .map_err(|e| fail(AuthorizeErrorCode::InvalidRequest, &e.to_string()))?;
-                Some(challenge.to_owned())
-            }
-            None if params.get("code_challenge_method").is_some() => {
-                return Err(fail(
-                    AuthorizeErrorCode::InvalidRequest,
-                    "code_challenge_method without code_challenge",
-                ));
-            }
-            None if client.client_type == ClientType::Public => {
-                return Err(fail(
-                    AuthorizeErrorCode::InvalidRequest,
-                    "PKCE is required for public clients: send code_challenge with code_challenge_method=S256",
-                ));
-            }
-            None => None,
-        };
-        let nonce = params.get("nonce").map(str::to_owned);
-        if nonce.as_ref().is_some_and(|n| n.len() > MAX_STATE_LEN) {
-            return Err(fail(
-                AuthorizeErrorCode::InvalidRequest,
-                "nonce is longer than 2048 characters",
-            ));
-        }
-        let mut prompt = Prompt::default();
-        for value in params.get("prompt").unwrap_or("").split(' ') {
-            match value {
-                "" => {}
-                "none" => prompt.none = true,
-                "login" | "select_account" => prompt.login = true,
-                "consent" => prompt.consent = true,
-                other => {
-                    return Err(fail(
-                        AuthorizeErrorCode::InvalidRequest,
-                        &format!("unknown prompt value `{other}`"),
-                    ));
-                }
-            }
-        }
-        if prompt.none && (prompt.login || prompt.consent) {
-            return Err(fail(
-                AuthorizeErrorCode::InvalidRequest,
-                "prompt=none cannot be combined with other values",
-            ));
-        }
-        let max_age = match params.get("max_age") {
-            None => None,
-            Some(raw) => Some(raw.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
-                fail(
-                    AuthorizeErrorCode::InvalidRequest,
-                    "max_age must be a non-negative integer",
-                )
-            })?),
-        };
+        })?;
         Ok(Self {
             client,
             redirect_uri,
             redirect_url,
-            state: state_param.clone(),
+            state,
             scope,
             code_challenge,
             nonce,
@@ -213,5 +93,168 @@ impl AuthorizationRequest {
     /// carries it has not been through one.
     pub fn sign_in_satisfies(&self, auth_time: i64, now: i64) -> bool {
         !self.prompt.login && self.max_age.is_none_or(|max| now - auth_time <= max)
+    }
+}
+
+/// The client and the redirect URI, both trusted; until they are, errors are pages.
+async fn trusted_target(
+    ctx: &Ctx<'_>,
+    params: &Params,
+) -> Result<(Arc<Client>, String, Url), Rejection> {
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| Rejection::Page("the request has no client_id".to_owned()))?;
+    let client = ctx
+        .client(client_id)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "client lookup failed");
+            Rejection::Page("the server could not look up the application".to_owned())
+        })?
+        .filter(|c| c.enabled)
+        .ok_or_else(|| Rejection::Page("this application is unknown or disabled".to_owned()))?;
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(uri) if redirect_allowed(&client.redirect_uris, uri) => uri.to_owned(),
+        Some(_) => {
+            return Err(Rejection::Page(
+                "the redirect_uri is not registered for this application".to_owned(),
+            ));
+        }
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].to_string(),
+        None => {
+            return Err(Rejection::Page(
+                "the request has no redirect_uri and the application registered several".to_owned(),
+            ));
+        }
+    };
+    let redirect_url = Url::parse(&redirect_uri)
+        .map_err(|_| Rejection::Page("the redirect_uri is not a valid URI".to_owned()))?;
+    Ok((client, redirect_uri, redirect_url))
+}
+
+/// The code flow, by query: no request objects, `response_type=code`, query response
+/// mode, and a client registered for it.
+fn check_flow(params: &Params, client: &Client) -> Result<(), Refusal> {
+    if params.get("request").is_some() {
+        refuse(
+            AuthorizeErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        )?;
+    }
+    if params.get("request_uri").is_some() {
+        refuse(
+            AuthorizeErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        )?;
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        None => refuse(
+            AuthorizeErrorCode::InvalidRequest,
+            "response_type is required",
+        )?,
+        Some(_) => refuse(
+            AuthorizeErrorCode::UnsupportedResponseType,
+            "only response_type=code is supported",
+        )?,
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        refuse(
+            AuthorizeErrorCode::InvalidRequest,
+            "only response_mode=query is supported",
+        )?;
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        refuse(
+            AuthorizeErrorCode::UnauthorizedClient,
+            "this application is not registered for the authorization code flow",
+        )?;
+    }
+    Ok(())
+}
+
+/// The scopes asked for (all the client may have without `scope`): only what a user may
+/// delegate, within the client's registration, and at least one.
+fn requested_scope(params: &Params, client: &Client) -> Result<ScopeSet, Refusal> {
+    let allowed = client.scopes.delegable();
+    let scope = match params.get("scope") {
+        None => allowed.clone(),
+        Some(raw) => {
+            ScopeSet::parse(raw).or_else(|e| refuse(AuthorizeErrorCode::InvalidScope, e.message))?
+        }
+    };
+    if let Some(s) = scope.not_delegable() {
+        refuse(
+            AuthorizeErrorCode::InvalidScope,
+            crate::oauth::grants::not_delegable(s),
+        )?;
+    }
+    if !scope.is_subset(&allowed) {
+        refuse(
+            AuthorizeErrorCode::InvalidScope,
+            format!("requested scope exceeds what this application may have ({allowed})"),
+        )?;
+    }
+    if scope.is_empty() {
+        refuse(AuthorizeErrorCode::InvalidScope, "no scope requested")?;
+    }
+    Ok(scope)
+}
+
+/// The PKCE challenge (RFC 7636): S256 only, and required of public clients.
+fn code_challenge(params: &Params, client: &Client) -> Result<Option<String>, Refusal> {
+    match params.get("code_challenge") {
+        Some(challenge) => {
+            pkce::check_challenge(challenge, params.get("code_challenge_method"))
+                .or_else(|e| refuse(AuthorizeErrorCode::InvalidRequest, e.to_string()))?;
+            Ok(Some(challenge.to_owned()))
+        }
+        None if params.get("code_challenge_method").is_some() => refuse(
+            AuthorizeErrorCode::InvalidRequest,
+            "code_challenge_method without code_challenge",
+        ),
+        None if client.client_type == ClientType::Public => refuse(
+            AuthorizeErrorCode::InvalidRequest,
+            "PKCE is required for public clients: send code_challenge with code_challenge_method=S256",
+        ),
+        None => Ok(None),
+    }
+}
+
+/// `prompt` (OpenID Connect Core §3.1.2.1); `none` stands alone.
+fn prompt(params: &Params) -> Result<Prompt, Refusal> {
+    let mut prompt = Prompt::default();
+    for value in params.get("prompt").unwrap_or("").split(' ') {
+        match value {
+            "" => {}
+            "none" => prompt.none = true,
+            "login" | "select_account" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            other => refuse(
+                AuthorizeErrorCode::InvalidRequest,
+                format!("unknown prompt value `{other}`"),
+            )?,
+        }
+    }
+    if prompt.none && (prompt.login || prompt.consent) {
+        refuse(
+            AuthorizeErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        )?;
+    }
+    Ok(prompt)
+}
+
+/// `max_age`: seconds, when given.
+fn max_age(params: &Params) -> Result<Option<i64>, Refusal> {
+    match params.get("max_age") {
+        None => Ok(None),
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(v) if v >= 0 => Ok(Some(v)),
+            _ => refuse(
+                AuthorizeErrorCode::InvalidRequest,
+                "max_age must be a non-negative integer",
+            ),
+        },
     }
 }
