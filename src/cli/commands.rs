@@ -11,35 +11,14 @@ use output::{print_client, print_json, print_user, read_password};
 use serde_json::json;
 use std::path::PathBuf;
 
-use super::args::{ClientCommand, KeysCommand, UserCommand};
+use super::args::{AddKey, ClientCommand, CreateClient, KeysCommand, UserCommand};
 #[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Failure> {
     let clock = SystemClock;
     match cmd {
-        ClientCommand::Create(args) => {
-            let created = clients::create(
-                store,
-                &clock,
-                NewClient {
-                    name: args.name,
-                    client_type: args.client_type,
-                    redirect_uris: args.redirect_uris,
-                    grant_types: args.grants,
-                    scopes: args.scopes,
-                    auth_method: args.auth_method,
-                    cors_origins: args.cors_origins,
-                    pre_authorize: args.pre_authorize,
-                    admin_approved_only: args.admin_approved_only,
-                    access_token_ttl_secs: args.access_token_ttl,
-                    refresh_token_ttl_secs: args.refresh_token_ttl,
-                    refresh_token_idle_secs: args.refresh_token_idle,
-                },
-            )
-            .await?;
-            print_client(&created.client, created.secret.as_ref(), args.out.json)
-        }
+        ClientCommand::Create(args) => create_client(store, *args).await,
         ClientCommand::List(out) => {
             let all = store::clients::list(store).await?;
             if out.json {
@@ -69,28 +48,7 @@ pub(super) async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Fail
             None,
             r.out.json,
         ),
-        ClientCommand::AddKey(args) => {
-            let read = |path: &PathBuf| {
-                std::fs::read_to_string(path)
-                    .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
-            };
-            if let Some(path) = &args.jwks {
-                let keys = clients::add_jwks(store, &clock, &args.client_id, &read(path)?).await?;
-                return print_keys(&keys, args.out.json);
-            }
-            let Some(path) = &args.pem else {
-                return Err(Failure::Usage("--pem FILE or --jwks FILE".to_owned()));
-            };
-            let key = clients::add_key(store, &clock, &args.client_id, &read(path)?).await?;
-            if args.out.json {
-                print_json(
-                    &serde_json::to_value(&key).map_err(|e| Failure::Runtime(e.to_string()))?,
-                )
-            } else {
-                println!("kid  {}\nkty  {}", key.kid, key.kty);
-                Ok(())
-            }
-        }
+        ClientCommand::AddKey(args) => add_key(store, &args).await,
         ClientCommand::ListKeys(r) => {
             print_keys(&clients::list_keys(store, &r.client_id).await?, r.out.json)
         }
@@ -105,6 +63,52 @@ pub(super) async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Fail
                 Ok(())
             }
         }
+    }
+}
+
+/// `client create`: prints the client, and its secret once.
+async fn create_client(store: &Store, args: CreateClient) -> Result<(), Failure> {
+    let created = clients::create(
+        store,
+        &SystemClock,
+        NewClient {
+            name: args.name,
+            client_type: args.client_type,
+            redirect_uris: args.redirect_uris,
+            grant_types: args.grants,
+            scopes: args.scopes,
+            auth_method: args.auth_method,
+            cors_origins: args.cors_origins,
+            pre_authorize: args.pre_authorize,
+            admin_approved_only: args.admin_approved_only,
+            access_token_ttl_secs: args.access_token_ttl,
+            refresh_token_ttl_secs: args.refresh_token_ttl,
+            refresh_token_idle_secs: args.refresh_token_idle,
+        },
+    )
+    .await?;
+    print_client(&created.client, created.secret.as_ref(), args.out.json)
+}
+
+/// `client add-key`: a PEM key or certificate, or every key of a JWKS document.
+async fn add_key(store: &Store, args: &AddKey) -> Result<(), Failure> {
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
+    };
+    if let Some(path) = &args.jwks {
+        let keys = clients::add_jwks(store, &SystemClock, &args.client_id, &read(path)?).await?;
+        return print_keys(&keys, args.out.json);
+    }
+    let Some(path) = &args.pem else {
+        return Err(Failure::Usage("--pem FILE or --jwks FILE".to_owned()));
+    };
+    let key = clients::add_key(store, &SystemClock, &args.client_id, &read(path)?).await?;
+    if args.out.json {
+        print_json(&serde_json::to_value(&key).map_err(|e| Failure::Runtime(e.to_string()))?)
+    } else {
+        println!("kid  {}\nkty  {}", key.kid, key.kty);
+        Ok(())
     }
 }
 

@@ -157,17 +157,13 @@ struct AssertionClaims {
     jti: Option<String>,
 }
 
-/// Verifies an assertion (RFC 7523 §3) signed by one of the client's keys: iss = the
-/// client_id, `sub` = the client_id too for client authentication (or present, for the
-/// grant), aud = the token endpoint or the issuer, a bounded `exp`, `nbf`/`iat` not in
-/// the future, and a `jti` never seen before. Returns `sub`; the error says which rule
-/// failed, without echoing the assertion.
-pub async fn verify_assertion(
+/// The claims of an assertion whose signature verifies with one of the client's keys, by
+/// an accepted algorithm (the claims themselves are checked by [`verify_assertion`]).
+async fn signed_claims(
     ctx: &Ctx<'_>,
     client: &Client,
     assertion: &str,
-    purpose: AssertionUse,
-) -> Result<String, String> {
+) -> Result<AssertionClaims, String> {
     let header = jsonwebtoken::decode_header(assertion)
         .map_err(|_| "the assertion is not a JWT".to_owned())?;
     if !matches!(
@@ -198,13 +194,27 @@ pub async fn verify_assertion(
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = candidates
+    candidates
         .iter()
         .find_map(|k| jsonwebtoken::decode::<AssertionClaims>(assertion, &k.key, &validation).ok())
+        .map(|data| data.claims)
         .ok_or_else(|| {
             "the assertion's signature does not verify with the client's keys".to_owned()
-        })?
-        .claims;
+        })
+}
+
+/// Verifies an assertion (RFC 7523 §3) signed by one of the client's keys: iss = the
+/// client_id, `sub` = the client_id too for client authentication (or present, for the
+/// grant), aud = the token endpoint or the issuer, a bounded `exp`, `nbf`/`iat` not in
+/// the future, and a `jti` never seen before. Returns `sub`; the error says which rule
+/// failed, without echoing the assertion.
+pub async fn verify_assertion(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    assertion: &str,
+    purpose: AssertionUse,
+) -> Result<String, String> {
+    let claims = signed_claims(ctx, client, assertion).await?;
 
     let id = client.client_id.as_str();
     let now = ctx.clock.unix();

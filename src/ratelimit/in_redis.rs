@@ -87,6 +87,40 @@ impl Shared {
         })
     }
 
+    /// The script's raw answer for `checks`: four values per check counted, stopping at
+    /// the first refusal.
+    async fn invoke(
+        &self,
+        window_secs: u64,
+        checks: &[(Decision, &str)],
+    ) -> anyhow::Result<Vec<i64>> {
+        let mut invocation = self.script.prepare_invoke();
+        for (base, key) in checks {
+            let interval_us = (window_secs * 1_000_000 / u64::from(base.quota.max(1))).max(1);
+            invocation
+                .key(format!("{}:rl:{}:{key}", self.prefix, base.policy.name()))
+                .arg(base.quota)
+                .arg(interval_us);
+        }
+        tokio::time::timeout(REDIS_TIMEOUT, async {
+            let mut connection = self.connection().await?;
+            invocation
+                .invoke_async::<Vec<i64>>(&mut connection)
+                .await
+                .map_err(anyhow::Error::from)
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {} ms", REDIS_TIMEOUT.as_millis()))
+        .and_then(|r| r)
+        .and_then(|values| {
+            let answered = values.len() / 4;
+            if values.len() % 4 != 0 || answered == 0 || answered > checks.len() {
+                anyhow::bail!("unexpected answer of {} values", values.len());
+            }
+            Ok(values)
+        })
+    }
+
     /// One script call for `checks`; the fail mode's answer for each when Redis does not
     /// answer.
     pub(super) async fn ask(&self, window_secs: u64, checks: &[(Decision, &str)]) -> Vec<Decision> {
@@ -103,34 +137,10 @@ impl Shared {
             // Redis failed less than a second ago.
             return checks.iter().map(|(base, _)| unavailable(*base)).collect();
         }
-        let mut invocation = self.script.prepare_invoke();
-        for (base, key) in checks {
-            let interval_us = (window_secs * 1_000_000 / u64::from(base.quota.max(1))).max(1);
-            invocation
-                .key(format!("{}:rl:{}:{key}", self.prefix, base.policy.name()))
-                .arg(base.quota)
-                .arg(interval_us);
-        }
         // Before Redis reads its clock: a refusal remembered from here ends no later than
         // Redis' own.
         let sent = Instant::now();
-        let answer = tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut connection = self.connection().await?;
-            invocation
-                .invoke_async::<Vec<i64>>(&mut connection)
-                .await
-                .map_err(anyhow::Error::from)
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer within {} ms", REDIS_TIMEOUT.as_millis()))
-        .and_then(|r| r)
-        .and_then(|values| {
-            let answered = values.len() / 4;
-            if values.len() % 4 != 0 || answered == 0 || answered > checks.len() {
-                anyhow::bail!("unexpected answer of {} values", values.len());
-            }
-            Ok(values)
-        });
+        let answer = self.invoke(window_secs, checks).await;
         let values = match answer {
             Ok(values) => values,
             Err(e) => {

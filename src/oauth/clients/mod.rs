@@ -65,17 +65,7 @@ pub async fn create(
     new: NewClient,
 ) -> Result<Created, RegistryError> {
     let mut f = FieldErrors::new();
-    for (field, len) in [
-        ("redirect_uris", new.redirect_uris.len()),
-        ("grant_types", new.grant_types.len()),
-        ("scopes", new.scopes.len()),
-        ("cors_origins", new.cors_origins.len()),
-        ("pre_authorize", new.pre_authorize.len()),
-    ] {
-        if len > MAX_LIST {
-            f.fail(field, "too_many", format!("at most {MAX_LIST} entries"));
-        }
-    }
+    check_list_sizes(&mut f, &new);
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 200 {
         f.fail("name", "invalid", "must be 1 to 200 characters");
@@ -90,15 +80,7 @@ pub async fn create(
         .auth_method
         .as_deref()
         .and_then(|m| f.check("auth_method", m.parse::<AuthMethod>()));
-    for (field, ttl, min) in [
-        ("access_token_ttl_secs", new.access_token_ttl_secs, 1),
-        ("refresh_token_ttl_secs", new.refresh_token_ttl_secs, 0),
-        ("refresh_token_idle_secs", new.refresh_token_idle_secs, 1),
-    ] {
-        if ttl.is_some_and(|t| t < min) {
-            f.fail(field, "out_of_range", format!("must be at least {min}"));
-        }
-    }
+    check_lifetimes(&mut f, &new);
     let Some(client_type) = client_type else {
         return Err(f
             .finish()
@@ -110,16 +92,7 @@ pub async fn create(
         ClientType::Public => AuthMethod::None,
         ClientType::Confidential => AuthMethod::ClientSecretBasic,
     });
-    match (client_type, auth_method) {
-        (ClientType::Public, AuthMethod::None) => {}
-        (ClientType::Public, _) => f.fail("auth_method", "invalid", "a public client uses `none`"),
-        (ClientType::Confidential, AuthMethod::None) => f.fail(
-            "auth_method",
-            "invalid",
-            "a confidential client must authenticate",
-        ),
-        (ClientType::Confidential, _) => {}
-    }
+    check_auth_method(&mut f, client_type, auth_method);
     grant_types.sort();
     grant_types.dedup();
     if grant_types.is_empty() && new.grant_types.is_empty() {
@@ -168,6 +141,48 @@ pub async fn create(
         updated_at: now,
     };
     insert(store, client, secret).await
+}
+
+/// At most [`MAX_LIST`] entries in each list.
+fn check_list_sizes(f: &mut FieldErrors, new: &NewClient) {
+    for (field, len) in [
+        ("redirect_uris", new.redirect_uris.len()),
+        ("grant_types", new.grant_types.len()),
+        ("scopes", new.scopes.len()),
+        ("cors_origins", new.cors_origins.len()),
+        ("pre_authorize", new.pre_authorize.len()),
+    ] {
+        if len > MAX_LIST {
+            f.fail(field, "too_many", format!("at most {MAX_LIST} entries"));
+        }
+    }
+}
+
+/// Lifetime overrides within their bounds.
+fn check_lifetimes(f: &mut FieldErrors, new: &NewClient) {
+    for (field, ttl, min) in [
+        ("access_token_ttl_secs", new.access_token_ttl_secs, 1),
+        ("refresh_token_ttl_secs", new.refresh_token_ttl_secs, 0),
+        ("refresh_token_idle_secs", new.refresh_token_idle_secs, 1),
+    ] {
+        if ttl.is_some_and(|t| t < min) {
+            f.fail(field, "out_of_range", format!("must be at least {min}"));
+        }
+    }
+}
+
+/// A public client uses no authentication; a confidential one must authenticate.
+fn check_auth_method(f: &mut FieldErrors, client_type: ClientType, auth_method: AuthMethod) {
+    match (client_type, auth_method) {
+        (ClientType::Public, AuthMethod::None) => {}
+        (ClientType::Public, _) => f.fail("auth_method", "invalid", "a public client uses `none`"),
+        (ClientType::Confidential, AuthMethod::None) => f.fail(
+            "auth_method",
+            "invalid",
+            "a confidential client must authenticate",
+        ),
+        (ClientType::Confidential, _) => {}
+    }
 }
 
 /// Registers a client whose id is fixed (the built-in demo and docs clients).

@@ -33,36 +33,7 @@ pub async fn exchange(
             return Err(invalid_grant("the code is invalid"));
         }
         Redeemed::Replayed { issued, .. } => {
-            // Whoever holds a replayed code may have stolen it: revoke what it gave.
-            let mut revoked = Vec::new();
-            if let (Some(jti), Some(exp)) = (&issued.access_jti, issued.access_exp) {
-                revoked.push((jti.clone(), exp));
-                store::grants::revoke_access_tokens(
-                    &mut tx,
-                    &revoked,
-                    client.client_id.as_str(),
-                    now,
-                )
-                .await?;
-            }
-            if let Some(family) = issued.family_id {
-                revoked.extend(
-                    revoke_families(
-                        ctx,
-                        &mut tx,
-                        &[family],
-                        client.client_id.as_str(),
-                        "authorization code replayed",
-                    )
-                    .await?,
-                );
-            }
-            tx.commit().await?;
-            note_revoked(ctx, &revoked);
-            tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
-            return Err(invalid_grant(
-                "the code was already used; the tokens it issued are revoked",
-            ));
+            return Err(replayed(ctx, tx, client, issued, now).await?);
         }
     };
     // Every failure below drops `tx`: the claim rolls back and nothing is written.
@@ -114,4 +85,40 @@ pub async fn exchange(
     store::grants::record_code_issue(&mut tx, &code_hash, &issuance.issued).await?;
     tx.commit().await?;
     Ok(issuance.response)
+}
+
+/// A code redeemed a second time by its own client: whoever holds it may have stolen it,
+/// so what it issued is revoked. Returns the error to answer.
+async fn replayed(
+    ctx: &Ctx<'_>,
+    mut tx: store::Tx,
+    client: &Client,
+    issued: store::grants::Issued,
+    now: i64,
+) -> Result<OAuthError, OAuthError> {
+    // Whoever holds a replayed code may have stolen it: revoke what it gave.
+    let mut revoked = Vec::new();
+    if let (Some(jti), Some(exp)) = (&issued.access_jti, issued.access_exp) {
+        revoked.push((jti.clone(), exp));
+        store::grants::revoke_access_tokens(&mut tx, &revoked, client.client_id.as_str(), now)
+            .await?;
+    }
+    if let Some(family) = issued.family_id {
+        revoked.extend(
+            revoke_families(
+                ctx,
+                &mut tx,
+                &[family],
+                client.client_id.as_str(),
+                "authorization code replayed",
+            )
+            .await?,
+        );
+    }
+    tx.commit().await?;
+    note_revoked(ctx, &revoked);
+    tracing::warn!(client_id = %client.client_id, "authorization code replayed; its tokens are revoked");
+    Ok(invalid_grant(
+        "the code was already used; the tokens it issued are revoked",
+    ))
 }

@@ -75,23 +75,7 @@ pub async fn insert_many(
         .filter_map(|new| Some((new.case, new.email?)))
         .collect();
     for chunk in emails.chunks(ROWS_PER_STATEMENT / 4) {
-        const HEAD: &str = "INSERT INTO email_outbox (id, case_id, recipient, template, \
-            message_id, status, attempts, next_attempt_at, created_at) ";
-        in_tx!(tx, |c| {
-            let mut query = QueryBuilder::new(HEAD);
-            query.push_values(chunk, |mut row, (case, email)| {
-                row.push_bind(&email.id)
-                    .push_bind(&case.id)
-                    .push_bind(&email.recipient)
-                    .push_bind(&email.template)
-                    .push_bind(&email.message_id)
-                    .push("'queued'")
-                    .push("0")
-                    .push_bind(case.created_at)
-                    .push_bind(case.created_at);
-            });
-            query.build().execute(&mut *c).await.map(|_| ())
-        })?;
+        insert_email_rows(tx, chunk).await?;
     }
     Ok(cases
         .iter()
@@ -167,6 +151,28 @@ pub(super) async fn insert_item_rows(
                 .push_bind(item.quantity)
                 .push_bind(item.unit_price_minor)
                 .push_bind(&item.currency);
+        });
+        query.build().execute(&mut *c).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Notification emails of any cases, queued in one statement.
+async fn insert_email_rows(tx: &mut Tx, rows: &[(&CaseRow, &NewEmail)]) -> Result<(), StoreError> {
+    const HEAD: &str = "INSERT INTO email_outbox (id, case_id, recipient, template, \
+        message_id, status, attempts, next_attempt_at, created_at) ";
+    in_tx!(tx, |c| {
+        let mut query = QueryBuilder::new(HEAD);
+        query.push_values(rows, |mut row, (case, email)| {
+            row.push_bind(&email.id)
+                .push_bind(&case.id)
+                .push_bind(&email.recipient)
+                .push_bind(&email.template)
+                .push_bind(&email.message_id)
+                .push("'queued'")
+                .push("0")
+                .push_bind(case.created_at)
+                .push_bind(case.created_at);
         });
         query.build().execute(&mut *c).await.map(|_| ())
     })?;

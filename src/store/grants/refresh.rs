@@ -226,76 +226,8 @@ pub async fn rotate(store: &Store, all: &[Rotation]) -> Result<Vec<bool>, StoreE
         return Ok(Vec::new());
     }
     let rotated: Vec<Vec<u8>> = match &store.db {
-        Db::Sqlite { write, .. } => {
-            static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
-                (0..=BATCH)
-                    .map(|n| {
-                        let values = (0..n)
-                            .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        format!(
-                            "WITH v (successor, created_at, idle_expires_at, access_jti, \
-                             access_exp, parent) AS (VALUES {values}) \
-                             INSERT INTO refresh_tokens (token_hash, family_id, created_at, \
-                             idle_expires_at, access_jti, access_exp, parent_hash) \
-                             SELECT v.successor, t.family_id, v.created_at, v.idle_expires_at, \
-                             v.access_jti, v.access_exp, t.token_hash \
-                             FROM v JOIN refresh_tokens t ON t.token_hash = v.parent \
-                             WHERE t.rotated_at IS NULL AND EXISTS (SELECT 1 FROM \
-                               refresh_families f WHERE f.id = t.family_id AND f.revoked_at IS NULL) \
-                             RETURNING parent_hash"
-                        )
-                    })
-                    .collect()
-            });
-            let mut query = sqlx::query_scalar(batch_sql(&SQL, first.len())?);
-            for r in &first {
-                query = query
-                    .bind(r.successor.as_slice())
-                    .bind(r.now)
-                    .bind(r.row.idle_expires_at)
-                    .bind(r.row.access_jti.as_str())
-                    .bind(r.row.access_exp)
-                    .bind(r.parent.as_slice());
-            }
-            query.fetch_all(write).await?
-        }
-        Db::Postgres(pool) => {
-            const SQL: &str = "WITH v AS (SELECT * FROM unnest($1::bytea[], $2::bigint[], \
-                $3::bigint[], $4::text[], $5::bigint[], $6::bytea[]) \
-                AS v (successor, created_at, idle_expires_at, access_jti, access_exp, parent)), \
-                parent AS (UPDATE refresh_tokens t SET rotated_at = v.created_at FROM v \
-                WHERE t.token_hash = v.parent AND t.rotated_at IS NULL AND t.family_id IN \
-                  (SELECT id FROM refresh_families f WHERE f.id = t.family_id \
-                   AND f.revoked_at IS NULL FOR SHARE) \
-                RETURNING t.token_hash, t.family_id, v.successor, v.created_at, \
-                  v.idle_expires_at, v.access_jti, v.access_exp) \
-                INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, \
-                access_jti, access_exp, parent_hash) \
-                SELECT successor, family_id, created_at, idle_expires_at, access_jti, access_exp, \
-                token_hash FROM parent RETURNING parent_hash";
-            let column = |f: fn(&Rotation) -> &[u8]| first.iter().map(|r| f(r)).collect::<Vec<_>>();
-            sqlx::query_scalar(SQL)
-                .bind(column(|r| r.successor.as_slice()))
-                .bind(first.iter().map(|r| r.now).collect::<Vec<_>>())
-                .bind(
-                    first
-                        .iter()
-                        .map(|r| r.row.idle_expires_at)
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    first
-                        .iter()
-                        .map(|r| r.row.access_jti.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(first.iter().map(|r| r.row.access_exp).collect::<Vec<_>>())
-                .bind(column(|r| r.parent.as_slice()))
-                .fetch_all(pool)
-                .await?
-        }
+        Db::Sqlite { write, .. } => rotate_on_sqlite(write, &first).await?,
+        Db::Postgres(pool) => rotate_on_postgres(pool, &first).await?,
     };
     let rotated: HashSet<Vec<u8>> = rotated.into_iter().collect();
     let mut answered = HashSet::with_capacity(all.len());
@@ -303,6 +235,86 @@ pub async fn rotate(store: &Store, all: &[Rotation]) -> Result<Vec<bool>, StoreE
         .iter()
         .map(|r| rotated.contains(r.parent.as_slice()) && answered.insert(r.parent))
         .collect())
+}
+
+/// [`rotate`] on SQLite: one INSERT … SELECT per batch size, statements built once.
+async fn rotate_on_sqlite(
+    write: &sqlx::SqlitePool,
+    first: &[&Rotation],
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+        (0..=BATCH)
+            .map(|n| {
+                let values = (0..n)
+                    .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(
+                    "WITH v (successor, created_at, idle_expires_at, access_jti, \
+                     access_exp, parent) AS (VALUES {values}) \
+                     INSERT INTO refresh_tokens (token_hash, family_id, created_at, \
+                     idle_expires_at, access_jti, access_exp, parent_hash) \
+                     SELECT v.successor, t.family_id, v.created_at, v.idle_expires_at, \
+                     v.access_jti, v.access_exp, t.token_hash \
+                     FROM v JOIN refresh_tokens t ON t.token_hash = v.parent \
+                     WHERE t.rotated_at IS NULL AND EXISTS (SELECT 1 FROM \
+                       refresh_families f WHERE f.id = t.family_id AND f.revoked_at IS NULL) \
+                     RETURNING parent_hash"
+                )
+            })
+            .collect()
+    });
+    let mut query = sqlx::query_scalar(batch_sql(&SQL, first.len())?);
+    for r in first {
+        query = query
+            .bind(r.successor.as_slice())
+            .bind(r.now)
+            .bind(r.row.idle_expires_at)
+            .bind(r.row.access_jti.as_str())
+            .bind(r.row.access_exp)
+            .bind(r.parent.as_slice());
+    }
+    Ok(query.fetch_all(write).await?)
+}
+
+/// [`rotate`] on PostgreSQL: one statement over arrays, whatever the batch size.
+async fn rotate_on_postgres(
+    pool: &sqlx::PgPool,
+    first: &[&Rotation],
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    const SQL: &str = "WITH v AS (SELECT * FROM unnest($1::bytea[], $2::bigint[], \
+        $3::bigint[], $4::text[], $5::bigint[], $6::bytea[]) \
+        AS v (successor, created_at, idle_expires_at, access_jti, access_exp, parent)), \
+        parent AS (UPDATE refresh_tokens t SET rotated_at = v.created_at FROM v \
+        WHERE t.token_hash = v.parent AND t.rotated_at IS NULL AND t.family_id IN \
+          (SELECT id FROM refresh_families f WHERE f.id = t.family_id \
+           AND f.revoked_at IS NULL FOR SHARE) \
+        RETURNING t.token_hash, t.family_id, v.successor, v.created_at, \
+          v.idle_expires_at, v.access_jti, v.access_exp) \
+        INSERT INTO refresh_tokens (token_hash, family_id, created_at, idle_expires_at, \
+        access_jti, access_exp, parent_hash) \
+        SELECT successor, family_id, created_at, idle_expires_at, access_jti, access_exp, \
+        token_hash FROM parent RETURNING parent_hash";
+    let column = |f: fn(&Rotation) -> &[u8]| first.iter().map(|r| f(r)).collect::<Vec<_>>();
+    Ok(sqlx::query_scalar(SQL)
+        .bind(column(|r| r.successor.as_slice()))
+        .bind(first.iter().map(|r| r.now).collect::<Vec<_>>())
+        .bind(
+            first
+                .iter()
+                .map(|r| r.row.idle_expires_at)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            first
+                .iter()
+                .map(|r| r.row.access_jti.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(first.iter().map(|r| r.row.access_exp).collect::<Vec<_>>())
+        .bind(column(|r| r.parent.as_slice()))
+        .fetch_all(pool)
+        .await?)
 }
 
 /// Refresh-token reads and rotations of every request of this process, batched: under

@@ -154,37 +154,7 @@ pub async fn login_submit(
     }
     let username = bounded_username(&form.username);
     match login::authenticate(&state.oauth(), &username, form.password, &address).await {
-        Ok(user) => {
-            let jar = match session::start(&state, jar, &user.id).await {
-                Ok(jar) => jar,
-                Err(e) => {
-                    tracing::error!(error = %e, "session start failed");
-                    return error_page(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Signing in failed; try again.",
-                    );
-                }
-            };
-            state
-                .audit
-                .record(Event::new("sign_in").user(&user.id).address(&address))
-                .await;
-            match safe_return(&form.return_to) {
-                Some(to) => (jar, see_other(to)).into_response(),
-                None => (
-                    jar,
-                    page(
-                        StatusCode::OK,
-                        &MessagePage {
-                            title: "Signed in",
-                            text: &format!("You are signed in as {}.", user.username),
-                            is_error: false,
-                        },
-                    ),
-                )
-                    .into_response(),
-            }
-        }
+        Ok(user) => signed_in(&state, jar, &user, &address, &form.return_to).await,
         Err(LoginError::Invalid) => {
             state
                 .audit
@@ -224,5 +194,44 @@ pub async fn login_submit(
                 "Signing in failed; try again.",
             )
         }
+    }
+}
+
+/// After a right password: starts the session and continues the flow (or says so).
+async fn signed_in(
+    state: &AppState,
+    jar: CookieJar,
+    user: &crate::model::User,
+    address: &str,
+    return_to: &str,
+) -> Response {
+    let jar = match session::start(state, jar, &user.id).await {
+        Ok(jar) => jar,
+        Err(e) => {
+            tracing::error!(error = %e, "session start failed");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Signing in failed; try again.",
+            );
+        }
+    };
+    state
+        .audit
+        .record(Event::new("sign_in").user(&user.id).address(address))
+        .await;
+    match safe_return(return_to) {
+        Some(to) => (jar, see_other(to)).into_response(),
+        None => (
+            jar,
+            page(
+                StatusCode::OK,
+                &MessagePage {
+                    title: "Signed in",
+                    text: &format!("You are signed in as {}.", user.username),
+                    is_error: false,
+                },
+            ),
+        )
+            .into_response(),
     }
 }
