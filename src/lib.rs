@@ -104,7 +104,7 @@ impl App {
             clock,
             issuer,
             config,
-            passwords: Passwords::default(),
+            passwords: Passwords::start()?,
             metrics,
             tokens,
             clients,

@@ -205,7 +205,7 @@ pub(super) async fn user(cmd: UserCommand, store: &Store) -> Result<(), Failure>
             let user = users::create(
                 store,
                 &clock,
-                &Passwords::default(),
+                &Passwords::start().map_err(|e| Failure::Runtime(e.to_string()))?,
                 NewUser {
                     username: args.username,
                     email: args.email,

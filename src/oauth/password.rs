@@ -28,54 +28,38 @@ pub enum PasswordError {
     Hashing(String),
 }
 
-/// A unit of hashing work for the hashing threads.
-type Job = Box<dyn FnOnce() + Send>;
-
-/// Hashes and verifies passwords on dedicated threads of the lowest scheduling priority,
-/// at most half the cores at once: a burst of sign-ins queues here, and whatever CPU it
-/// gets is what token and API requests leave over — a sign-in flood slows sign-ins, not
-/// the API.
+/// Hashes and verifies passwords on a rayon pool of its own whose threads run at the
+/// lowest scheduling priority, at most half the cores at once: a burst of sign-ins queues
+/// here, and whatever CPU it gets is what token and API requests leave over — a sign-in
+/// flood slows sign-ins, not the API.
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
-    jobs: std::sync::mpsc::Sender<Job>,
+    pool: Arc<rayon::ThreadPool>,
 }
 
-impl Default for Passwords {
-    fn default() -> Self {
+impl Passwords {
+    /// Starts the hashing threads.
+    pub fn start() -> Result<Self, PasswordError> {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let workers = (cores / 2).max(1);
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(std::sync::Mutex::new(queue));
-        for i in 0..workers {
-            let queue = queue.clone();
-            let spawned = thread_priority::ThreadBuilder::default()
-                .name(format!("argon2-{i}"))
-                .priority(thread_priority::ThreadPriority::Min)
-                .spawn(move |priority| {
-                    if let Err(e) = priority {
-                        tracing::warn!(error = ?e, "could not lower the password thread's priority");
-                    }
-                    // Ends when every sender is gone (the server shut down).
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "could not start a password thread");
-            }
-        }
-        Self {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|i| format!("argon2-{i}"))
+            .start_handler(|_| {
+                let lowered = thread_priority::set_current_thread_priority(
+                    thread_priority::ThreadPriority::Min,
+                );
+                if let Err(e) = lowered {
+                    tracing::warn!(error = ?e, "could not lower the password thread's priority");
+                }
+            })
+            .build()
+            .map_err(|e| PasswordError::Hashing(format!("no password threads: {e}")))?;
+        Ok(Self {
             permits: Arc::new(Semaphore::new(workers)),
-            jobs,
-        }
+            pool: Arc::new(pool),
+        })
     }
 }
 
@@ -127,11 +111,9 @@ impl Passwords {
             .await
             .map_err(|e| PasswordError::Hashing(e.to_string()))?;
         let (done, result) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = done.send(work());
-            }))
-            .map_err(|_| PasswordError::Hashing("the password threads are gone".to_owned()))?;
+        self.pool.spawn(move || {
+            let _ = done.send(work());
+        });
         result
             .await
             .map_err(|_| PasswordError::Hashing("a password thread failed".to_owned()))?

@@ -316,7 +316,7 @@ async fn user_round_trip_with_password_from_stdin_or_file(#[case] backend: Backe
         "{}",
         user.password_hash
     );
-    let passwords = gatehouse::oauth::password::Passwords::default();
+    let passwords = gatehouse::oauth::password::Passwords::start().unwrap();
     assert!(
         passwords
             .verify(
