@@ -1,4 +1,5 @@
-//! Storage under concurrent load, on both backends.
+//! The store on both backends: concurrent writers, and the single-use and at-most-N rules
+//! each aggregate enforces in one statement (idempotency keys, codes, the mail quota).
 
 use rstest::rstest;
 use rstest_reuse::apply;
@@ -100,4 +101,249 @@ async fn cli_processes_write_while_the_server_writes(#[case] backend: Backend) {
         "28 written, and the docs client"
     );
     app.stop().await;
+}
+
+/// A migrated store on a fresh database of `backend`.
+async fn store_on(backend: Backend) -> (TestDb, Store) {
+    let db = TestDb::new(backend).await;
+    let store = Store::connect(&db.url, 10).await.unwrap();
+    store.migrate().await.unwrap();
+    (db, store)
+}
+
+#[apply(both_backends)]
+async fn an_idempotency_key_is_claimed_once_completed_with_the_writes_and_replayed(
+    #[case] backend: Backend,
+) {
+    use gatehouse::store::idempotency::{self, Claim, NewClaim, Owner, StoredResponse};
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let (_db, store) = store_on(backend).await;
+    let app = clients::create(&store, &SystemClock, new_client(1))
+        .await
+        .unwrap();
+    let app = app.client.client_id.to_string();
+    let owner = Owner {
+        client_id: &app,
+        subject: "ada",
+    };
+    let claim = |id: &'static str, hash: &'static [u8; 32], now: i64| NewClaim {
+        owner,
+        key: "k-1",
+        request_hash: hash,
+        claim: id,
+        now,
+        lease_until: now + 30,
+        expires_at: now + 86_400,
+    };
+    let (first, other) = (&[1u8; 32], &[2u8; 32]);
+    assert!(
+        idempotency::claim(&store, &claim("c1", first, 1000))
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let in_flight = idempotency::claim(&store, &claim("c2", first, 1001))
+        .await
+        .unwrap();
+    assert!(
+        in_flight.is_err_and(|row| row.status.is_none()),
+        "held while it runs"
+    );
+    // Another user of the same app has a key space of its own.
+    let theirs = NewClaim {
+        owner: Owner {
+            client_id: &app,
+            subject: "bob",
+        },
+        ..claim("c3", first, 1001)
+    };
+    assert!(idempotency::claim(&store, &theirs).await.unwrap().is_ok());
+
+    let held = Claim {
+        client_id: app.clone(),
+        subject: "ada".to_owned(),
+        key: "k-1".to_owned(),
+        claim: "c1".to_owned(),
+    };
+    let response = StoredResponse {
+        status: 201,
+        headers: vec![("etag", "\"1\"".to_owned())],
+        body: "{\"id\":1}".to_owned(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    held.complete(&mut tx, &response).await.unwrap();
+    tx.commit().await.unwrap();
+    let replay = idempotency::claim(&store, &claim("c4", first, 1002))
+        .await
+        .unwrap();
+    let stored = replay.unwrap_err();
+    assert_eq!(
+        (stored.status, stored.body.as_deref()),
+        (Some(201), Some("{\"id\":1}"))
+    );
+    let reused = idempotency::claim(&store, &claim("c5", other, 1002))
+        .await
+        .unwrap();
+    let stored = reused.unwrap_err();
+    assert_eq!(
+        stored.request_hash,
+        first.to_vec(),
+        "another request finds the first one's"
+    );
+}
+
+#[apply(both_backends)]
+async fn a_lapsed_claim_is_taken_over_and_can_no_longer_complete(#[case] backend: Backend) {
+    use gatehouse::store::StoreError;
+    use gatehouse::store::idempotency::{self, Claim, NewClaim, Owner, StoredResponse};
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let (_db, store) = store_on(backend).await;
+    let app = clients::create(&store, &SystemClock, new_client(1))
+        .await
+        .unwrap();
+    let app = app.client.client_id.to_string();
+    let owner = Owner {
+        client_id: &app,
+        subject: "ada",
+    };
+    let claim = |id: &'static str, now: i64| NewClaim {
+        owner,
+        key: "k-1",
+        request_hash: &[7; 32],
+        claim: id,
+        now,
+        lease_until: now + 30,
+        expires_at: now + 86_400,
+    };
+    assert!(
+        idempotency::claim(&store, &claim("dead", 1000))
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    // The first process died; its lease ends and the retry takes the key over.
+    assert!(
+        idempotency::claim(&store, &claim("retry", 1031))
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let dead = Claim {
+        client_id: app.clone(),
+        subject: "ada".to_owned(),
+        key: "k-1".to_owned(),
+        claim: "dead".to_owned(),
+    };
+    let response = StoredResponse {
+        status: 201,
+        headers: Vec::new(),
+        body: "{}".to_owned(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    let late = dead.complete(&mut tx, &response).await;
+    assert!(matches!(late, Err(StoreError::ClaimLapsed)), "{late:?}");
+    drop(tx); // the request's writes roll back with it
+    // Releasing it touches nothing either: the retry still holds the key.
+    dead.release(&store).await;
+    let held = idempotency::claim(&store, &claim("third", 1032))
+        .await
+        .unwrap();
+    assert!(held.is_err_and(|row| row.claim == "retry"));
+}
+
+#[apply(both_backends)]
+async fn a_code_is_redeemed_once_and_a_second_redemption_names_what_it_issued(
+    #[case] backend: Backend,
+) {
+    use gatehouse::store::grants::{self, CodeRow, Issued, Redeemed};
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let (_db, store) = store_on(backend).await;
+    let client = clients::create(&store, &SystemClock, new_client(1))
+        .await
+        .unwrap();
+    let passwords = gatehouse::oauth::password::Passwords::start().unwrap();
+    let ada = gatehouse::oauth::users::create(
+        &store,
+        &SystemClock,
+        &passwords,
+        gatehouse::oauth::users::NewUser {
+            username: "ada".to_owned(),
+            email: "ada@example.com".to_owned(),
+            display_name: None,
+            password: "correct horse battery".to_owned().into(),
+        },
+    )
+    .await
+    .unwrap();
+    let row = CodeRow {
+        client_id: client.client.client_id.to_string(),
+        user_id: ada.id.clone(),
+        redirect_uri: "https://app.example/cb".to_owned(),
+        scope: "api".to_owned(),
+        code_challenge: None,
+        nonce: None,
+        auth_time: 1000,
+        expires_at: 1060,
+    };
+    let hash = [9u8; 32];
+    grants::insert_code(&store, &hash, &row, 1000)
+        .await
+        .unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    let Redeemed::First(found) = grants::redeem_code(&mut tx, &hash, 1001).await.unwrap() else {
+        panic!("the first redemption wins");
+    };
+    assert_eq!(found.user_id, ada.id);
+    let issued = Issued {
+        access_jti: Some("jti-1".to_owned()),
+        access_exp: Some(1600),
+        family_id: None,
+    };
+    grants::record_code_issue(&mut tx, &hash, &issued)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin().await.unwrap();
+    match grants::redeem_code(&mut tx, &hash, 1002).await.unwrap() {
+        Redeemed::Replayed { client_id, issued } => {
+            assert_eq!(client_id, row.client_id);
+            assert_eq!(issued.access_jti.as_deref(), Some("jti-1"));
+        }
+        _ => panic!("a second redemption is a replay"),
+    }
+    let unknown = grants::redeem_code(&mut tx, &[0u8; 32], 1002)
+        .await
+        .unwrap();
+    assert!(matches!(unknown, Redeemed::Unknown));
+}
+
+#[apply(both_backends)]
+async fn concurrent_notifications_never_take_more_than_the_daily_quota(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let (_db, store) = store_on(backend).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                gatehouse::store::outbox::take_mail_quota(&store, "app", "ada", 20_000, 5).await
+            })
+        })
+        .collect();
+    let mut taken = 0;
+    for task in tasks {
+        taken += usize::from(task.await.unwrap().unwrap());
+    }
+    assert_eq!(taken, 5);
+    let other_day = gatehouse::store::outbox::take_mail_quota(&store, "app", "ada", 20_001, 5);
+    assert!(other_day.await.unwrap(), "each day starts again");
 }
