@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::token::ENABLED_GRANTS;
+use super::token_endpoint::ENABLED_GRANTS;
 use crate::model::{AuthMethod, Scope};
 use crate::oauth::Ctx;
 

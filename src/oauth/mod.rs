@@ -5,6 +5,7 @@ pub mod assertion_keys;
 pub mod authorize;
 pub mod client_auth;
 pub mod clients;
+pub mod connected_apps;
 mod context;
 pub mod cutoffs;
 pub mod device;
@@ -19,9 +20,8 @@ pub mod params;
 pub mod password;
 pub mod pkce;
 pub mod secret;
-pub mod token;
+pub mod token_endpoint;
 pub mod tokens;
-pub mod user_grants;
 pub mod users;
 
 pub use context::{ClientCache, Ctx, DevicePolls, device_polls, synced_cache};

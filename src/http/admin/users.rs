@@ -109,7 +109,7 @@ pub async fn list_user_grants(
 ) -> Result<Json<crate::http::api::grants::GrantList>, ApiError> {
     let user = users::find(&state.store, &username).await?;
     Ok(Json(crate::http::api::grants::GrantList {
-        grants: crate::oauth::user_grants::list(&state.oauth(), &user.id).await?,
+        grants: crate::oauth::connected_apps::list(&state.oauth(), &user.id).await?,
     }))
 }
 
@@ -123,7 +123,7 @@ pub async fn revoke_user_grant(
     Path((username, client_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let user = users::find(&state.store, &username).await?;
-    if crate::oauth::user_grants::revoke(&state.oauth(), &user.id, &client_id).await? {
+    if crate::oauth::connected_apps::revoke(&state.oauth(), &user.id, &client_id).await? {
         state
             .audit
             .record(

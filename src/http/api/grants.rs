@@ -12,7 +12,7 @@ use crate::error::{ApiError, Problem};
 use crate::http::guard::Caller;
 use crate::http::state::AppState;
 use crate::model::Scope;
-use crate::oauth::user_grants::{self, Grant};
+use crate::oauth::connected_apps::{self, Grant};
 
 /// The apps a user has granted access to.
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,7 +34,7 @@ pub async fn list_my_grants(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<GrantList>, ApiError> {
-    let mut grants = user_grants::list(&state.oauth(), &caller.claims.sub).await?;
+    let mut grants = connected_apps::list(&state.oauth(), &caller.claims.sub).await?;
     if !caller.has_scope(Scope::Grants) {
         grants.retain(|g| g.client_id == caller.claims.client_id);
     }
@@ -61,7 +61,7 @@ pub async fn revoke_my_grant(
     if client_id != caller.claims.client_id && !caller.has_scope(Scope::Grants) {
         return Err(ApiError::insufficient_scope(&[Scope::Grants]));
     }
-    if user_grants::revoke(&state.oauth(), &caller.claims.sub, &client_id).await? {
+    if connected_apps::revoke(&state.oauth(), &caller.claims.sub, &client_id).await? {
         state
             .audit
             .record(

@@ -20,7 +20,7 @@ use crate::oauth::grants::TokenResponse;
 use crate::oauth::id_token::{self, UserInfo};
 use crate::oauth::introspection::{self, Introspection};
 use crate::oauth::params::Params;
-use crate::oauth::{discovery, token};
+use crate::oauth::{discovery, token_endpoint};
 use crate::store;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -188,7 +188,8 @@ pub async fn issue_token(
     State(state): State<AppState>,
     request: OAuthRequest,
 ) -> Result<Response, OAuthError> {
-    let response = token::exchange(&state.oauth(), &request.params, &request.presented).await?;
+    let response =
+        token_endpoint::exchange(&state.oauth(), &request.params, &request.presented).await?;
     Ok(no_store(Json(response).into_response()))
 }
 
@@ -222,7 +223,7 @@ pub async fn device_authorization(
 ) -> Result<Response, OAuthError> {
     let client =
         crate::oauth::client_auth::authenticate(&state.oauth(), &request.presented).await?;
-    crate::oauth::token::within_limit(
+    crate::oauth::token_endpoint::within_limit(
         &state.oauth(),
         crate::ratelimit::Policy::DeviceClient,
         &crate::ratelimit::client_key(&client, &request.presented.address),

@@ -1,4 +1,4 @@
-//! What a user has granted to which client — consents and live refresh-token grants — and
+//! Connected apps: what a user has granted to which client — consents and live refresh-token grants — and
 //! withdrawing it: the consent is forgotten and every refresh token and access token the
 //! client holds for the user is revoked (access tokens through a cut-off, so that those
 //! issued without a refresh token stop too).
