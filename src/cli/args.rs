@@ -3,9 +3,6 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// Gatehouse: OAuth 2.0 / OpenID Connect authorization server and resource API.
 #[derive(Debug, Parser)]
 #[command(name = "gatehouse", version, about)]

@@ -12,7 +12,6 @@ use serde_json::json;
 use std::path::PathBuf;
 
 use super::args::{AddKey, ClientCommand, CreateClient, KeysCommand, UserCommand};
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Failure> {

@@ -3,7 +3,6 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Errors of the API and admin endpoints.

@@ -5,9 +5,6 @@ use askama::Template;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 
-#[allow(unused_imports)]
-use super::*;
-
 /// One line item as the templates show it.
 pub(super) struct ItemView {
     sku: String,

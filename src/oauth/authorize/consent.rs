@@ -6,7 +6,6 @@ use crate::oauth::secret;
 use crate::store::{self, StoreError};
 use url::Url;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Whether the user must be asked: not when pre-authorized for the client, not when the

@@ -10,7 +10,6 @@ use url::Url;
 
 use crate::model::Client;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Why a request whose redirect target is trusted is refused: answered at that target.

@@ -3,7 +3,6 @@
 use crate::model::RedirectUri;
 use url::Url;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Exact string match against the registered URIs (RFC 9700 §2.1); for a loopback IP

@@ -6,7 +6,6 @@ use crate::store::{self, Store};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A client's registered assertion key.

@@ -6,7 +6,6 @@ use crate::oauth::RegistryError;
 use crate::oauth::secret;
 use crate::store::{self, Store};
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Finds a client by id.

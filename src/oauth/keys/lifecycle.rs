@@ -16,7 +16,6 @@ use sha2::{Digest as _, Sha256};
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A newly generated key, sealed for storage.

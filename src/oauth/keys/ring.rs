@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A key as the ring holds it.

@@ -3,7 +3,6 @@
 use crate::store::{StoreError, Tx, in_tx};
 use sqlx::QueryBuilder;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Applies `change` if the case is still at `version`: the new version, or `None` when the

@@ -3,7 +3,6 @@
 use crate::store::{StoreError, Tx, in_tx};
 use sqlx::QueryBuilder;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Inserts a case (its `case_number` is assigned here), its line items and its

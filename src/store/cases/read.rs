@@ -3,7 +3,6 @@
 use crate::store::{Store, StoreError, read};
 use sqlx::QueryBuilder;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A case the caller may see, with its items and notification.

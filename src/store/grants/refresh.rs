@@ -5,9 +5,6 @@ use crate::store::{Db, Store, StoreError, Tx, in_tx};
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// A refresh-token family: one grant and every token rotated from it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FamilyRow {

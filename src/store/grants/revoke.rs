@@ -2,7 +2,6 @@
 
 use crate::store::{Store, StoreError, Tx, in_tx, read, write};
 
-#[allow(unused_imports)]
 use super::*;
 
 /// The family a refresh token belongs to (for revocation), if the token is known.

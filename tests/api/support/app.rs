@@ -5,7 +5,6 @@ use gatehouse::config::Config;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A server running in-process on a random port, with its own fresh database.

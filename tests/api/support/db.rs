@@ -4,7 +4,6 @@ use sqlx::Connection as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) fn unique(prefix: &str) -> String {

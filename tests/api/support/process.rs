@@ -7,7 +7,6 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::Mutex;
 
-#[allow(unused_imports)]
 use super::*;
 
 /// The `gatehouse` binary, run in the test database's directory with its URL.

@@ -6,9 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
-#[allow(unused_imports)]
-use super::*;
-
 /// A TCP proxy in front of the database that can be cut off and frozen, to play outages.
 pub struct Proxy {
     pub addr: SocketAddr,

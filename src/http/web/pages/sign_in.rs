@@ -16,9 +16,6 @@ use axum_extra::extract::CookieJar;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// The audit event of a refused sign-in.
 pub(super) fn failed_sign_in(address: &str, username: &str, reason: &str) -> Event {
     Event::new("sign_in")

@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-#[allow(unused_imports)]
 use super::*;
 
 #[derive(Template)]
