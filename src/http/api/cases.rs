@@ -77,7 +77,6 @@ enum ReadErrors {
         (status = 415, description = "Not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named by its path, or an Idempotency-Key used before with another request; nothing was written", body = Problem, content_type = "application/problem+json"),
     ))]
-
 pub async fn create_case(
     State(state): State<AppState>,
     caller: Caller<CasesWrite>,
@@ -113,7 +112,6 @@ pub async fn create_case(
         ReadErrors,
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
     ))]
-
 pub async fn get_case(
     State(state): State<AppState>,
     caller: Caller<CasesRead>,
@@ -154,7 +152,6 @@ pub struct ListParams {
         ReadErrors,
         (status = 422, description = "Invalid limit, instant or cursor", body = Problem, content_type = "application/problem+json"),
     ))]
-
 pub async fn list_cases(
     State(state): State<AppState>,
     caller: Caller<CasesRead>,
@@ -210,7 +207,6 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         (status = 412, description = "If-Match does not name the current version", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields or a status move that is not allowed", body = Problem, content_type = "application/problem+json"),
     ))]
-
 pub async fn update_case(
     State(state): State<AppState>,
     caller: Caller<CasesWrite>,
@@ -238,7 +234,6 @@ pub async fn update_case(
         (status = 409, description = "A request with this Idempotency-Key is still in progress", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid items (named by path), more than 200 in all, or an Idempotency-Key reused", body = Problem, content_type = "application/problem+json"),
     ))]
-
 pub async fn append_line_items(
     State(state): State<AppState>,
     caller: Caller<CasesWrite>,
