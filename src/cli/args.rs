@@ -1,7 +1,8 @@
 //! The command line's shape (clap derive): every command, flag and its help.
 
-use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
 
 /// Gatehouse: OAuth 2.0 / OpenID Connect authorization server and resource API.
 #[derive(Debug, Parser)]

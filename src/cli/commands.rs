@@ -1,5 +1,12 @@
 //! The registry commands: `client …`, `user …` and `keys …`.
 
+use std::path::PathBuf;
+
+use output::{print_client, print_json, print_user, read_password};
+use serde_json::json;
+
+use super::args::{AddKey, ClientCommand, CreateClient, KeysCommand, UserCommand};
+use super::*;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::oauth::clients::{self, NewClient};
@@ -7,12 +14,6 @@ use crate::oauth::keys::{self, MasterKey};
 use crate::oauth::password::Passwords;
 use crate::oauth::users::{self, NewUser};
 use crate::store::{self, Store};
-use output::{print_client, print_json, print_user, read_password};
-use serde_json::json;
-use std::path::PathBuf;
-
-use super::args::{AddKey, ClientCommand, CreateClient, KeysCommand, UserCommand};
-use super::*;
 
 pub(super) async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Failure> {
     let clock = SystemClock;

@@ -1,9 +1,10 @@
 //! Rendering an outbox row: the case email as text and HTML from templates, with a stable Message-ID.
 
-use crate::store::{cases::CaseRecord, outbox::DueEmail};
 use askama::Template;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
+
+use crate::store::{cases::CaseRecord, outbox::DueEmail};
 
 /// One line item as the templates show it.
 pub(super) struct ItemView {

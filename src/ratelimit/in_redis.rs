@@ -1,10 +1,11 @@
 //! GCRA in Redis: one atomic script per check, refusals remembered, the fail mode when Redis is away.
 
-use arc_swap::ArcSwapOption;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use super::*;
 

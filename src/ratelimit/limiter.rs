@@ -1,17 +1,18 @@
 //! The limiter: quotas per policy, in memory (governor) or in Redis.
 
-use crate::config::Config;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
 use governor::clock::{Clock as _, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota as GovernorQuota, RateLimiter};
 use secrecy::ExposeSecret as _;
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
 
 use super::in_redis::{Shared, ceil_secs};
 use super::*;
+use crate::config::Config;
 
 pub(super) type MemoryLimiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;

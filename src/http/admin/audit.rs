@@ -5,12 +5,11 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{Admin, AdminErrors};
 use crate::error::{ApiError, Problem};
 use crate::http::extract::ApiQuery;
 use crate::http::state::AppState;
 use crate::store;
-
-use super::{Admin, AdminErrors};
 
 /// Filters and paging of the audit log.
 #[derive(Debug, Deserialize, IntoParams)]

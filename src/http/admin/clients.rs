@@ -8,14 +8,13 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{Admin, AdminErrors, by};
 use crate::error::{ApiError, Problem};
 use crate::http::extract::{ApiJson, ApiQuery};
 use crate::http::state::AppState;
 use crate::model::Client;
 use crate::oauth::clients::{self, ClientKey, NewClient};
 use crate::store;
-
-use super::{Admin, AdminErrors, by};
 
 /// Registering a client.
 #[derive(Debug, Deserialize, ToSchema)]

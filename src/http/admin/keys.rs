@@ -6,13 +6,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::{Admin, AdminErrors, by};
 use crate::audit::token_actor;
 use crate::error::{ApiError, Problem};
 use crate::http::extract::ApiQuery;
 use crate::http::state::AppState;
 use crate::oauth::keys::{self, KeyInfo};
-
-use super::{Admin, AdminErrors, by};
 
 /// All signing keys.
 #[derive(Debug, Serialize, ToSchema)]

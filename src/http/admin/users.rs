@@ -8,14 +8,13 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::{Admin, AdminErrors, by};
 use crate::error::{ApiError, Problem};
 use crate::http::extract::ApiJson;
 use crate::http::state::AppState;
 use crate::model::User;
 use crate::oauth::users::{self, NewUser};
 use crate::store;
-
-use super::{Admin, AdminErrors, by};
 
 /// Registering a user.
 #[derive(Debug, Deserialize, ToSchema)]

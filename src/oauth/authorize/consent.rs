@@ -1,12 +1,12 @@
 //! Consent and the code: whether to ask, remembering the answer, issuing the code.
 
+use url::Url;
+
+use super::*;
 use crate::model::ScopeSet;
 use crate::oauth::Ctx;
 use crate::oauth::secret;
 use crate::store::{self, StoreError};
-use url::Url;
-
-use super::*;
 
 /// Whether the user must be asked: not when pre-authorized for the client, not when the
 /// scopes were approved before (unless `prompt=consent`).

@@ -1,16 +1,15 @@
 //! Validating an authorization request: redirect targets first, then every parameter.
 
-use crate::model::{ClientType, GrantType, ScopeSet};
-use crate::oauth::Ctx;
-use crate::oauth::params::Params;
-use crate::oauth::pkce;
 use std::sync::Arc;
 
 use url::Url;
 
-use crate::model::Client;
-
 use super::*;
+use crate::model::Client;
+use crate::model::{ClientType, GrantType, ScopeSet};
+use crate::oauth::Ctx;
+use crate::oauth::params::Params;
+use crate::oauth::pkce;
 
 /// Why a request whose redirect target is trusted is refused: answered at that target.
 type Refusal = (AuthorizeErrorCode, String);

@@ -1,9 +1,9 @@
 //! Redirect URIs of the authorization endpoint: exact matching (loopback ports aside) and error redirects.
 
-use crate::model::RedirectUri;
 use url::Url;
 
 use super::*;
+use crate::model::RedirectUri;
 
 /// Exact string match against the registered URIs (RFC 9700 §2.1); for a loopback IP
 /// literal registered with `http`, any port (RFC 8252 §7.3) — everything else still equal.

@@ -1,12 +1,12 @@
 //! A client's assertion keys: PEM keys, certificates and JWKS documents, listed and removed.
 
-use crate::clock::Clock;
-use crate::oauth::RegistryError;
-use crate::store::{self, Store};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::*;
+use crate::clock::Clock;
+use crate::oauth::RegistryError;
+use crate::store::{self, Store};
 
 /// A client's registered assertion key.
 #[derive(Debug, Clone, Serialize, ToSchema)]

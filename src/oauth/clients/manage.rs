@@ -1,12 +1,11 @@
 //! Changing a registered client: finding it, rotating its secret, enabling and disabling it.
 
+use super::*;
 use crate::clock::Clock;
 use crate::model::Client;
 use crate::oauth::RegistryError;
 use crate::oauth::secret;
 use crate::store::{self, Store};
-
-use super::*;
 
 /// Finds a client by id.
 pub async fn find(store: &Store, client_id: &str) -> Result<Client, RegistryError> {

@@ -1,9 +1,5 @@
 //! A key's life in the store: generation, rotation, revocation, maintenance, listing.
 
-use crate::clock::Clock;
-use crate::config::{Config, SigningAlg};
-use crate::store::keys::KeyRow;
-use crate::store::{self, Store};
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
@@ -17,6 +13,10 @@ use sqlx::types::Json;
 use utoipa::ToSchema;
 
 use super::*;
+use crate::clock::Clock;
+use crate::config::{Config, SigningAlg};
+use crate::store::keys::KeyRow;
+use crate::store::{self, Store};
 
 /// A newly generated key, sealed for storage.
 pub(super) fn generate(

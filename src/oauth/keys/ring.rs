@@ -1,7 +1,9 @@
 //! The in-memory key ring: replaced wholesale on refresh, read lock-free on every request.
 
-use crate::store::keys::KeyRow;
-use crate::store::{self, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use arc_swap::ArcSwap;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
@@ -10,11 +12,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::*;
+use crate::store::keys::KeyRow;
+use crate::store::{self, Store};
 
 /// A key as the ring holds it.
 pub struct LoadedKey {

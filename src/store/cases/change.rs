@@ -1,9 +1,9 @@
 //! Changing a case: fields at a version, and the lock an append takes.
 
-use crate::store::{StoreError, Tx, in_tx};
 use sqlx::QueryBuilder;
 
 use super::*;
+use crate::store::{StoreError, Tx, in_tx};
 
 /// Applies `change` if the case is still at `version`: the new version, or `None` when the
 /// case changed in between (or is not visible).

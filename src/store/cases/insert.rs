@@ -1,9 +1,9 @@
 //! Inserting cases, their line items and emails: one case, or a batch in a few multi-row statements.
 
-use crate::store::{StoreError, Tx, in_tx};
 use sqlx::QueryBuilder;
 
 use super::*;
+use crate::store::{StoreError, Tx, in_tx};
 
 /// Inserts a case (its `case_number` is assigned here), its line items and its
 /// notification inside `tx`.

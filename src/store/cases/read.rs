@@ -1,9 +1,9 @@
 //! Reading cases the caller may see, with their line items and notifications.
 
-use crate::store::{Store, StoreError, read};
 use sqlx::QueryBuilder;
 
 use super::*;
+use crate::store::{Store, StoreError, read};
 
 /// A case the caller may see, with its items and notification.
 pub async fn get(

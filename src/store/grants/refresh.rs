@@ -1,9 +1,10 @@
 //! Refresh-token families: new families, lookups and rotations, batched across requests.
 
-use crate::store::batch::Batcher;
-use crate::store::{Db, Store, StoreError, Tx, in_tx};
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
+
+use crate::store::batch::Batcher;
+use crate::store::{Db, Store, StoreError, Tx, in_tx};
 
 /// A refresh-token family: one grant and every token rotated from it.
 #[derive(Debug, Clone, sqlx::FromRow)]

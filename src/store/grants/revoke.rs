@@ -1,8 +1,7 @@
 //! Revoking families and the access tokens they issued; cleanup of spent codes.
 
-use crate::store::{Store, StoreError, Tx, in_tx, read, write};
-
 use super::*;
+use crate::store::{Store, StoreError, Tx, in_tx, read, write};
 
 /// The family a refresh token belongs to (for revocation), if the token is known.
 pub async fn family_of(

@@ -1,8 +1,9 @@
 //! Fresh databases: a SQLite file in a temporary directory, or a PostgreSQL schema of its own; direct SQL for operator mishaps.
 
-use sqlx::Connection as _;
 use std::net::SocketAddr;
 use std::path::Path;
+
+use sqlx::Connection as _;
 
 use super::*;
 

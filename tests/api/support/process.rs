@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
+
 use tokio::io::AsyncBufReadExt as _;
 use tokio::sync::Mutex;
 

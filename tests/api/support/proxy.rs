@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
 use tokio::net::{TcpListener, TcpStream};
 
 /// A TCP proxy in front of the database that can be cut off and frozen, to play outages.

@@ -1,12 +1,5 @@
 //! The sign-in page: the form, the throttled password check, the session it starts.
 
-use crate::audit::Event;
-use crate::http::ratelimit::ClientAddr;
-use crate::http::state::AppState;
-use crate::http::web::{
-    MessagePage, error_page, page, see_other, session, try_again_in, with_retry_after,
-};
-use crate::oauth::login::{self, LoginError};
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
@@ -15,6 +8,14 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use secrecy::SecretString;
 use serde::Deserialize;
+
+use crate::audit::Event;
+use crate::http::ratelimit::ClientAddr;
+use crate::http::state::AppState;
+use crate::http::web::{
+    MessagePage, error_page, page, see_other, session, try_again_in, with_retry_after,
+};
+use crate::oauth::login::{self, LoginError};
 
 /// The audit event of a refused sign-in.
 pub(super) fn failed_sign_in(address: &str, username: &str, reason: &str) -> Event {
