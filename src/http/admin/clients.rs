@@ -78,6 +78,7 @@ pub struct ClientList {
     /// The clients, oldest first.
     pub clients: Vec<Client>,
 }
+
 /// A PEM public key or X.509 certificate for client assertions.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +94,7 @@ pub struct ClientKeyList {
     /// The keys, oldest first.
     pub keys: Vec<ClientKey>,
 }
+
 /// Lists clients.
 #[utoipa::path(get, path = "/admin/v1/clients", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
     responses((status = 200, body = ClientList), AdminErrors))]
@@ -299,6 +301,7 @@ pub async fn remove_client_key(
         .await;
     Ok(StatusCode::NO_CONTENT)
 }
+
 /// How many days of usage to show.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -362,6 +365,7 @@ pub async fn get_client_usage(
             .collect(),
     }))
 }
+
 async fn set_client_enabled(
     admin: &Admin,
     state: &AppState,

@@ -31,6 +31,7 @@ pub struct RotateKeysParams {
     #[param(required = false)]
     pub immediately: bool,
 }
+
 /// Lists signing keys and their states.
 #[utoipa::path(get, path = "/admin/v1/keys", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
     responses((status = 200, body = KeyList), AdminErrors))]

@@ -37,6 +37,7 @@ pub struct UserList {
     /// The users, by username.
     pub users: Vec<User>,
 }
+
 /// Lists users.
 #[utoipa::path(get, path = "/admin/v1/users", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
     responses((status = 200, body = UserList), AdminErrors))]
@@ -160,6 +161,7 @@ pub async fn enable_user(
 ) -> Result<Json<User>, ApiError> {
     set_user_enabled(&admin, &state, &username, true).await
 }
+
 async fn set_user_enabled(
     admin: &Admin,
     state: &AppState,
