@@ -137,7 +137,7 @@ impl ClientCache {
 }
 
 /// A cache of rows that another replica may change: entries live one sync interval.
-pub fn synced_cache<K, V>(sync_interval_ms: u64) -> moka::sync::Cache<K, V>
+fn synced_cache<K, V>(sync_interval_ms: u64) -> moka::sync::Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,

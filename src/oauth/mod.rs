@@ -24,7 +24,7 @@ pub mod token_endpoint;
 pub mod tokens;
 pub mod users;
 
-pub use context::{ClientCache, Ctx, DevicePolls, device_polls, synced_cache};
+pub use context::{ClientCache, Ctx, DevicePolls, device_polls};
 
 use crate::error::FieldError;
 use crate::store::StoreError;
