@@ -10,7 +10,7 @@ use gatehouse::model::Client;
 use gatehouse::oauth::authorize::{self, AuthorizationRequest};
 use gatehouse::oauth::clients::NewClient;
 use gatehouse::oauth::grants::{
-    authorization_code, client_credentials, device_code, refresh_token,
+    authorization_code, client_credentials, device_code, jwt_bearer, refresh_token,
 };
 use gatehouse::oauth::params::Params;
 use gatehouse::oauth::{Ctx, device};
@@ -22,6 +22,7 @@ use crate::support::{Backend, TestApp, both_backends, unavailable};
 
 const REDIRECT: &str = "https://app.example/callback";
 const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A token-endpoint form body.
 fn params(pairs: &[(&str, &str)]) -> Params {
@@ -267,4 +268,73 @@ async fn a_device_waits_for_approval_at_its_interval_then_gets_tokens_once(
     clock.advance(started.interval + 5);
     let again = device_code::exchange(&ctx, &tv, &poll).await;
     assert_eq!(code_of(&again.unwrap_err()), OAuthErrorCode::InvalidGrant);
+}
+
+#[apply(both_backends)]
+async fn a_partner_assertion_acts_for_a_pre_authorized_enabled_user_only(#[case] backend: Backend) {
+    use jwt_simple::prelude::{Claims, Duration, ECDSAP256KeyPairLike, ES256KeyPair};
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let app = TestApp::spawn(backend).await;
+    let ada = user(&app, "ada").await;
+    user(&app, "bob").await;
+    let (id, _) = app
+        .register(NewClient {
+            name: "partner".to_owned(),
+            client_type: "confidential".to_owned(),
+            auth_method: Some("private_key_jwt".to_owned()),
+            grant_types: vec![JWT_BEARER.to_owned()],
+            scopes: vec!["api".to_owned(), "offline_access".to_owned()],
+            pre_authorize: vec!["ada".to_owned()],
+            ..Default::default()
+        })
+        .await;
+    let ctx = app.app_state.oauth();
+    let key = ES256KeyPair::generate();
+    let pem = key.public_key().to_pem().unwrap();
+    let kid = gatehouse::oauth::clients::add_key(ctx.store, ctx.clock.as_ref(), &id, &pem)
+        .await
+        .unwrap()
+        .kid;
+    app.app_state.clients.changed(&id);
+    let key = key.with_key_id(&kid);
+    let partner = client(&ctx, &id).await;
+    let audience = app.url("/oauth2/token");
+    let assertion = |sub: &str, jti: &str| {
+        let claims = Claims::create(Duration::from_secs(60))
+            .with_issuer(&id)
+            .with_subject(sub)
+            .with_audience(&audience)
+            .with_jwt_id(jti);
+        params(&[("assertion", key.sign(claims).unwrap().as_str())])
+    };
+
+    let tokens = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (tokens.scope.as_str(), tokens.subject.as_str()),
+        ("api", ada.id.as_str()),
+        "the user's token, without offline_access"
+    );
+    assert!(tokens.refresh_token.is_none() && tokens.id_token.is_none());
+
+    let replay = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-1")).await;
+    assert_eq!(code_of(&replay.unwrap_err()), OAuthErrorCode::InvalidGrant);
+    let bob = jwt_bearer::exchange(&ctx, &partner, &assertion("bob", "a-2")).await;
+    let refused = bob.unwrap_err();
+    assert_eq!(code_of(&refused), OAuthErrorCode::InvalidGrant);
+    assert!(
+        refused.description.contains("pre-authorized"),
+        "{refused:?}"
+    );
+
+    gatehouse::oauth::users::set_enabled(ctx.store, ctx.clock.as_ref(), "ada", false)
+        .await
+        .unwrap();
+    let disabled = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-3")).await;
+    let refused = disabled.unwrap_err();
+    assert_eq!(code_of(&refused), OAuthErrorCode::InvalidGrant);
+    assert!(refused.description.contains("disabled"), "{refused:?}");
 }

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
 
+use super::error::PageResult;
 use super::{error_page, see_other, session, with_page_headers};
 use crate::http::state::AppState;
 use crate::model::User;
@@ -37,13 +38,10 @@ pub async fn authorize(
     State(state): State<AppState>,
     jar: CookieJar,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> PageResult {
     let query = query.unwrap_or_default();
-    let request = match AuthorizationRequest::parse(&state.oauth(), &query).await {
-        Ok(request) => request,
-        Err(rejection) => return reject(rejection),
-    };
-    match proceed(&state, &jar, &request, &query).await {
+    let request = AuthorizationRequest::parse(&state.oauth(), &query).await?;
+    Ok(match proceed(&state, &jar, &request, &query).await {
         Ok(response) => response,
         Err(e) => {
             tracing::error!(error = %e, "authorization failed");
@@ -57,7 +55,7 @@ pub async fn authorize(
                     .as_str(),
             )
         }
-    }
+    })
 }
 
 /// The next step of a valid request for this browser.

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
+use super::error::{PageResult, WebError};
 use super::{
-    MessagePage, describe_scope, error_page, page, see_other, session, try_again_in,
-    with_retry_after,
+    MessagePage, describe_scope, page, see_other, session, try_again_in, with_retry_after,
 };
 use crate::audit::Event;
 use crate::http::ratelimit::ClientAddr;
@@ -106,7 +106,7 @@ fn guess_keys(state: &AppState, jar: &CookieJar, address: &str) -> [String; 2] {
 /// Counts every user-code lookup on /activate (guesses an attacker can make).
 pub const USER_CODE_CHECKS_METRIC: &str = "gatehouse_user_code_checks_total";
 
-fn too_many(state: &AppState, jar: CookieJar, user_code: &str, retry_after: i64) -> Response {
+fn too_many(state: &AppState, jar: CookieJar, user_code: &str, retry_after: i64) -> WebError {
     let text = format!("Too many wrong codes. {}", try_again_in(retry_after));
     let response = render_entry(
         state,
@@ -115,15 +115,7 @@ fn too_many(state: &AppState, jar: CookieJar, user_code: &str, retry_after: i64)
         Some(&text),
         user_code,
     );
-    with_retry_after(response, retry_after)
-}
-
-fn unavailable(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "device activation failed inside");
-    error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The server failed; try again.",
-    )
+    WebError::reply(with_retry_after(response, retry_after))
 }
 
 /// POST /activate: checks the code; then asks to sign in, or shows what the device's
@@ -133,12 +125,9 @@ pub async fn activate_submit(
     ClientAddr(address): ClientAddr,
     jar: CookieJar,
     Form(form): Form<ActivateForm>,
-) -> Response {
+) -> PageResult {
     let now = state.clock.unix();
-    let (jar, request) = match checked_code(&state, jar, &address, &form, now).await {
-        Ok(found) => found,
-        Err(answer) => return answer,
-    };
+    let (jar, request) = checked_code(&state, jar, &address, &form, now).await?;
     decide(&state, jar, &address, &form, request, now).await
 }
 
@@ -150,22 +139,23 @@ async fn checked_code(
     address: &str,
     form: &ActivateForm,
     now: i64,
-) -> Result<(CookieJar, store::devices::DeviceRow), Response> {
+) -> Result<(CookieJar, store::devices::DeviceRow), WebError> {
     if !session::csrf_valid(state, &jar, &form.csrf_token) {
-        return Err(render_entry(
+        return Err(WebError::reply(render_entry(
             state,
             jar,
             StatusCode::FORBIDDEN,
             Some("This form has expired. Enter the code again."),
             &form.user_code,
-        ));
+        )));
     }
     let config = &state.config;
     let keys = guess_keys(state, &jar, address);
-    match login::locked_until(&state.oauth(), &[&keys[0], &keys[1]], now).await {
-        Ok(Some(until)) => return Err(too_many(state, jar, &form.user_code, until - now)),
-        Ok(None) => {}
-        Err(e) => return Err(unavailable(e)),
+    let locked = login::locked_until(&state.oauth(), &[&keys[0], &keys[1]], now)
+        .await
+        .map_err(WebError::internal)?;
+    if let Some(until) = locked {
+        return Err(too_many(state, jar, &form.user_code, until - now));
     }
     // Every guess takes its place in the count before the code is looked up (and gets it
     // back if it was right), so that parallel guesses get no more lookups than the limit.
@@ -175,16 +165,14 @@ async fn checked_code(
     ];
     let counted = login::count_attempt(&state.oauth(), &limits, now)
         .await
-        .map_err(unavailable)?;
+        .map_err(WebError::internal)?;
     if counted.refused {
         let retry = counted.locked_until.map_or(1, |until| until - now);
         return Err(too_many(state, jar, &form.user_code, retry));
     }
     metrics::counter!(USER_CODE_CHECKS_METRIC).increment(1);
     let found = match normalize_user_code(&form.user_code) {
-        Some(code) => store::devices::pending_by_user_code(&state.store, &code, now)
-            .await
-            .map_err(unavailable)?,
+        Some(code) => store::devices::pending_by_user_code(&state.store, &code, now).await?,
         None => None,
     };
     let Some(request) = found else {
@@ -192,18 +180,16 @@ async fn checked_code(
         if let Some(until) = counted.locked_until.filter(|until| *until > now) {
             return Err(too_many(state, jar, &form.user_code, until - now));
         }
-        return Err(render_entry(
+        return Err(WebError::reply(render_entry(
             state,
             jar,
             StatusCode::BAD_REQUEST,
             Some("That code is not valid or has expired. Check the code on your device."),
             &form.user_code,
-        ));
+        )));
     };
     for key in &keys {
-        store::sessions::refund(&state.store, key)
-            .await
-            .map_err(unavailable)?;
+        store::sessions::refund(&state.store, key).await?;
     }
     Ok((jar, request))
 }
@@ -217,36 +203,29 @@ async fn decide(
     form: &ActivateForm,
     request: store::devices::DeviceRow,
     now: i64,
-) -> Response {
+) -> PageResult {
     let shown = display_user_code(&request.user_code);
-    let user = match session::current_user(state, &jar).await {
-        Ok(Some((user, auth_time))) => (user, auth_time),
-        Ok(None) => {
-            let back = format!("/activate?user_code={shown}");
-            let location = format!(
-                "/login?return_to={}",
-                form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
-            );
-            return see_other(&location);
-        }
-        Err(e) => return unavailable(e),
+    let Some((user, auth_time)) = session::current_user(state, &jar).await? else {
+        let back = format!("/activate?user_code={shown}");
+        let location = format!(
+            "/login?return_to={}",
+            form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+        );
+        return Ok(see_other(&location));
     };
-    let (user, auth_time) = user;
-    let client = match state.oauth().client(&request.client_id).await {
-        Ok(Some(client)) if client.enabled => client,
-        Ok(_) => {
-            return error_page(
-                StatusCode::BAD_REQUEST,
+    let client = match state.oauth().client(&request.client_id).await? {
+        Some(client) if client.enabled => client,
+        _ => {
+            return Err(WebError::bad_request(
                 "The application that asked is no longer available.",
-            );
+            ));
         }
-        Err(e) => return unavailable(e),
     };
     let decision = match form.decision.as_str() {
         "" => None,
         "approve" => Some(true),
         "deny" => Some(false),
-        _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+        _ => return Err(WebError::bad_request("Choose Allow or Deny.")),
     };
     let Some(approve) = decision else {
         let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
@@ -261,10 +240,10 @@ async fn decide(
                 .collect(),
             csrf_token: &csrf_token,
         };
-        return (jar, page(StatusCode::OK, &template)).into_response();
+        return Ok((jar, page(StatusCode::OK, &template)).into_response());
     };
     let approve = approve && client.admits(&user.username);
-    match store::devices::decide(
+    let decided = store::devices::decide(
         &state.store,
         &request.user_code,
         approve,
@@ -272,16 +251,12 @@ async fn decide(
         auth_time,
         now,
     )
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return error_page(
-                StatusCode::CONFLICT,
-                "This code was already used or has expired.",
-            );
-        }
-        Err(e) => return unavailable(e),
+    .await?;
+    if !decided {
+        return Err(WebError::Page(
+            StatusCode::CONFLICT,
+            "This code was already used or has expired.",
+        ));
     }
     let event = Event::new("device.decision")
         .user(&user.id)
@@ -292,7 +267,11 @@ async fn decide(
         .audit
         .record(if approve { event } else { event.failed() })
         .await;
-    outcome_page(&client.name, approve, form.decision == "approve")
+    Ok(outcome_page(
+        &client.name,
+        approve,
+        form.decision == "approve",
+    ))
 }
 
 /// What the user reads after deciding: connected, not approved for the application, or

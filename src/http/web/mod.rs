@@ -4,6 +4,7 @@
 
 pub mod authorize;
 pub mod device;
+pub mod error;
 pub mod pages;
 pub mod session;
 

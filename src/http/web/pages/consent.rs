@@ -1,19 +1,21 @@
 //! The consent page: what the client asks for, approve or deny.
 
-use crate::audit::Event;
-use crate::http::state::AppState;
-use crate::http::web::authorize::{login_location, reject};
-use crate::http::web::{describe_scope, error_page, page, see_other, session};
-use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
 use askama::Template;
 use axum::Form;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::*;
+use super::signed_in_user;
+use crate::audit::Event;
+use crate::http::state::AppState;
+use crate::http::web::authorize::login_location;
+use crate::http::web::error::{PageResult, WebError};
+use crate::http::web::{describe_scope, page, see_other, session};
+use crate::model::User;
+use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
 
 #[derive(Template)]
 #[template(path = "consent.html", config = "src/http/web/askama.toml")]
@@ -31,20 +33,12 @@ pub async fn consent_page(
     State(state): State<AppState>,
     jar: CookieJar,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> PageResult {
     let query = query.unwrap_or_default();
-    let request = match AuthorizationRequest::parse(&state.oauth(), &query).await {
-        Ok(r) => r,
-        Err(rejection) => return reject(rejection),
-    };
+    let request = AuthorizationRequest::parse(&state.oauth(), &query).await?;
     // Consent is only asked of a sign-in that may answer the request (`prompt=login`,
     // `max_age`), also when the browser comes here directly.
-    let now = state.clock.unix();
-    let user = match signed_in_user(&state, &jar).await {
-        Ok(Some((user, auth_time))) if request.sign_in_satisfies(auth_time, now) => user,
-        Ok(_) => return see_other(&login_location(&request, &query)),
-        Err(response) => return response,
-    };
+    let (user, _) = satisfying_sign_in(&state, &jar, &request, &query).await?;
     let (jar, csrf_token) = session::csrf_token(&state, jar);
     let scopes = request
         .scope
@@ -62,7 +56,24 @@ pub async fn consent_page(
         request: &query,
         csrf_token: &csrf_token,
     };
-    (jar, page(StatusCode::OK, &template)).into_response()
+    Ok((jar, page(StatusCode::OK, &template)).into_response())
+}
+
+/// The signed-in user (and sign-in time) if their sign-in may answer `request`; else
+/// the way to sign in and come back.
+async fn satisfying_sign_in(
+    state: &AppState,
+    jar: &CookieJar,
+    request: &AuthorizationRequest,
+    query: &str,
+) -> Result<(User, i64), WebError> {
+    let now = state.clock.unix();
+    match signed_in_user(state, jar).await? {
+        Some((user, auth_time)) if request.sign_in_satisfies(auth_time, now) => {
+            Ok((user, auth_time))
+        }
+        _ => Err(WebError::reply(see_other(&login_location(request, query)))),
+    }
 }
 
 /// The consent form.
@@ -79,26 +90,16 @@ pub async fn consent_submit(
     State(state): State<AppState>,
     jar: CookieJar,
     Form(form): Form<ConsentForm>,
-) -> Response {
+) -> PageResult {
     if !session::csrf_valid(&state, &jar, &form.csrf_token) {
-        return error_page(
+        return Err(WebError::Page(
             StatusCode::FORBIDDEN,
             "This form has expired. Go back to the application and try again.",
-        );
+        ));
     }
-    let request = match AuthorizationRequest::parse(&state.oauth(), &form.request).await {
-        Ok(r) => r,
-        Err(rejection) => return reject(rejection),
-    };
-    let now = state.clock.unix();
-    let (user, auth_time) = match signed_in_user(&state, &jar).await {
-        Ok(Some((user, auth_time))) if request.sign_in_satisfies(auth_time, now) => {
-            (user, auth_time)
-        }
-        Ok(_) => return see_other(&login_location(&request, &form.request)),
-        Err(response) => return response,
-    };
-    let deny = |code, text: &str| see_other(request.error(&state.issuer, code, text).as_str());
+    let request = AuthorizationRequest::parse(&state.oauth(), &form.request).await?;
+    let (user, auth_time) = satisfying_sign_in(&state, &jar, &request, &form.request).await?;
+    let deny = |code, text: &str| Ok(see_other(request.error(&state.issuer, code, text).as_str()));
     if !request.client.admits(&user.username) {
         return deny(
             AuthorizeErrorCode::AccessDenied,
@@ -124,7 +125,7 @@ pub async fn consent_submit(
                 "the user denied the request",
             );
         }
-        _ => return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+        _ => return Err(WebError::bad_request("Choose Allow or Deny.")),
     }
     let issued = async {
         authorize::record_consent(&state.oauth(), &request, &user.id).await?;
@@ -132,7 +133,7 @@ pub async fn consent_submit(
     }
     .await;
     match issued {
-        Ok(None) => see_other(&login_location(&request, &form.request)),
+        Ok(None) => Ok(see_other(&login_location(&request, &form.request))),
         Ok(Some(location)) => {
             state
                 .audit
@@ -144,7 +145,7 @@ pub async fn consent_submit(
                         .detail("decision", "approve"),
                 )
                 .await;
-            see_other(location.as_str())
+            Ok(see_other(location.as_str()))
         }
         Err(e) => {
             tracing::error!(error = %e, "issuing a code failed");

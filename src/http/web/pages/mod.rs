@@ -9,23 +9,16 @@ pub use consent::*;
 pub use sign_in::*;
 pub use sign_out::*;
 
-use axum::http::StatusCode;
-use axum::response::Response;
 use axum_extra::extract::CookieJar;
 
-use super::{error_page, session};
+use super::error::WebError;
+use super::session;
 use crate::http::state::AppState;
 
-/// The signed-in user and their sign-in time, `None` without a session, or an error page.
+/// The signed-in user and their sign-in time, `None` without a session.
 pub(super) async fn signed_in_user(
     state: &AppState,
     jar: &CookieJar,
-) -> Result<Option<(crate::model::User, i64)>, Response> {
-    session::current_user(state, jar).await.map_err(|e| {
-        tracing::error!(error = %e, "session lookup failed");
-        error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The server failed; try again.",
-        )
-    })
+) -> Result<Option<(crate::model::User, i64)>, WebError> {
+    Ok(session::current_user(state, jar).await?)
 }

@@ -12,9 +12,8 @@ use serde::Deserialize;
 use crate::audit::Event;
 use crate::http::ratelimit::ClientAddr;
 use crate::http::state::AppState;
-use crate::http::web::{
-    MessagePage, error_page, page, see_other, session, try_again_in, with_retry_after,
-};
+use crate::http::web::error::{PageResult, WebError};
+use crate::http::web::{MessagePage, page, see_other, session, try_again_in, with_retry_after};
 use crate::oauth::login::{self, LoginError};
 
 /// The audit event of a refused sign-in.
@@ -138,61 +137,48 @@ pub async fn login_submit(
     ClientAddr(address): ClientAddr,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
-) -> Response {
+) -> PageResult {
+    let username = bounded_username(&form.username);
     if !session::csrf_valid(&state, &jar, &form.csrf_token) {
-        return render_login(
+        return Ok(render_login(
             &state,
             jar,
             StatusCode::FORBIDDEN,
             Some("This form has expired. Please sign in again."),
             &form.return_to,
-            &bounded_username(&form.username),
+            &username,
         )
-        .await;
+        .await);
     }
-    let username = bounded_username(&form.username);
-    match login::authenticate(&state.oauth(), &username, form.password, &address).await {
-        Ok(user) => signed_in(&state, jar, &user, &address, &form.return_to).await,
-        Err(LoginError::Invalid) => {
-            state
-                .audit
-                .record(failed_sign_in(&address, &username, "invalid_credentials"))
-                .await;
-            render_login(
-                &state,
-                jar,
+    let (status, text, retry_after) =
+        match login::authenticate(&state.oauth(), &username, form.password, &address).await {
+            Ok(user) => return signed_in(&state, jar, &user, &address, &form.return_to).await,
+            Err(LoginError::Internal(e)) => return Err(WebError::Internal(e)),
+            Err(LoginError::Invalid) => (
                 StatusCode::UNAUTHORIZED,
-                Some("The username or password is incorrect."),
-                &form.return_to,
-                &username,
-            )
-            .await
-        }
-        Err(LoginError::Locked(retry_after)) => {
-            state
-                .audit
-                .record(failed_sign_in(&address, &username, "locked"))
-                .await;
-            let text = format!("Too many failed attempts. {}", try_again_in(retry_after));
-            let response = render_login(
-                &state,
-                jar,
+                "The username or password is incorrect.".to_owned(),
+                None,
+            ),
+            Err(LoginError::Locked(retry_after)) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                Some(&text),
-                &form.return_to,
-                &username,
-            )
-            .await;
-            with_retry_after(response, retry_after)
-        }
-        Err(LoginError::Internal(e)) => {
-            tracing::error!(error = %e, "sign-in failed inside");
-            error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Signing in failed; try again.",
-            )
-        }
-    }
+                format!("Too many failed attempts. {}", try_again_in(retry_after)),
+                Some(retry_after),
+            ),
+        };
+    let reason = if retry_after.is_some() {
+        "locked"
+    } else {
+        "invalid_credentials"
+    };
+    state
+        .audit
+        .record(failed_sign_in(&address, &username, reason))
+        .await;
+    let response = render_login(&state, jar, status, Some(&text), &form.return_to, &username).await;
+    Ok(match retry_after {
+        Some(seconds) => with_retry_after(response, seconds),
+        None => response,
+    })
 }
 
 /// After a right password: starts the session and continues the flow (or says so).
@@ -202,22 +188,13 @@ async fn signed_in(
     user: &crate::model::User,
     address: &str,
     return_to: &str,
-) -> Response {
-    let jar = match session::start(state, jar, &user.id).await {
-        Ok(jar) => jar,
-        Err(e) => {
-            tracing::error!(error = %e, "session start failed");
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Signing in failed; try again.",
-            );
-        }
-    };
+) -> PageResult {
+    let jar = session::start(state, jar, &user.id).await?;
     state
         .audit
         .record(Event::new("sign_in").user(&user.id).address(address))
         .await;
-    match safe_return(return_to) {
+    Ok(match safe_return(return_to) {
         Some(to) => (jar, see_other(to)).into_response(),
         None => (
             jar,
@@ -231,5 +208,5 @@ async fn signed_in(
             ),
         )
             .into_response(),
-    }
+    })
 }

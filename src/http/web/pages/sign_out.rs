@@ -1,16 +1,17 @@
 //! The sign-out page: asks first, then ends the session.
 
-use crate::http::state::AppState;
-use crate::http::web::{MessagePage, error_page, page, session};
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::*;
+use super::signed_in_user;
+use crate::http::state::AppState;
+use crate::http::web::error::{PageResult, WebError};
+use crate::http::web::{MessagePage, page, session};
 
 #[derive(Template)]
 #[template(path = "logout.html", config = "src/http/web/askama.toml")]
@@ -20,17 +21,14 @@ pub(super) struct LogoutPage<'a> {
 }
 
 /// GET /logout: asks before signing out (a link alone must not sign anyone out).
-pub async fn logout_page(State(state): State<AppState>, jar: CookieJar) -> Response {
-    let user = match signed_in_user(&state, &jar).await {
-        Ok(found) => found.map(|(u, _)| u),
-        Err(response) => return response,
-    };
+pub async fn logout_page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
+    let user = signed_in_user(&state, &jar).await?.map(|(u, _)| u);
     let (jar, csrf_token) = session::csrf_token(&state, jar);
     let template = LogoutPage {
         username: user.as_ref().map(|u| u.username.as_str()),
         csrf_token: &csrf_token,
     };
-    (jar, page(StatusCode::OK, &template)).into_response()
+    Ok((jar, page(StatusCode::OK, &template)).into_response())
 }
 
 /// The sign-out form.
@@ -45,32 +43,24 @@ pub async fn logout_submit(
     State(state): State<AppState>,
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
-) -> Response {
+) -> PageResult {
     if !session::csrf_valid(&state, &jar, &form.csrf_token) {
-        return error_page(
+        return Err(WebError::Page(
             StatusCode::FORBIDDEN,
             "This form has expired. Please try again.",
-        );
+        ));
     }
-    match session::end(&state, jar).await {
-        Ok(jar) => (
-            jar,
-            page(
-                StatusCode::OK,
-                &MessagePage {
-                    title: "Signed out",
-                    text: "You are signed out.",
-                    is_error: false,
-                },
-            ),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "sign-out failed");
-            error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Signing out failed; try again.",
-            )
-        }
-    }
+    let jar = session::end(&state, jar).await?;
+    Ok((
+        jar,
+        page(
+            StatusCode::OK,
+            &MessagePage {
+                title: "Signed out",
+                text: "You are signed out.",
+                is_error: false,
+            },
+        ),
+    )
+        .into_response())
 }
