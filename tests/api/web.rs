@@ -676,7 +676,7 @@ async fn cors_allows_registered_origins_only(#[case] backend: Backend) {
     if unavailable(backend, module_path!()) {
         return;
     }
-    let app = TestApp::spawn(backend).await;
+    let app = TestApp::spawn_with(backend, |c| c.sync_interval_ms = 100).await;
     let client = public_client(&app, REDIRECT).await;
     let preflight = |origin: &'static str, path: &'static str| {
         let app = &app;
@@ -730,7 +730,7 @@ async fn cors_allows_registered_origins_only(#[case] backend: Backend) {
         .await
         .0;
     // The client cache lives one sync interval too.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     let res = app
         .http
         .post(app.url("/oauth2/token"))

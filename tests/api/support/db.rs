@@ -1,7 +1,7 @@
 //! Fresh databases: a SQLite file in a temporary directory, or a PostgreSQL schema of its own; direct SQL for operator mishaps.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sqlx::Connection as _;
 
@@ -36,7 +36,9 @@ impl TestDb {
         };
         match backend {
             Backend::Sqlite => {
-                let url = format!("sqlite://{}", dir.path().join("gatehouse.db").display());
+                let file = dir.path().join("gatehouse.db");
+                std::fs::copy(sqlite_template().await, &file).unwrap();
+                let url = format!("sqlite://{}", file.display());
                 Self {
                     url,
                     backend,
@@ -115,6 +117,51 @@ impl Drop for TestDb {
             .join();
         }
     }
+}
+
+/// A SQLite database with every migration applied, made once and copied for each test
+/// instead of migrating each time. It is kept in `CARGO_TARGET_TMPDIR` under a hash of
+/// `migrations/sqlite`, so test processes share it and a changed migration makes a new one.
+async fn sqlite_template() -> &'static Path {
+    static TEMPLATE: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            use sha2::Digest as _;
+            let mut files: Vec<PathBuf> = std::fs::read_dir(manifest_path("migrations/sqlite"))
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .collect();
+            files.sort();
+            let mut digest = sha2::Sha256::new();
+            for file in &files {
+                digest.update(file.file_name().unwrap().as_encoded_bytes());
+                digest.update(std::fs::read(file).unwrap());
+            }
+            let digest = digest.finalize();
+            let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let template = tmp.join(format!("sqlite-template-{name}.db"));
+            if !template.exists() {
+                let scratch = tempfile::tempdir_in(tmp).unwrap();
+                let url = format!("sqlite://{}", scratch.path().join("scratch.db").display());
+                let store = gatehouse::store::Store::connect(&url, 1).await.unwrap();
+                store.migrate().await.unwrap();
+                store.close().await;
+                // A whole copy without a WAL, renamed into place: a process that races
+                // this one sees either no template or a complete one.
+                let whole = scratch.path().join("template.db");
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query("VACUUM INTO ?")
+                    .bind(whole.to_str().unwrap())
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                conn.close().await.unwrap();
+                std::fs::rename(&whole, &template).unwrap();
+            }
+            template
+        })
+        .await
 }
 
 pub(super) fn with_search_path(base: &str, schema: &str) -> String {
