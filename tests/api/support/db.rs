@@ -23,6 +23,14 @@ pub struct TestDb {
     /// The master key the server and the CLI share for this database.
     pub master_key: String,
     schema: Option<String>,
+    /// One connection for [`query_count`], opened on first use.
+    counter: tokio::sync::OnceCell<Counter>,
+}
+
+/// The connection [`query_count`] reuses.
+enum Counter {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
 impl TestDb {
@@ -45,6 +53,7 @@ impl TestDb {
                     dir,
                     master_key,
                     schema: None,
+                    counter: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -63,6 +72,7 @@ impl TestDb {
                     dir,
                     master_key,
                     schema: Some(schema),
+                    counter: Default::default(),
                 }
             }
         }
@@ -76,6 +86,7 @@ impl TestDb {
             dir: tempfile::tempdir().unwrap(),
             master_key: self.master_key.clone(),
             schema: None,
+            counter: Default::default(),
         }
     }
 
@@ -200,14 +211,29 @@ pub async fn execute_sql(db: &TestDb, sql: &'static str) {
 /// The single number one SQL query answers (row counts), read directly from a test database.
 #[allow(dead_code)]
 pub async fn query_count(db: &TestDb, sql: &'static str) -> i64 {
-    match db.backend {
-        Backend::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
-        }
+    let counter = db
+        .counter
+        .get_or_init(|| async {
+            match db.backend {
+                Backend::Sqlite => Counter::Sqlite(
+                    sqlx::sqlite::SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .connect(&db.url)
+                        .await
+                        .unwrap(),
+                ),
+                Backend::Postgres => Counter::Postgres(
+                    sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(1)
+                        .connect(&db.url)
+                        .await
+                        .unwrap(),
+                ),
+            }
+        })
+        .await;
+    match counter {
+        Counter::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Counter::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
     }
 }
