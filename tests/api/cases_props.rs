@@ -55,11 +55,18 @@ fn text_of(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String
     .prop_map(|chars| chars.into_iter().collect())
 }
 
+/// Text of a length in `len`, possibly thousands of characters: a short mixed text
+/// repeated to the length. (A value tree per character of a long text costs proptest
+/// most of the test's time.)
+fn long_text(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
+    (text_of(1..=16), len).prop_map(|(pattern, len)| pattern.chars().cycle().take(len).collect())
+}
+
 /// A string field of `min..=max` characters (counted as characters, not bytes).
 fn text(min: usize, max: usize) -> impl Strategy<Value = Part> {
     let near_max = max.saturating_sub(2).max(min)..=max;
-    let valid = prop_oneof![text_of(min..=min.max(20).min(max)), text_of(near_max)];
-    let too_long = text_of(max + 1..=max + 3);
+    let valid = prop_oneof![text_of(min..=min.max(20).min(max)), long_text(near_max)];
+    let too_long = long_text(max + 1..=max + 3);
     let control = text_of(min.max(1)..=min.max(1) + 5).prop_map(|s| format!("{s}\u{7}"));
     let mut broken = vec![too_long.boxed(), control.boxed()];
     if min > 0 {
