@@ -8,7 +8,6 @@ use axum::response::IntoResponse;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::signed_in_user;
 use crate::audit::Event;
 use crate::http::state::AppState;
 use crate::http::web::authorize::login_location;
@@ -68,7 +67,7 @@ async fn satisfying_sign_in(
     query: &str,
 ) -> Result<(User, i64), WebError> {
     let now = state.clock.unix();
-    match signed_in_user(state, jar).await? {
+    match session::current_user(state, jar).await? {
         Some((user, auth_time)) if request.sign_in_satisfies(auth_time, now) => {
             Ok((user, auth_time))
         }

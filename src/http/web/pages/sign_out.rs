@@ -8,7 +8,6 @@ use axum::response::IntoResponse;
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
-use super::signed_in_user;
 use crate::http::state::AppState;
 use crate::http::web::error::{PageResult, WebError};
 use crate::http::web::{MessagePage, page, session};
@@ -22,7 +21,7 @@ pub(super) struct LogoutPage<'a> {
 
 /// GET /logout: asks before signing out (a link alone must not sign anyone out).
 pub async fn logout_page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
-    let user = signed_in_user(&state, &jar).await?.map(|(u, _)| u);
+    let user = session::current_user(&state, &jar).await?.map(|(u, _)| u);
     let (jar, csrf_token) = session::csrf_token(&state, jar);
     let template = LogoutPage {
         username: user.as_ref().map(|u| u.username.as_str()),
