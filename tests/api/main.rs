@@ -7,6 +7,7 @@
 mod support;
 
 mod admin;
+mod api_conformance;
 mod assertions;
 mod audit;
 mod browser;
@@ -15,7 +16,6 @@ mod cases_props;
 mod chromium;
 mod cli;
 mod config;
-mod conformance;
 mod deploy;
 mod device;
 mod flow;
