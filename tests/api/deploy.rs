@@ -7,14 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Backend, ServerProcess, TestDb, manifest_path, require_all};
-
-fn skip(test: &str, why: &str) -> bool {
-    assert!(!require_all(), "{test}: {why}");
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-    true
-}
+use crate::support::{Backend, ServerProcess, TestDb, manifest_path, skip};
 
 #[test]
 fn nginx_accepts_the_compose_configuration() {

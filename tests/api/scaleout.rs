@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::flow::{self, Browser};
 use crate::support::{
     Backend, ServerProcess, TestApp, TestDb, eventually, kids, manifest_path, postgres_available,
-    redis_prefix, redis_url, require_all,
+    redis_prefix, redis_url, skip,
 };
 
 const NGINX: &str = "/usr/sbin/nginx";
@@ -88,15 +88,7 @@ fn available(test: &str) -> Option<String> {
     }
     let redis = redis_url(test)?;
     if !Path::new(NGINX).exists() {
-        assert!(
-            !require_all(),
-            "{test}: {NGINX} is missing (`.ci/run` installs nginx-light)"
-        );
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {test}: install nginx (Debian nginx-light) to run it"
-        );
+        skip(test, "install nginx (Debian nginx-light) to run it");
         return None;
     }
     Some(redis)

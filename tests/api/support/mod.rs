@@ -40,22 +40,28 @@ pub fn postgres_available(test: &str) -> bool {
     if std::env::var("GATEHOUSE_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty()) {
         return true;
     }
-    assert!(
-        !require_all(),
-        "{test}: GATEHOUSE_TEST_REQUIRE_ALL=1 but GATEHOUSE_TEST_POSTGRES_URL is not set"
-    );
-    // Written to the stream directly: the test harness swallows eprintln! of passing tests.
-    use std::io::Write as _;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: set GATEHOUSE_TEST_POSTGRES_URL=postgres://… to run it on PostgreSQL"
-    );
-    false
+    !skip(
+        test,
+        "set GATEHOUSE_TEST_POSTGRES_URL=postgres://… to run it on PostgreSQL",
+    )
 }
 
 /// CI sets this: no test may skip.
 pub fn require_all() -> bool {
     std::env::var("GATEHOUSE_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1")
+}
+
+/// Says on stderr that `test` skips, and why (what to install or set); a failure under
+/// `GATEHOUSE_TEST_REQUIRE_ALL=1`. Returns true, for `if … { return skip(…) }`.
+pub fn skip(test: &str, why: &str) -> bool {
+    assert!(
+        !require_all(),
+        "{test}: GATEHOUSE_TEST_REQUIRE_ALL=1 but it cannot run: {why}"
+    );
+    // Written to the stream directly: the test harness swallows eprintln! of passing tests.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+    true
 }
 
 /// Polls `f` until it returns `Some`, for at most `secs` seconds.
@@ -89,14 +95,9 @@ pub fn redis_url(test: &str) -> Option<String> {
     {
         return Some(url);
     }
-    assert!(
-        !require_all(),
-        "{test}: GATEHOUSE_TEST_REDIS_URL=redis://… is required under GATEHOUSE_TEST_REQUIRE_ALL=1"
-    );
-    use std::io::Write as _;
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED {test}: set GATEHOUSE_TEST_REDIS_URL=redis://127.0.0.1:6379 to run it"
+    skip(
+        test,
+        "set GATEHOUSE_TEST_REDIS_URL=redis://127.0.0.1:6379 to run it",
     );
     None
 }
