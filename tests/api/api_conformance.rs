@@ -4,7 +4,8 @@
 //! and requests that break the schema must be refused. `tests/schemathesis/schemathesis.toml`
 //! holds the settings; `.ci/install-schemathesis` installs the pinned tool.
 //! `GATEHOUSE_TEST_SCHEMATHESIS_EXAMPLES=<n>` asks for more generated cases per operation
-//! than the configured 10, for a longer search.
+//! than the configured 10, for a longer search; `GATEHOUSE_TEST_SCHEMATHESIS_SEED=<seed>`
+//! replays the seed a failing report printed.
 //!
 //! The tool runs on one core, so its phases run as two processes at once against one
 //! server: the systematic ones (examples, coverage, stateful) and the random one (fuzzing).
@@ -60,6 +61,9 @@ async fn generated_requests_get_only_documented_answers(#[case] backend: Backend
             .arg(format!("--phases={phases}"));
         if let Ok(examples) = std::env::var("GATEHOUSE_TEST_SCHEMATHESIS_EXAMPLES") {
             command.args(["--max-examples", &examples]);
+        }
+        if let Ok(seed) = std::env::var("GATEHOUSE_TEST_SCHEMATHESIS_SEED") {
+            command.args(["--seed", &seed]);
         }
         command
             .envs(credentials)
