@@ -1,30 +1,79 @@
-//! A real headless Chromium (Debian's `chromium` and `chromium-driver`, which `.ci/run`
-//! installs), driven over WebDriver.
+//! A real headless Chromium, driven over WebDriver. The browser is Debian's
+//! `chromium-headless-shell` (Chromium's lean headless build, which `.ci/run` installs), or
+//! Debian's `chromium` in `--headless=new` mode when only that is installed. The test starts
+//! the browser itself and has `chromium-driver` attach to it over the DevTools port: the
+//! driver cannot start the headless shell (it waits for a page the shell does not open).
 
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// The browsers, best first, each with the switches it needs beyond the common ones.
+const BROWSERS: [(&str, &[&str]); 2] = [
+    ("/usr/lib/chromium/chromium-headless-shell", &[]),
+    ("/usr/bin/chromium", &["--headless=new"]),
+];
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// A browser session; the driver process dies with it.
+/// What ChromeDriver would pass to a browser it started, and what keeps a test quiet and quick.
+const SWITCHES: &[&str] = &[
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-service-autorun",
+    "--enable-automation",
+    "--disable-background-networking",
+    "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows",
+    "--disable-renderer-backgrounding",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-hang-monitor",
+    "--disable-popup-blocking",
+    "--disable-sync",
+    "--password-store=basic",
+    "--use-mock-keychain",
+    "--window-size=1280,900",
+    "--remote-debugging-address=127.0.0.1",
+    "--remote-debugging-port=0",
+];
+
+/// A browser session; the browser and driver processes die with it.
 pub struct Chromium {
     pub client: Client,
     _driver: tokio::process::Child,
+    _browser: tokio::process::Child,
     _profile: tempfile::TempDir,
 }
 
 impl Chromium {
     /// Starts Chromium, or `None` (saying why) when it is not installed — a failure in CI.
     pub async fn start(test: &str) -> Option<Self> {
-        if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(CHROMEDRIVER).exists()
-        {
-            crate::support::skip(test, "install chromium and chromium-driver to run it");
+        let browser = BROWSERS.iter().find(|(path, _)| Path::new(path).exists());
+        let (Some((binary, switches)), true) = (browser, Path::new(CHROMEDRIVER).exists()) else {
+            crate::support::skip(
+                test,
+                "install chromium-headless-shell (or chromium) and chromium-driver to run it",
+            );
             return None;
-        }
+        };
+        let profile = tempfile::tempdir().unwrap();
+        let browser = tokio::process::Command::new(binary)
+            .args(SWITCHES.iter().chain(switches.iter()))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let devtools = devtools_port(profile.path()).await;
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -36,18 +85,8 @@ impl Chromium {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let profile = tempfile::tempdir().unwrap();
-        let caps = json!({
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
-            }
-        });
+        let caps =
+            json!({ "goog:chromeOptions": { "debuggerAddress": format!("127.0.0.1:{devtools}") } });
         let caps: serde_json::Map<String, serde_json::Value> = caps.as_object().unwrap().clone();
         let url = format!("http://127.0.0.1:{port}");
         let mut last = None;
@@ -62,12 +101,13 @@ impl Chromium {
                     return Some(Self {
                         client,
                         _driver: driver,
+                        _browser: browser,
                         _profile: profile,
                     });
                 }
                 Err(e) => last = Some(e),
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("chromedriver did not start: {last:?}");
     }
@@ -116,4 +156,19 @@ impl Chromium {
     pub async fn close(self) {
         let _ = self.client.close().await;
     }
+}
+
+/// The DevTools port the browser chose: the first of the two lines it writes into its profile
+/// once it listens (read once the second has begun, so a half-written port is never taken).
+async fn devtools_port(profile: &Path) -> u16 {
+    let file = profile.join("DevToolsActivePort");
+    for _ in 0..200 {
+        if let Ok(text) = tokio::fs::read_to_string(&file).await
+            && let Some(Ok(port)) = text.split_once('\n').map(|(port, _)| port.parse())
+        {
+            return port;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the browser wrote no {}", file.display());
 }
