@@ -25,6 +25,7 @@ mod health;
 mod http;
 mod jwt_bearer;
 mod keys;
+mod lockout;
 mod mail;
 mod oauth;
 mod oidc;

@@ -1,5 +1,5 @@
 //! Security hardening, tried as an attacker would: no user-delegated token reaches the
-//! admin API, one user never sees another's data, locks hold under concurrency.
+//! admin API, one user never sees another's data (guessing locks: `lockout.rs`).
 
 use rstest::rstest;
 use rstest_reuse::apply;
@@ -9,7 +9,7 @@ use jwt_simple::prelude::*;
 use serde_json::{Value, json};
 
 use crate::flow::{Browser, PASSWORD, input_value, json, location, user, user_token};
-use crate::support::{Backend, ServerProcess, TestApp, cli, execute_sql};
+use crate::support::{Backend, TestApp, cli, execute_sql};
 
 const DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -638,118 +638,6 @@ async fn another_client_replaying_a_used_code_revokes_nothing(#[case] backend: B
     assert_eq!(json(res).await["error"], "invalid_grant");
     app.stop().await;
 }
-
-/// Two `gatehouse serve` processes on one fresh database (each with its own metrics).
-async fn two_processes(backend: Backend) -> (crate::support::TestDb, ServerProcess, ServerProcess) {
-    let db = crate::support::TestDb::new(backend).await;
-    cli(&db, &["migrate"], None).await.ok();
-    let a = ServerProcess::start(&db, &[]).await;
-    let b = ServerProcess::start(&db, &[]).await;
-    (db, a, b)
-}
-
-/// A cookie-keeping client and the CSRF token of the form at `url`.
-async fn form_session(url: &str) -> (reqwest::Client, String) {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = http.get(url).send().await.unwrap().text().await.unwrap();
-    let csrf = input_value(&page, "csrf_token").unwrap();
-    (http, csrf)
-}
-
-#[apply(both_backends)]
-async fn parallel_guesses_get_no_more_checks_than_the_lock_allows_across_replicas(
-    #[case] backend: Backend,
-) {
-    if unavailable(backend, module_path!()) {
-        return;
-    }
-    let (db, a, b) = two_processes(backend).await;
-    cli(
-        &db,
-        &[
-            "user",
-            "create",
-            "--username",
-            "ada",
-            "--email",
-            "ada@example.com",
-            "--password-stdin",
-        ],
-        Some(PASSWORD),
-    )
-    .await
-    .ok();
-    let (http, csrf) = form_session(&a.url("/login")).await;
-
-    // 30 wrong passwords at once, half to each replica: at most 5 are checked.
-    let attempts = (0..30).map(|n| {
-        let url = if n % 2 == 0 {
-            a.url("/login")
-        } else {
-            b.url("/login")
-        };
-        let form = [
-            ("username", "ada"),
-            ("password", "wrong password"),
-            ("csrf_token", csrf.as_str()),
-            ("return_to", ""),
-        ];
-        let request = http.post(url).form(&form);
-        async move { request.send().await.unwrap().status().as_u16() }
-    });
-    let statuses = futures::future::join_all(attempts).await;
-    let verified = a.counter(VERIFICATIONS).await + b.counter(VERIFICATIONS).await;
-    assert_eq!(verified, 5.0, "password checks for a lock after 5");
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 401).count() as f64,
-        verified,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count() as f64,
-        30.0 - verified,
-        "{statuses:?}"
-    );
-
-    // The same for user codes on /activate, from one browser.
-    let (http, csrf) = form_session(&a.url("/activate")).await;
-    let guesses = (0..30).map(|n| {
-        let url = if n % 2 == 0 {
-            a.url("/activate")
-        } else {
-            b.url("/activate")
-        };
-        let code = format!(
-            "BCDF-GH{}{}",
-            ["J", "K", "L"][n % 3],
-            ["M", "N", "P", "Q", "R", "S", "T", "V", "W", "X"][n % 10]
-        );
-        let request = http
-            .post(url)
-            .form(&[("user_code", code.as_str()), ("csrf_token", csrf.as_str())]);
-        async move { request.send().await.unwrap().status().as_u16() }
-    });
-    let statuses = futures::future::join_all(guesses).await;
-    let looked_up = a.counter(CODE_CHECKS).await + b.counter(CODE_CHECKS).await;
-    assert_eq!(looked_up, 5.0, "user-code lookups for a lock after 5");
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 400).count(),
-        4,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        26,
-        "the fifth wrong one locks"
-    );
-}
-
-const VERIFICATIONS: &str = "gatehouse_password_verifications_total";
-const CODE_CHECKS: &str = "gatehouse_user_code_checks_total";
 
 #[apply(both_backends)]
 async fn case_notifications_go_to_the_contact_or_an_allowed_domain_within_a_daily_cap(

@@ -581,60 +581,6 @@ async fn forms_without_the_right_csrf_token_are_refused(#[case] backend: Backend
 }
 
 #[apply(both_backends)]
-async fn failed_sign_ins_slow_down_then_lock_without_revealing_the_account(
-    #[case] backend: Backend,
-) {
-    if unavailable(backend, module_path!()) {
-        return;
-    }
-    let app = TestApp::spawn_with(backend, |c| c.login_lock_after = 4).await;
-    user(&app, "gus").await;
-    let browser = Browser::new(&app);
-    let attempt = |username: &'static str, password: &'static str| {
-        let browser = &browser;
-        async move { browser.sign_in("/login", username, password).await }
-    };
-    let wrong = attempt("gus", "wrong password").await;
-    assert_eq!(wrong.status(), 401);
-    let wrong_text = wrong.text().await.unwrap();
-    let unknown = attempt("nobody", "wrong password").await;
-    assert_eq!(unknown.status(), 401);
-    let unknown_text = unknown.text().await.unwrap();
-    let message = |html: &str| {
-        html.split("id=\"login-error\">")
-            .nth(1)
-            .unwrap()
-            .split('<')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    assert_eq!(
-        message(&wrong_text),
-        message(&unknown_text),
-        "same answer for unknown users"
-    );
-    for _ in 0..3 {
-        attempt("gus", "wrong password").await;
-    }
-    // Locked: even the right password is refused for a while, with Retry-After.
-    let locked = attempt("gus", PASSWORD).await;
-    assert_eq!(locked.status(), 429);
-    assert!(
-        locked.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse::<i64>()
-            .unwrap()
-            > 0
-    );
-    // Another account is not locked.
-    user(&app, "hal").await;
-    assert_eq!(attempt("hal", PASSWORD).await.status(), 200);
-    app.stop().await;
-}
-
-#[apply(both_backends)]
 async fn revoking_a_refresh_token_revokes_its_family(#[case] backend: Backend) {
     if unavailable(backend, module_path!()) {
         return;
