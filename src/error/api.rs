@@ -221,17 +221,15 @@ impl ApiError {
 
 /// The RFC 6750 §3 challenge of a bearer failure.
 fn challenge(error: Option<&str>, description: &str, scope: Option<&str>) -> String {
-    let mut challenge = "Bearer realm=\"gatehouse\"".to_owned();
+    let mut params = vec![super::auth_param("realm", "gatehouse")];
     if let Some(error) = error {
-        // Descriptions are our own fixed texts: no quotes or backslashes to escape.
-        challenge.push_str(&format!(
-            ", error=\"{error}\", error_description=\"{description}\""
-        ));
+        params.push(super::auth_param("error", error));
+        params.push(super::auth_param("error_description", description));
     }
     if let Some(scope) = scope {
-        challenge.push_str(&format!(", scope=\"{scope}\""));
+        params.push(super::auth_param("scope", scope));
     }
-    challenge
+    format!("Bearer {}", params.join(", "))
 }
 
 impl From<crate::oauth::RegistryError> for ApiError {

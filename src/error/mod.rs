@@ -16,6 +16,20 @@ use utoipa::ToSchema;
 /// Media type of RFC 9457 problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `name="value"` for a `WWW-Authenticate` challenge. The value keeps only the characters
+/// RFC 6749 allows in `error` and `error_description` (printable ASCII but `"` and `\`,
+/// which an auth-param's quoted-string would have to escape); any other becomes `?`.
+fn auth_param(name: &str, value: &str) -> String {
+    let value: String = value
+        .chars()
+        .map(|c| match c {
+            ' ' | '!' | '#'..='[' | ']'..='~' => c,
+            _ => '?',
+        })
+        .collect();
+    format!("{name}=\"{value}\"")
+}
+
 /// One invalid input field of a validation problem.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct FieldError {

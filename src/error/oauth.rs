@@ -96,30 +96,43 @@ impl IntoResponse for OAuthError {
             tracing::error!(request_id = %crate::telemetry::request_id(), error = %self.description, "oauth endpoint failed");
         }
         let status = self.status.unwrap_or_else(|| self.code.status());
-        let description = if self.code == OAuthErrorCode::ServerError {
-            None
-        } else {
-            Some(self.description)
-        };
+        let code = self.code;
+        let description = (code != OAuthErrorCode::ServerError).then_some(self.description);
+        let description = description.as_deref();
         let mut response = (
             status,
             Json(OAuthErrorBody {
-                error: self.code,
-                error_description: description,
+                error: code,
+                error_description: description.map(str::to_owned),
             }),
         )
             .into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"gatehouse\", charset=\"UTF-8\""),
-            );
+        if status == StatusCode::UNAUTHORIZED
+            && let Ok(challenge) = HeaderValue::from_str(&basic_challenge(code, description))
+        {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }
+}
+
+/// The challenge of a failed client authentication (RFC 6749 §5.2, RFC 7617), carrying
+/// the error as the body does: relying-party libraries read the challenge first.
+fn basic_challenge(code: OAuthErrorCode, description: Option<&str>) -> String {
+    let mut params = vec![
+        super::auth_param("realm", "gatehouse"),
+        super::auth_param("charset", "UTF-8"),
+    ];
+    if let Ok(serde_json::Value::String(error)) = serde_json::to_value(code) {
+        params.push(super::auth_param("error", &error));
+    }
+    if let Some(description) = description {
+        params.push(super::auth_param("error_description", description));
+    }
+    format!("Basic {}", params.join(", "))
 }
 
 impl From<crate::store::StoreError> for OAuthError {

@@ -23,6 +23,7 @@ mod grants;
 mod guard;
 mod health;
 mod http;
+mod interop;
 mod jwt_bearer;
 mod keys;
 mod lockout;

@@ -182,7 +182,7 @@ pub struct TokenOperand {
     responses(
         (status = 200, description = "Tokens issued", body = TokenResponse),
         (status = 400, description = "RFC 6749 §5.2 error (invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type); for the device grant also RFC 8628 §3.5's authorization_pending, slow_down, access_denied and expired_token", body = OAuthErrorBody),
-        (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"gatehouse\", charset=\"UTF-8\", error=\"invalid_client\", error_description=\"…\"`: the body's error, for clients that read the challenge first"))),
     ))]
 pub async fn issue_token(
     State(state): State<AppState>,
@@ -215,7 +215,7 @@ pub struct DeviceAuthorizationRequest {
     responses(
         (status = 200, description = "Codes issued", body = crate::oauth::device::DeviceAuthorization),
         (status = 400, description = "RFC 6749 §5.2 error (invalid_request, invalid_scope, unauthorized_client)", body = OAuthErrorBody),
-        (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"gatehouse\", charset=\"UTF-8\", error=\"invalid_client\", error_description=\"…\"`: the body's error, for clients that read the challenge first"))),
     ))]
 pub async fn device_authorization(
     State(state): State<AppState>,
@@ -240,7 +240,7 @@ pub async fn device_authorization(
     responses(
         (status = 200, description = "The token's state", body = Introspection),
         (status = 400, description = "Malformed request", body = OAuthErrorBody),
-        (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"gatehouse\", charset=\"UTF-8\", error=\"invalid_client\", error_description=\"…\"`: the body's error, for clients that read the challenge first"))),
     ))]
 pub async fn introspect_token(
     State(state): State<AppState>,
@@ -258,7 +258,7 @@ pub async fn introspect_token(
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),
         (status = 400, description = "Malformed request or unsupported_token_type", body = OAuthErrorBody),
-        (status = 401, description = "Client authentication failed", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed", body = OAuthErrorBody, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"gatehouse\", charset=\"UTF-8\", error=\"invalid_client\", error_description=\"…\"`: the body's error, for clients that read the challenge first"))),
     ))]
 pub async fn revoke_token(
     State(state): State<AppState>,
