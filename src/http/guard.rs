@@ -1,12 +1,13 @@
-//! The resource-side guard (RFC 6750): a bearer token from the Authorization header only,
-//! verified against the in-memory key ring and revocation list, then the route's scopes.
+//! The resource-side guard (RFC 6750): a bearer token from the Authorization header (and,
+//! for userinfo's POST, a form body: §2.2), never the query string, verified against the
+//! in-memory key ring and revocation list, then the route's scopes.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
@@ -61,31 +62,108 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let in_query = parts.uri.query().is_some_and(|q| {
-            form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
-        });
-        if in_query {
-            return Err(ApiError::invalid_bearer_request(
-                StatusCode::BAD_REQUEST,
-                "send the token in the Authorization header, not the query string",
-            ));
+        refuse_query_token(parts)?;
+        let token = header_token(parts)?.ok_or_else(ApiError::no_token)?;
+        Self::admit(state, token).await
+    }
+}
+
+/// A token in the query string is refused (RFC 9700 §2.1): URLs end up in logs.
+fn refuse_query_token(parts: &Parts) -> Result<(), ApiError> {
+    let in_query = parts
+        .uri
+        .query()
+        .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token"));
+    if in_query {
+        return Err(ApiError::invalid_bearer_request(
+            StatusCode::BAD_REQUEST,
+            "send the token in the Authorization header, not the query string",
+        ));
+    }
+    Ok(())
+}
+
+/// The token of an `Authorization: Bearer` header; `None` when there is no such header.
+fn header_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_bearer_request(
+                StatusCode::UNAUTHORIZED,
+                "the Authorization header must be `Bearer <token>`",
+            )
+        })
+}
+
+/// A caller whose token may also come as `access_token` in a form-encoded body (RFC 6750
+/// §2.2), for userinfo's POST (OpenID Connect Core §5.3.1). One method per request: a token
+/// in both the header and the body, or twice in the body, is `invalid_request`.
+pub struct FormCaller<P: ScopePolicy>(pub Caller<P>);
+
+impl<P: ScopePolicy> FromRequest<AppState> for FormCaller<P> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        refuse_query_token(&parts)?;
+        let is_form = parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        let mut in_body = Vec::new();
+        if is_form {
+            // The router's body limit (`body_limit_bytes`) bounds this read.
+            let bytes = axum::body::to_bytes(body, state.config.body_limit_bytes)
+                .await
+                .map_err(|_| {
+                    ApiError::invalid_bearer_request(
+                        StatusCode::BAD_REQUEST,
+                        "the form body could not be read",
+                    )
+                })?;
+            in_body = form_urlencoded::parse(&bytes)
+                .filter(|(k, _)| k == "access_token")
+                .map(|(_, v)| v.into_owned())
+                .collect();
         }
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(ApiError::no_token());
+        let token = match (header_token(&parts)?, in_body.as_slice()) {
+            (Some(token), []) => token.to_owned(),
+            (None, [token]) if !token.is_empty() => token.clone(),
+            (None, []) => return Err(ApiError::no_token()),
+            (None, [_]) => {
+                return Err(ApiError::invalid_bearer_request(
+                    StatusCode::BAD_REQUEST,
+                    "access_token is empty",
+                ));
+            }
+            _ => {
+                return Err(ApiError::invalid_bearer_request(
+                    StatusCode::BAD_REQUEST,
+                    "send the token once: in the Authorization header or as one access_token in the body",
+                ));
+            }
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::invalid_bearer_request(
-                    StatusCode::UNAUTHORIZED,
-                    "the Authorization header must be `Bearer <token>`",
-                )
-            })?;
+        Caller::admit(state, &token).await.map(FormCaller)
+    }
+}
+
+impl<P: ScopePolicy> Caller<P> {
+    /// Verifies `token`, counts it against the API limits and checks the route's scopes.
+    async fn admit(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let claims = state
             .tokens
             .verify(token, state.clock.unix())

@@ -7,7 +7,10 @@ use rstest::rstest;
 use rstest_reuse::apply;
 use serde_json::{Value, json};
 
+use crate::flow::{json, public_client, user, user_token};
 use crate::support::{Backend, TestApp, both_backends, manifest_path, skip, unavailable};
+
+const REDIRECT: &str = "https://app.example/cb";
 
 /// Runs `scenario` of `tests/rp/rp.mjs` with `params`: what the library returned
 /// (`{"ok": …}`) or the error it threw. `None` (said why) when Node.js or the libraries are
@@ -68,6 +71,84 @@ async fn a_failed_basic_client_authentication_names_invalid_client_in_its_challe
             .as_str()
             .is_some_and(|d| !d.is_empty()),
         "{bad}"
+    );
+    app.stop().await;
+}
+
+#[apply(both_backends)]
+async fn userinfo_takes_the_token_in_a_form_body_once_and_never_in_the_query(
+    #[case] backend: Backend,
+) {
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let app = TestApp::spawn(backend).await;
+    let ada = user(&app, "ada").await;
+    let client = public_client(&app, REDIRECT).await;
+    let token = user_token(&app, &client, REDIRECT, "ada", "openid profile").await;
+    let post = |form: Vec<(&'static str, String)>| {
+        app.http
+            .post(app.url("/oauth2/userinfo"))
+            .form(&form)
+            .send()
+    };
+
+    // RFC 6750 §2.2: `access_token` in a form-encoded POST body.
+    let res = post(vec![("access_token", token.clone())]).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let info = json(res).await;
+    assert_eq!(info["sub"], ada.id.as_str());
+    assert_eq!(info["preferred_username"], "ada");
+
+    // A token that does not verify is invalid_token, as in the header.
+    let res = post(vec![("access_token", "not-a-token".to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+
+    // One method per request: twice in the body, or in the header and the body, is refused.
+    let twice = post(vec![
+        ("access_token", token.clone()),
+        ("access_token", token.clone()),
+    ])
+    .await
+    .unwrap();
+    let both = app
+        .http
+        .post(app.url("/oauth2/userinfo"))
+        .bearer_auth(&token)
+        .form(&[("access_token", &token)])
+        .send()
+        .await
+        .unwrap();
+    let empty = post(vec![("access_token", String::new())]).await.unwrap();
+    for res in [twice, both, empty] {
+        assert_eq!(res.status(), 400);
+        let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.contains(r#"error="invalid_request""#),
+            "{challenge}"
+        );
+    }
+
+    // The query string stays refused, on POST as on GET; no token at all is a bare 401.
+    let query = app
+        .http
+        .post(app.url(&format!("/oauth2/userinfo?access_token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), 400);
+    let none = post(vec![]).await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        r#"Bearer realm="gatehouse""#
     );
     app.stop().await;
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, OAuthError, OAuthErrorBody, OAuthErrorCode, Problem};
-use crate::http::guard::{Caller, OpenIdScope};
+use crate::http::guard::{Caller, FormCaller, OpenIdScope};
 use crate::http::state::AppState;
 use crate::model::ScopeSet;
 use crate::oauth::client_auth::Presented;
@@ -284,17 +284,27 @@ pub async fn get_userinfo(
     userinfo(&state, &caller).await
 }
 
-/// The same as GET (Core §5.3.1 allows both).
+/// The form body of a userinfo POST: the token, when it is not in the Authorization header.
+#[derive(Debug, ToSchema)]
+pub struct UserInfoForm {
+    /// The access token (RFC 6750 §2.2), instead of the Authorization header; never both.
+    pub access_token: Option<String>,
+}
+
+/// The same as GET (Core §5.3.1 allows both); the token may also come in the form body as
+/// `access_token` (RFC 6750 §2.2), never in the query string.
 #[utoipa::path(post, path = "/oauth2/userinfo", tag = "oauth",
-    security(("bearer" = ["openid"]), ("oauth2" = ["openid"])),
+    security(("bearer" = ["openid"]), ("oauth2" = ["openid"]), ()),
+    request_body(content = Option<UserInfoForm>, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The user's claims", body = UserInfo),
+        (status = 400, description = "The token was sent in the query string, twice, or both in the header and the body (invalid_request)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token (WWW-Authenticate: Bearer)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks `openid`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn post_userinfo(
     State(state): State<AppState>,
-    caller: Caller<OpenIdScope>,
+    FormCaller(caller): FormCaller<OpenIdScope>,
 ) -> Result<Response, ApiError> {
     userinfo(&state, &caller).await
 }
