@@ -98,21 +98,21 @@ impl IntoResponse for OAuthError {
         let status = self.status.unwrap_or_else(|| self.code.status());
         let code = self.code;
         let description = (code != OAuthErrorCode::ServerError).then_some(self.description);
-        let description = description.as_deref();
+        let challenge = (status == StatusCode::UNAUTHORIZED)
+            .then(|| basic_challenge(code, description.as_deref()))
+            .and_then(|c| HeaderValue::from_str(&c).ok());
         let mut response = (
             status,
             Json(OAuthErrorBody {
                 error: code,
-                error_description: description.map(str::to_owned),
+                error_description: description,
             }),
         )
             .into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if status == StatusCode::UNAUTHORIZED
-            && let Ok(challenge) = HeaderValue::from_str(&basic_challenge(code, description))
-        {
+        if let Some(challenge) = challenge {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
