@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
+use crate::http::extract::{is_form, raw_body};
 use crate::http::state::AppState;
 use crate::model::Scope;
 use crate::oauth::tokens::AccessClaims;
@@ -115,33 +116,18 @@ impl<P: ScopePolicy> FromRequest<AppState> for FormCaller<P> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
         refuse_query_token(&parts)?;
-        let is_form = parts
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|m| {
-                m.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        let mut in_body = Vec::new();
-        if is_form {
-            // The router's body limit (`body_limit_bytes`) bounds this read.
-            let bytes = axum::body::to_bytes(body, state.config.body_limit_bytes)
-                .await
-                .map_err(|_| {
-                    ApiError::invalid_bearer_request(
-                        StatusCode::BAD_REQUEST,
-                        "the form body could not be read",
-                    )
-                })?;
-            in_body = form_urlencoded::parse(&bytes)
+        let in_header = header_token(&parts)?.map(str::to_owned);
+        let in_body: Vec<String> = if is_form(&parts.headers) {
+            let bytes = raw_body(Request::from_parts(parts, body), state).await?;
+            form_urlencoded::parse(&bytes)
                 .filter(|(k, _)| k == "access_token")
                 .map(|(_, v)| v.into_owned())
-                .collect();
-        }
-        let token = match (header_token(&parts)?, in_body.as_slice()) {
-            (Some(token), []) => token.to_owned(),
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let token = match (in_header, in_body.as_slice()) {
+            (Some(token), []) => token,
             (None, [token]) if !token.is_empty() => token.clone(),
             (None, []) => return Err(ApiError::no_token()),
             (None, [_]) => {

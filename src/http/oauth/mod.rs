@@ -35,16 +35,7 @@ impl FromRequest<AppState> for OAuthRequest {
     type Rejection = OAuthError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, OAuthError> {
-        let form = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|ct| ct.split(';').next())
-            .is_some_and(|ct| {
-                ct.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !form {
+        if !crate::http::extract::is_form(request.headers()) {
             return Err(OAuthError::new(
                 OAuthErrorCode::InvalidRequest,
                 "the body must be application/x-www-form-urlencoded",
