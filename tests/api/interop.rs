@@ -23,14 +23,17 @@ async fn rp(test: &str, scenario: &str, params: Value) -> Option<Value> {
         );
         return None;
     }
-    let output = tokio::process::Command::new("node")
+    let run = tokio::process::Command::new("node")
         .arg(manifest_path("tests/rp/rp.mjs"))
         .arg(scenario)
         .arg(params.to_string())
         .kill_on_drop(true)
         .output()
-        .await
-        .expect("node runs");
+        .await;
+    let Ok(output) = run else {
+        skip(test, "install Node.js 20 or later to run it");
+        return None;
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let answer = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!(

@@ -86,6 +86,20 @@ async fn form_session(url: &str) -> (reqwest::Client, String) {
     (http, csrf)
 }
 
+/// Posts 30 forms to `path` at once, alternating between the two replicas; their statuses.
+async fn spread(
+    http: &reqwest::Client,
+    replicas: [&ServerProcess; 2],
+    path: &str,
+    form: impl Fn(usize) -> Vec<(&'static str, String)>,
+) -> Vec<u16> {
+    let requests = (0..30).map(|n| {
+        let request = http.post(replicas[n % 2].url(path)).form(&form(n));
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    futures::future::join_all(requests).await
+}
+
 #[apply(both_backends)]
 async fn parallel_guesses_get_no_more_checks_than_the_lock_allows_across_replicas(
     #[case] backend: Backend,
@@ -112,22 +126,15 @@ async fn parallel_guesses_get_no_more_checks_than_the_lock_allows_across_replica
     let (http, csrf) = form_session(&a.url("/login")).await;
 
     // 30 wrong passwords at once, half to each replica: at most 5 are checked.
-    let attempts = (0..30).map(|n| {
-        let url = if n % 2 == 0 {
-            a.url("/login")
-        } else {
-            b.url("/login")
-        };
-        let form = [
-            ("username", "ada"),
-            ("password", "wrong password"),
-            ("csrf_token", csrf.as_str()),
-            ("return_to", ""),
-        ];
-        let request = http.post(url).form(&form);
-        async move { request.send().await.unwrap().status().as_u16() }
-    });
-    let statuses = futures::future::join_all(attempts).await;
+    let statuses = spread(&http, [&a, &b], "/login", |_| {
+        vec![
+            ("username", "ada".to_owned()),
+            ("password", "wrong password".to_owned()),
+            ("csrf_token", csrf.clone()),
+            ("return_to", String::new()),
+        ]
+    })
+    .await;
     let verified = a.counter(VERIFICATIONS).await + b.counter(VERIFICATIONS).await;
     assert_eq!(verified, 5.0, "password checks for a lock after 5");
     assert_eq!(
@@ -143,23 +150,15 @@ async fn parallel_guesses_get_no_more_checks_than_the_lock_allows_across_replica
 
     // The same for user codes on /activate, from one browser.
     let (http, csrf) = form_session(&a.url("/activate")).await;
-    let guesses = (0..30).map(|n| {
-        let url = if n % 2 == 0 {
-            a.url("/activate")
-        } else {
-            b.url("/activate")
-        };
+    let statuses = spread(&http, [&a, &b], "/activate", |n| {
         let code = format!(
             "BCDF-GH{}{}",
             ["J", "K", "L"][n % 3],
             ["M", "N", "P", "Q", "R", "S", "T", "V", "W", "X"][n % 10]
         );
-        let request = http
-            .post(url)
-            .form(&[("user_code", code.as_str()), ("csrf_token", csrf.as_str())]);
-        async move { request.send().await.unwrap().status().as_u16() }
-    });
-    let statuses = futures::future::join_all(guesses).await;
+        vec![("user_code", code), ("csrf_token", csrf.clone())]
+    })
+    .await;
     let looked_up = a.counter(CODE_CHECKS).await + b.counter(CODE_CHECKS).await;
     assert_eq!(looked_up, 5.0, "user-code lookups for a lock after 5");
     assert_eq!(
