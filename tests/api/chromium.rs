@@ -63,7 +63,7 @@ impl Chromium {
             return None;
         };
         let profile = tempfile::tempdir().unwrap();
-        let browser = tokio::process::Command::new(binary)
+        let mut browser = tokio::process::Command::new(binary)
             .args(SWITCHES.iter().chain(switches.iter()))
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
@@ -73,7 +73,7 @@ impl Chromium {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let devtools = devtools_port(profile.path()).await;
+        let devtools = devtools_port(&mut browser, profile.path()).await;
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -160,13 +160,17 @@ impl Chromium {
 
 /// The DevTools port the browser chose: the first of the two lines it writes into its profile
 /// once it listens (read once the second has begun, so a half-written port is never taken).
-async fn devtools_port(profile: &Path) -> u16 {
+async fn devtools_port(browser: &mut tokio::process::Child, profile: &Path) -> u16 {
     let file = profile.join("DevToolsActivePort");
-    for _ in 0..200 {
+    // Generous: three browsers may start at once beside the rest of the suite on two cores.
+    for _ in 0..600 {
         if let Ok(text) = tokio::fs::read_to_string(&file).await
             && let Some(Ok(port)) = text.split_once('\n').map(|(port, _)| port.parse())
         {
             return port;
+        }
+        if let Ok(Some(status)) = browser.try_wait() {
+            panic!("the browser exited ({status}) before it listened");
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
