@@ -67,7 +67,8 @@ impl App {
         store.migrate().await?;
         let master = MasterKey::from_config(&config)?;
         let csrf_key = master.derive_hmac("csrf")?;
-        keys::ensure_signing_key(&store, clock.as_ref(), &master, config.signing_alg).await?;
+        let lines = keys::wanted_lines(&store, &config).await?;
+        keys::ensure_lines(&store, clock.as_ref(), &master, &lines).await?;
         let ring = KeyRing::new(
             master,
             config.access_token_max_ttl_secs + config.clock_skew_secs,
@@ -76,6 +77,7 @@ impl App {
         let issuer = config.issuer();
         let tokens = Tokens::new(
             ring,
+            config.signing_alg,
             issuer.clone(),
             config.audience(),
             config.clock_skew_secs,
@@ -240,10 +242,10 @@ async fn sync_loop(state: AppState, stop: CancellationToken) {
     }
 }
 
-/// How often a process checks whether the signing key is due for rotation.
+/// How often a process checks whether a signing key is due for rotation.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Every minute: rotate the signing key when it is due, drop expired keys, revocations
+/// Every minute: rotate each line's signing key when it is due, drop expired keys, revocations
 /// and used assertion ids.
 async fn maintenance_loop(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
@@ -263,14 +265,15 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         )
         .await
         {
-            Ok(Some(kid)) => {
-                let event = audit::Event::new("key.rotated")
-                    .actor("system".to_owned())
-                    .detail("kid", kid)
-                    .detail("reason", "scheduled");
-                state.audit.record(event).await;
+            Ok(rotated) => {
+                for kid in rotated {
+                    let event = audit::Event::new("key.rotated")
+                        .actor("system".to_owned())
+                        .detail("kid", kid)
+                        .detail("reason", "scheduled");
+                    state.audit.record(event).await;
+                }
             }
-            Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "key maintenance failed"),
         }
         let horizon = state.clock.unix() - state.config.clock_skew_secs;

@@ -93,7 +93,7 @@ pub(super) struct AddKey {
 pub(super) enum KeysCommand {
     /// List signing keys and their states
     List(JsonFlag),
-    /// Rotate: publish a new key now; it signs after key_publish_secs
+    /// Rotate one line of keys: publish a new key now; it signs after key_publish_secs
     Rotate(RotateKeys),
     /// Revoke a compromised key: out of JWKS and verification at once; a new key signs
     Revoke(RevokeKey),
@@ -113,6 +113,9 @@ pub(super) struct RotateKeys {
     /// Sign with the new key at once (a compromised key)
     #[arg(long)]
     pub(super) immediately: bool,
+    /// The line to rotate: ES256, EdDSA, RS256 or PS256 [default: the access tokens']
+    #[arg(long, value_name = "ALG")]
+    pub(super) alg: Option<String>,
     #[command(flatten)]
     pub(super) out: JsonFlag,
 }
@@ -155,6 +158,16 @@ pub(super) struct CreateClient {
     /// Refresh token idle timeout in seconds [default: the server's]
     #[arg(long, value_name = "SECS")]
     pub(super) refresh_token_idle: Option<i64>,
+    /// Algorithm of this client's ID tokens: RS256, PS256, ES256 or EdDSA
+    /// [default: the server's id_token_signing_alg]
+    #[arg(long, value_name = "ALG")]
+    pub(super) id_token_alg: Option<String>,
+    /// A resource server: may introspect tokens issued to any client (confidential only)
+    #[arg(long)]
+    pub(super) may_introspect: bool,
+    /// Where RP-initiated logout may return, matched exactly (repeatable)
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub(super) post_logout_redirect_uris: Vec<String>,
     #[command(flatten)]
     pub(super) out: JsonFlag,
 }

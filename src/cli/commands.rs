@@ -15,10 +15,14 @@ use crate::oauth::password::Passwords;
 use crate::oauth::users::{self, NewUser};
 use crate::store::{self, Store};
 
-pub(super) async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Failure> {
+pub(super) async fn client(
+    cmd: ClientCommand,
+    config: &Config,
+    store: &Store,
+) -> Result<(), Failure> {
     let clock = SystemClock;
     match cmd {
-        ClientCommand::Create(args) => create_client(store, *args).await,
+        ClientCommand::Create(args) => create_client(config, store, *args).await,
         ClientCommand::List(out) => {
             let all = store::clients::list(store).await?;
             if out.json {
@@ -67,10 +71,12 @@ pub(super) async fn client(cmd: ClientCommand, store: &Store) -> Result<(), Fail
 }
 
 /// `client create`: prints the client, and its secret once.
-async fn create_client(store: &Store, args: CreateClient) -> Result<(), Failure> {
-    let created = clients::create(
+async fn create_client(config: &Config, store: &Store, args: CreateClient) -> Result<(), Failure> {
+    let master = MasterKey::from_config(config).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let created = clients::register(
         store,
         &SystemClock,
+        &master,
         NewClient {
             name: args.name,
             client_type: args.client_type,
@@ -84,6 +90,9 @@ async fn create_client(store: &Store, args: CreateClient) -> Result<(), Failure>
             access_token_ttl_secs: args.access_token_ttl,
             refresh_token_ttl_secs: args.refresh_token_ttl,
             refresh_token_idle_secs: args.refresh_token_idle,
+            id_token_alg: args.id_token_alg,
+            may_introspect: args.may_introspect,
+            post_logout_redirect_uris: args.post_logout_redirect_uris,
         },
     )
     .await?;
@@ -139,7 +148,8 @@ pub(super) async fn keys_command(
     let master = MasterKey::from_config(config).map_err(failed)?;
     match cmd {
         KeysCommand::List(out) => {
-            keys::ensure_signing_key(store, &clock, &master, config.signing_alg)
+            let lines = keys::wanted_lines(store, config).await.map_err(failed)?;
+            keys::ensure_lines(store, &clock, &master, &lines)
                 .await
                 .map_err(failed)?;
             let all = keys::list(store, &clock).await.map_err(failed)?;
@@ -152,13 +162,12 @@ pub(super) async fn keys_command(
             Ok(())
         }
         KeysCommand::Revoke(args) => {
-            let revoked =
-                match keys::revoke(store, &clock, &master, config.signing_alg, &args.kid).await {
-                    Err(e @ crate::oauth::keys::KeyError::NotFound(_)) => {
-                        return Err(Failure::Usage(e.to_string()));
-                    }
-                    other => other.map_err(failed)?,
-                };
+            let revoked = match keys::revoke(store, &clock, &master, &args.kid).await {
+                Err(e @ crate::oauth::keys::KeyError::NotFound(_)) => {
+                    return Err(Failure::Usage(e.to_string()));
+                }
+                other => other.map_err(failed)?,
+            };
             record(store, &clock, revoked.audit_event()).await?;
             if args.out.json {
                 return print_serialized(&revoked);
@@ -178,7 +187,13 @@ pub(super) async fn keys_command(
             } else {
                 config.key_publish_secs
             };
-            let key = keys::rotate(store, &clock, &master, config.signing_alg, publish)
+            let alg = match args.alg.as_deref() {
+                Some(alg) => alg
+                    .parse()
+                    .map_err(|e: crate::model::Invalid| Failure::Usage(e.message))?,
+                None => config.signing_alg,
+            };
+            let key = keys::rotate(store, &clock, &master, alg, publish)
                 .await
                 .map_err(failed)?;
             let event = crate::audit::Event::new("key.rotated")

@@ -98,7 +98,7 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Client(cmd) => client(cmd, &connect_migrated(&config).await?).await,
+        Command::Client(cmd) => client(cmd, &config, &connect_migrated(&config).await?).await,
         Command::User(cmd) => user(cmd, &connect_migrated(&config).await?).await,
         Command::Keys(cmd) => keys_command(cmd, &config, &connect_migrated(&config).await?).await,
         Command::Openapi => Ok(()),

@@ -13,6 +13,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::model::SigningAlg;
+
 /// The configuration file read when no `--config` is given (it may be absent).
 pub const DEFAULT_CONFIG_FILE: &str = "gatehouse.toml";
 /// Prefix of every environment variable the server reads.
@@ -80,8 +82,11 @@ pub struct Config {
     /// Upper bound of any access token lifetime (client overrides are clamped to it); a
     /// retired signing key stays in JWKS this long after it stops signing.
     pub access_token_max_ttl_secs: i64,
-    /// Algorithm of new signing keys: `ES256`, `EdDSA` or `RS256`.
+    /// Algorithm of access tokens (and of the server's other JWTs): `ES256`, `EdDSA`,
+    /// `RS256` or `PS256`.
     pub signing_alg: SigningAlg,
+    /// Algorithm of ID tokens for clients that registered no `id_token_signed_response_alg`.
+    pub id_token_signing_alg: SigningAlg,
     /// A signing key older than this is rotated automatically.
     pub key_rotation_secs: i64,
     /// A new key is published in JWKS this long before it starts signing.
@@ -176,29 +181,6 @@ pub struct Config {
     pub api_daily_limit: u64,
 }
 
-/// Algorithm of the server's signing keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-pub enum SigningAlg {
-    /// ECDSA P-256 with SHA-256 (the default: fast to sign and small).
-    #[default]
-    ES256,
-    /// Ed25519.
-    EdDSA,
-    /// RSA 2048 PKCS#1 v1.5 with SHA-256 (for old verifiers; slow to sign).
-    RS256,
-}
-
-impl SigningAlg {
-    /// The JOSE `alg` name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlg::ES256 => "ES256",
-            SigningAlg::EdDSA => "EdDSA",
-            SigningAlg::RS256 => "RS256",
-        }
-    }
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -220,6 +202,7 @@ impl Default for Config {
             access_token_ttl_secs: 600,
             access_token_max_ttl_secs: 3600,
             signing_alg: SigningAlg::ES256,
+            id_token_signing_alg: SigningAlg::RS256,
             key_rotation_secs: 30 * 24 * 3600,
             key_publish_secs: 600,
             clock_skew_secs: 10,

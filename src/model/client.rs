@@ -4,7 +4,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet, Username,
+    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet,
+    SigningAlg, Username,
 };
 
 /// The SHA-256 of a secret, which is all the database keeps.
@@ -41,6 +42,13 @@ pub struct Client {
     pub refresh_token_idle_secs: Option<i64>,
     /// When true only pre-authorized users may use the client ("admin approved users").
     pub admin_approved_only: bool,
+    /// The algorithm of the client's ID tokens (OpenID Connect Registration §2);
+    /// `null` = the server's `id_token_signing_alg` (RS256 unless configured).
+    pub id_token_signed_response_alg: Option<SigningAlg>,
+    /// A resource server: may introspect access and refresh tokens issued to any client.
+    pub may_introspect: bool,
+    /// Where RP-initiated logout may send the browser back to, matched exactly.
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
     /// Users an administrator approved: they skip consent and may be JWT-bearer subjects.
     pub pre_authorized_users: Vec<Username>,
     /// Disabled clients cannot authenticate or obtain tokens.

@@ -64,3 +64,19 @@ impl GrantType {
         !matches!(self, GrantType::ClientCredentials)
     }
 }
+
+protocol_enum!(
+    /// A JWS algorithm the server signs with (RFC 7518 §3, RFC 8037): each in use has its
+    /// own line of keys in the key ring.
+    SigningAlg, "signing algorithm" {
+        /// ECDSA P-256 with SHA-256: fast to sign and small (access tokens by default).
+        ES256 = "ES256",
+        /// Ed25519.
+        EdDSA = "EdDSA",
+        /// RSA 2048, PKCS#1 v1.5 with SHA-256: OpenID Connect's default for ID tokens
+        /// (about 1 ms to sign).
+        RS256 = "RS256",
+        /// RSA 2048, PSS with SHA-256.
+        PS256 = "PS256",
+    }
+);

@@ -82,6 +82,8 @@ impl Ctx<'_> {
 pub struct ClientCache {
     clients: moka::sync::Cache<String, Arc<Client>>,
     keys: moka::sync::Cache<String, Arc<Vec<VerifyKey>>>,
+    /// A token subject's username (`None`: the subject is no user, a client).
+    usernames: moka::sync::Cache<String, Option<Arc<str>>>,
 }
 
 impl ClientCache {
@@ -90,7 +92,21 @@ impl ClientCache {
         Self {
             clients: synced_cache(sync_interval_ms),
             keys: synced_cache(sync_interval_ms),
+            usernames: synced_cache(sync_interval_ms),
         }
+    }
+
+    /// The username of the user whose id is `sub`, if `sub` is a user (usernames never
+    /// change; the entry lives one sync interval to bound memory).
+    pub async fn username(&self, store: &Store, sub: &str) -> Result<Option<Arc<str>>, StoreError> {
+        if let Some(name) = self.usernames.get(sub) {
+            return Ok(name);
+        }
+        let name = store::users::by_id(store, sub)
+            .await?
+            .map(|u| Arc::from(u.username.as_str()));
+        self.usernames.insert(sub.to_owned(), name.clone());
+        Ok(name)
     }
 
     /// The client with this id.

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::token_endpoint::ENABLED_GRANTS;
 use crate::model::{AuthMethod, Scope};
 use crate::oauth::Ctx;
+use crate::oauth::authorize::ACR_PASSWORD;
 
 /// Algorithms accepted on client assertions.
 pub const ASSERTION_ALGS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
@@ -27,12 +28,14 @@ pub fn metadata(ctx: &Ctx<'_>) -> Value {
         .collect();
     let scopes: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
     // `none`: public clients at revocation; the token endpoint accepts them too (PKCE).
-    let signing: Vec<String> = ctx
+    // Exactly the lines that have a key: RS256 always (OpenID Discovery), the access
+    // tokens' and each one a client registered.
+    let id_token_algs: Vec<&str> = ctx
         .tokens
         .ring
-        .algorithms()
+        .algorithms(ctx.clock.unix())
         .iter()
-        .map(|a| format!("{a:?}"))
+        .map(|a| a.as_str())
         .collect();
     json!({
         "issuer": issuer,
@@ -43,15 +46,20 @@ pub fn metadata(ctx: &Ctx<'_>) -> Value {
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
         "authorization_endpoint": format!("{issuer}/oauth2/authorize"),
         "userinfo_endpoint": format!("{issuer}/oauth2/userinfo"),
+        "end_session_endpoint": format!("{issuer}/oauth2/logout"),
         "grant_types_supported": grants,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": signing,
+        "id_token_signing_alg_values_supported": id_token_algs,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
-            "azp", "name", "preferred_username", "updated_at", "email", "email_verified"],
+            "azp", "amr", "acr", "name", "preferred_username", "updated_at", "email", "email_verified"],
+        "claims_parameter_supported": true,
+        "acr_values_supported": [ACR_PASSWORD],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "scopes_supported": scopes,
         "token_endpoint_auth_methods_supported": revoke_methods,
@@ -60,7 +68,7 @@ pub fn metadata(ctx: &Ctx<'_>) -> Value {
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "revocation_endpoint_auth_methods_supported": revoke_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
-        "access_token_signing_alg_values_supported": signing,
+        "access_token_signing_alg_values_supported": [ctx.config.signing_alg.as_str()],
         "service_documentation": format!("{issuer}/docs"),
     })
 }

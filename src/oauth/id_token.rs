@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256, Sha512};
 use utoipa::ToSchema;
 
+use super::authorize::{ACR_PASSWORD, pick};
 use super::grants::UserGrant;
 use super::keys::KeyError;
 use crate::model::User;
@@ -26,6 +27,13 @@ struct IdClaims<'a> {
     nonce: Option<&'a str>,
     at_hash: String,
     azp: &'a str,
+    /// How the user authenticated (RFC 8176): a password, the only way to sign in.
+    amr: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<&'static str>,
+    /// Claims the request asked for (OpenID Connect Core §5.5) that the scopes release.
+    #[serde(flatten)]
+    requested: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Signs the ID token of `grant`, bound to `access_token` by `at_hash`.
@@ -36,12 +44,25 @@ pub fn sign(
     now: i64,
     ttl: i64,
 ) -> Result<String, KeyError> {
+    let alg = grant
+        .client
+        .id_token_signed_response_alg
+        .unwrap_or(ctx.config.id_token_signing_alg);
     let key = ctx
         .tokens
         .ring
-        .signing_key(now)
-        .ok_or_else(|| KeyError::Crypto("no signing key is active".to_owned()))?;
+        .signing_key(alg, now)
+        .ok_or_else(|| KeyError::Crypto(format!("no {alg} signing key is active")))?;
     let client_id = grant.client.client_id.as_str();
+    let asked = grant.id_token_claims.unwrap_or_default();
+    let requested = if asked.is_empty() {
+        serde_json::Map::new()
+    } else {
+        match serde_json::to_value(userinfo(grant.user, grant.scope)) {
+            Ok(serde_json::Value::Object(released)) => pick(asked, &released),
+            _ => serde_json::Map::new(),
+        }
+    };
     let claims = IdClaims {
         iss: ctx.issuer,
         sub: &grant.user.id,
@@ -52,12 +73,15 @@ pub fn sign(
         nonce: grant.nonce,
         at_hash: token_hash(key.alg, access_token),
         azp: client_id,
+        amr: ["pwd"],
+        acr: asked.split(' ').any(|c| c == "acr").then_some(ACR_PASSWORD),
+        requested,
     };
     key.sign_id_token(&claims)
 }
 
 /// The left half of the token's hash with the signature's hash function, base64url
-/// (Core §3.1.3.6): SHA-256 for ES256 and RS256, SHA-512 for Ed25519.
+/// (Core §3.1.3.6): SHA-256 for ES256, RS256 and PS256, SHA-512 for Ed25519.
 pub fn token_hash(alg: Algorithm, token: &str) -> String {
     match alg {
         Algorithm::EdDSA => {

@@ -1,4 +1,5 @@
-//! RFC 7662 token introspection, for the client the token was issued to.
+//! RFC 7662 token introspection, for the client a token was issued to and for resource
+//! servers (clients registered with `may_introspect`), which may introspect any token.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,12 +14,14 @@ use crate::oauth::Ctx;
 use crate::store;
 
 /// An introspection answer: `{"active": false}` or the token's claims.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"active": true, "scope": "cases.read", "client_id": "s6BhdRkqt3", "sub": "s6BhdRkqt3",
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[schema(example = json!({"active": true, "scope": "openid api", "client_id": "s6BhdRkqt3",
+    "sub": "0193a5c4-5d1e-7c2a-9f4e-1b2c3d4e5f60", "username": "ada",
     "token_type": "Bearer", "exp": 1790000600, "iat": 1790000000, "iss": "https://id.example.com",
     "aud": "https://id.example.com/api", "jti": "Xc2H6u9jrfY0R3ltwZ8ZpA"}))]
 pub struct Introspection {
-    /// Whether the token is valid now, unrevoked, and was issued to the asking client.
+    /// Whether the token is valid now, unrevoked, and the asking client may see it (it was
+    /// issued to it, or it is a resource server).
     pub active: bool,
     /// Granted scopes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,10 +32,13 @@ pub struct Introspection {
     /// The subject.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// `Bearer`.
+    /// The user's username, when the subject is a user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `Bearer` for an access token, `refresh_token` for a refresh token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
-    /// Expiry.
+    /// Expiry (a refresh token without one is valid until revoked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
     /// Issued at.
@@ -41,34 +47,18 @@ pub struct Introspection {
     /// Issuer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
-    /// Audience.
+    /// Audience: the resource API of an access token.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub aud: Option<Audience>,
-    /// Token id.
+    /// Token id (access tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
 }
 
-impl Introspection {
-    fn inactive() -> Self {
-        Self {
-            active: false,
-            scope: None,
-            client_id: None,
-            sub: None,
-            token_type: None,
-            exp: None,
-            iat: None,
-            iss: None,
-            aud: None,
-            jti: None,
-        }
-    }
-}
-
-/// Introspects `token`. Only an authenticated (non-public) client may ask, and a token
-/// issued to another client is reported inactive, like an unknown one.
+/// Introspects `token`. Only an authenticated (non-public) client may ask; a token issued
+/// to another client is reported inactive, like an unknown one, unless the asking client
+/// is a resource server (`may_introspect`).
 pub async fn introspect(
     ctx: &Ctx<'_>,
     params: &Params,
@@ -82,24 +72,70 @@ pub async fn introspect(
         ));
     }
     let token = params.require("token")?;
-    let Ok(claims) = ctx.tokens.verify(token, ctx.clock.unix()) else {
-        return Ok(Introspection::inactive());
-    };
-    if claims.client_id != client.client_id.as_str() {
-        return Ok(Introspection::inactive());
+    let may_see = |owner: &str| client.may_introspect || owner == client.client_id.as_str();
+    let now = ctx.clock.unix();
+    if let Ok(claims) = ctx.tokens.verify(token, now) {
+        if !may_see(&claims.client_id) {
+            return Ok(Introspection::default());
+        }
+        return Ok(Introspection {
+            active: true,
+            scope: Some(claims.scope.clone()),
+            client_id: Some(claims.client_id.clone()),
+            sub: Some(claims.sub.clone()),
+            username: username(ctx, &claims.client_id, &claims.sub).await?,
+            token_type: Some("Bearer"),
+            exp: Some(claims.exp),
+            iat: Some(claims.iat),
+            iss: Some(claims.iss.clone()),
+            aud: Some(claims.aud.clone()),
+            jti: Some(claims.jti.clone()),
+        });
     }
+    // Not an access token: perhaps a refresh token (an unknown JWT is looked up in vain,
+    // answered the same).
+    let Some(found) = ctx.refresh.lookup(secret::hash(token)).await? else {
+        return Ok(Introspection::default());
+    };
+    let family = &found.family;
+    let live = found.revoked_at.is_none()
+        && found.rotated_at.is_none()
+        && found.user.enabled
+        && family.expires_at.is_none_or(|end| now < end)
+        && found.idle_expires_at.is_none_or(|end| now < end);
+    if !live || !may_see(&family.client_id) {
+        return Ok(Introspection::default());
+    }
+    let exp = match (family.expires_at, found.idle_expires_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     Ok(Introspection {
         active: true,
-        scope: Some(claims.scope.clone()),
-        client_id: Some(claims.client_id.clone()),
-        sub: Some(claims.sub.clone()),
-        token_type: Some("Bearer"),
-        exp: Some(claims.exp),
-        iat: Some(claims.iat),
-        iss: Some(claims.iss.clone()),
-        aud: Some(claims.aud.clone()),
-        jti: Some(claims.jti.clone()),
+        scope: Some(family.scope.clone()),
+        client_id: Some(family.client_id.clone()),
+        sub: Some(found.user.id.clone()),
+        username: Some(found.user.username.to_string()),
+        token_type: Some("refresh_token"),
+        exp,
+        iat: Some(found.issued_at),
+        iss: Some(ctx.issuer.to_owned()),
+        aud: None,
+        jti: None,
     })
+}
+
+/// The username behind an access token's subject (a client's token for itself, whose
+/// subject is its own id: no user).
+async fn username(ctx: &Ctx<'_>, client_id: &str, sub: &str) -> Result<Option<String>, OAuthError> {
+    if sub == client_id {
+        return Ok(None);
+    }
+    Ok(ctx
+        .clients
+        .username(ctx.store, sub)
+        .await?
+        .map(|name| name.to_string()))
 }
 
 /// RFC 7009 revocation: the client's own token goes on the revocation list until it

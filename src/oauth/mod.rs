@@ -15,6 +15,7 @@ pub mod id_token;
 pub mod introspection;
 pub mod keys;
 pub mod login;
+pub mod logout;
 pub mod master_key;
 pub mod params;
 pub mod password;

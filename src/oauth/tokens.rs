@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
 use super::keys::KeyRing;
-use crate::model::ScopeSet;
+use crate::model::{ScopeSet, SigningAlg};
 use crate::store::{self, Store, StoreError};
 
 /// The `typ` header of access tokens (RFC 9068 §2.1).
@@ -122,6 +122,8 @@ pub struct Issued {
 pub struct Tokens {
     /// The signing keys.
     pub ring: KeyRing,
+    /// The line of keys access tokens are signed with.
+    alg: SigningAlg,
     /// Revoked token ids.
     pub revoked: RevocationList,
     /// Disabled users and clients, withdrawn grants.
@@ -134,8 +136,15 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// A token service over `ring`.
-    pub fn new(ring: KeyRing, issuer: String, audience: String, skew: i64, max_ttl: i64) -> Self {
+    /// A token service over `ring` that signs with `alg`'s line.
+    pub fn new(
+        ring: KeyRing,
+        alg: SigningAlg,
+        issuer: String,
+        audience: String,
+        skew: i64,
+        max_ttl: i64,
+    ) -> Self {
         let verified = moka::sync::Cache::builder()
             .max_capacity(CACHE_CAPACITY)
             // Memory hygiene only: expiry itself is checked against the injected clock.
@@ -145,6 +154,7 @@ impl Tokens {
             .build();
         Self {
             ring,
+            alg,
             revoked: RevocationList::default(),
             cutoffs: super::cutoffs::Cutoffs::new(max_ttl + skew),
             issuer,
@@ -173,7 +183,10 @@ impl Tokens {
         scope: &ScopeSet,
         ttl: i64,
     ) -> Result<Issued, TokenError> {
-        let key = self.ring.signing_key(now).ok_or(TokenError::NoSigningKey)?;
+        let key = self
+            .ring
+            .signing_key(self.alg, now)
+            .ok_or(TokenError::NoSigningKey)?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: sub.to_owned(),
@@ -231,7 +244,7 @@ impl Tokens {
         // Explicit allow-list: never `none`, never an HMAC algorithm.
         if !matches!(
             header.alg,
-            Algorithm::ES256 | Algorithm::EdDSA | Algorithm::RS256
+            Algorithm::ES256 | Algorithm::EdDSA | Algorithm::RS256 | Algorithm::PS256
         ) {
             return Err(TokenError::Algorithm);
         }

@@ -12,7 +12,8 @@ macro_rules! select_clients {
         concat!(
             "SELECT id, name, client_type, auth_method, secret_hash, redirect_uris, grant_types, \
              scopes, cors_origins, access_token_ttl_secs, refresh_token_ttl_secs, \
-             refresh_token_idle_secs, admin_approved_only, enabled, created_at, updated_at \
+             refresh_token_idle_secs, admin_approved_only, id_token_signed_response_alg, \
+             may_introspect, post_logout_redirect_uris, enabled, created_at, updated_at \
              FROM clients ",
             $($tail)?
         )
@@ -34,6 +35,9 @@ struct ClientRow {
     refresh_token_ttl_secs: Option<i64>,
     refresh_token_idle_secs: Option<i64>,
     admin_approved_only: bool,
+    id_token_signed_response_alg: Option<String>,
+    may_introspect: bool,
+    post_logout_redirect_uris: Json<Vec<String>>,
     enabled: bool,
     created_at: i64,
     updated_at: i64,
@@ -88,6 +92,16 @@ impl ClientRow {
             refresh_token_ttl_secs: self.refresh_token_ttl_secs,
             refresh_token_idle_secs: self.refresh_token_idle_secs,
             admin_approved_only: self.admin_approved_only,
+            id_token_signed_response_alg: match self.id_token_signed_response_alg {
+                Some(alg) => Some(parse("id_token_signed_response_alg", alg.parse())?),
+                None => None,
+            },
+            may_introspect: self.may_introspect,
+            post_logout_redirect_uris: parse_all(
+                "post_logout_redirect_uris",
+                self.post_logout_redirect_uris.0,
+                crate::model::RedirectUri::parse,
+            )?,
             pre_authorized_users: pre_authorized,
             enabled: self.enabled,
             created_at: self.created_at,
@@ -109,8 +123,10 @@ pub async fn insert(
 ) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO clients (id, name, client_type, auth_method, secret_hash, \
         redirect_uris, grant_types, scopes, cors_origins, access_token_ttl_secs, \
-        refresh_token_ttl_secs, refresh_token_idle_secs, admin_approved_only, enabled, created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+        refresh_token_ttl_secs, refresh_token_idle_secs, admin_approved_only, \
+        id_token_signed_response_alg, may_introspect, post_logout_redirect_uris, enabled, \
+        created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
     const PREAUTH: &str = "INSERT INTO client_preauthorized_users (client_id, user_id, created_at) VALUES ($1, $2, $3)";
     let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     let scopes: Vec<&str> = client.scopes.iter().map(|s| s.as_str()).collect();
@@ -129,6 +145,9 @@ pub async fn insert(
             .bind(client.refresh_token_ttl_secs)
             .bind(client.refresh_token_idle_secs)
             .bind(client.admin_approved_only)
+            .bind(client.id_token_signed_response_alg.map(|a| a.as_str()))
+            .bind(client.may_introspect)
+            .bind(strings(&client.post_logout_redirect_uris))
             .bind(client.enabled)
             .bind(client.created_at)
             .bind(client.updated_at)
@@ -241,4 +260,13 @@ pub async fn cors_origins(store: &super::Store) -> Result<Vec<String>, StoreErro
     let rows: Vec<Json<Vec<String>>> =
         read!(store, |pool| sqlx::query_scalar(SQL).fetch_all(pool).await)?;
     Ok(rows.into_iter().flat_map(|j| j.0).collect())
+}
+
+/// The ID-token algorithms clients registered, each once.
+pub async fn id_token_algs(store: &super::Store) -> Result<Vec<String>, StoreError> {
+    const SQL: &str = "SELECT DISTINCT id_token_signed_response_alg FROM clients \
+        WHERE id_token_signed_response_alg IS NOT NULL";
+    Ok(read!(store, |pool| sqlx::query_scalar(SQL)
+        .fetch_all(pool)
+        .await)?)
 }

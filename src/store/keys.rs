@@ -37,21 +37,26 @@ pub async fn lock(tx: &mut Tx) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The key that signs now or next (not yet retired): its kid and activation time.
-pub async fn current(tx: &mut Tx) -> Result<Option<(String, i64)>, StoreError> {
-    const SQL: &str = "SELECT kid, activate_at FROM signing_keys WHERE retire_at IS NULL \
-        ORDER BY activate_at DESC LIMIT 1";
+/// The key of `alg`'s line that signs now or next (not yet retired): its kid and
+/// activation time.
+pub async fn current(tx: &mut Tx, alg: &str) -> Result<Option<(String, i64)>, StoreError> {
+    const SQL: &str = "SELECT kid, activate_at FROM signing_keys WHERE alg = $1 \
+        AND retire_at IS NULL ORDER BY activate_at DESC LIMIT 1";
     Ok(in_tx!(tx, |c| sqlx::query_as(SQL)
+        .bind(alg)
         .fetch_optional(&mut *c)
         .await)?)
 }
 
-/// Ends the signing period of every unretired key at `at` (or at its own start if later).
-pub async fn retire_all(tx: &mut Tx, at: i64) -> Result<(), StoreError> {
+/// Ends the signing period of every unretired key of `alg`'s line at `at` (or at its own
+/// start if later).
+pub async fn retire_line(tx: &mut Tx, alg: &str, at: i64) -> Result<(), StoreError> {
     const SQL: &str = "UPDATE signing_keys SET retire_at = \
-        CASE WHEN activate_at > $1 THEN activate_at ELSE $1 END WHERE retire_at IS NULL";
+        CASE WHEN activate_at > $1 THEN activate_at ELSE $1 END \
+        WHERE alg = $2 AND retire_at IS NULL";
     in_tx!(tx, |c| sqlx::query(SQL)
         .bind(at)
+        .bind(alg)
         .execute(&mut *c)
         .await
         .map(|_| ()))?;
@@ -87,23 +92,23 @@ pub async fn list(store: &Store) -> Result<Vec<KeyRow>, StoreError> {
         .await)?)
 }
 
-/// Deletes one key (a revocation); false if there was none with this kid.
-pub async fn delete(tx: &mut Tx, kid: &str) -> Result<bool, StoreError> {
-    const SQL: &str = "DELETE FROM signing_keys WHERE kid = $1";
-    let n = in_tx!(tx, |c| sqlx::query(SQL)
+/// Deletes one key (a revocation); its algorithm, or `None` if there was no such kid.
+pub async fn delete(tx: &mut Tx, kid: &str) -> Result<Option<String>, StoreError> {
+    const SQL: &str = "DELETE FROM signing_keys WHERE kid = $1 RETURNING alg";
+    Ok(in_tx!(tx, |c| sqlx::query_scalar(SQL)
         .bind(kid)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+        .fetch_optional(&mut *c)
+        .await)?)
 }
 
-/// Whether some key signs at `now` and goes on signing (no successor has retired it).
-pub async fn signs_on(tx: &mut Tx, now: i64) -> Result<bool, StoreError> {
-    const SQL: &str = "SELECT COUNT(*) FROM signing_keys WHERE activate_at <= $1 \
+/// Whether some key of `alg`'s line signs at `now` and goes on signing (no successor has
+/// retired it).
+pub async fn signs_on(tx: &mut Tx, alg: &str, now: i64) -> Result<bool, StoreError> {
+    const SQL: &str = "SELECT COUNT(*) FROM signing_keys WHERE alg = $2 AND activate_at <= $1 \
         AND retire_at IS NULL";
     let n: i64 = in_tx!(tx, |c| sqlx::query_scalar(SQL)
         .bind(now)
+        .bind(alg)
         .fetch_one(&mut *c)
         .await)?;
     Ok(n > 0)

@@ -194,30 +194,8 @@ async fn the_docs_page_signs_in_and_tries_a_call(#[case] backend: Backend) {
         .switch_to_window(popup.expect("a sign-in popup"))
         .await
         .unwrap();
-    browser
-        .find("input[name=username]")
-        .await
-        .send_keys("dev")
-        .await
-        .unwrap();
-    browser
-        .find("input[name=password]")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find("button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
-    browser
-        .find("button[name=decision][value=approve]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    browser.sign_in("dev", PASSWORD).await;
+    browser.click("button[name=decision][value=approve]").await;
     // The popup hands the code to the docs page and closes.
     for _ in 0..100 {
         if browser.client.windows().await.unwrap().len() == 1 {

@@ -153,6 +153,23 @@ impl Chromium {
         panic!("the browser never reached {what}; it is at {now:?}");
     }
 
+    /// Fills the sign-in form with `username` and `password` and submits it.
+    pub async fn sign_in(&self, username: &str, password: &str) {
+        for (field, value) in [("username", username), ("password", password)] {
+            self.find(&format!("input[name={field}]"))
+                .await
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        self.click("button[type=submit]").await;
+    }
+
+    /// Waits for the element `css` and clicks it.
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap();
+    }
+
     pub async fn close(self) {
         let _ = self.client.close().await;
     }

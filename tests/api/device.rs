@@ -146,36 +146,8 @@ async fn a_person_approves_a_device_in_chromium_while_it_polls(#[case] backend: 
         .click()
         .await
         .unwrap();
-    // Not signed in: the sign-in page first, then back with the code filled in.
-    browser
-        .find("input[name=username]")
-        .await
-        .send_keys("ada")
-        .await
-        .unwrap();
-    browser
-        .find("input[name=password]")
-        .await
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find("button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
-    let field = browser.find("input[name=user_code]").await;
-    assert_eq!(
-        field.prop("value").await.unwrap().as_deref(),
-        Some(user_code.as_str())
-    );
-    browser
-        .find("button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    // Not signed in: the sign-in page first, then straight to that code's confirmation.
+    browser.sign_in("ada", PASSWORD).await;
     // What the app asks for, and the code to compare with the device's.
     let approve = browser.find("button[name=decision][value=approve]").await;
     assert_eq!(

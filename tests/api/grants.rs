@@ -119,9 +119,10 @@ async fn code_for_ada(app: &TestApp, scope: &str) -> (Arc<Client>, String, Strin
         .unwrap()
         .unwrap();
     let code = redirect
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
+        .params
+        .iter()
+        .find(|(k, _)| *k == "code")
+        .map(|(_, v)| v.clone())
         .unwrap();
     (client(&ctx, &id).await, code, verifier)
 }

@@ -107,13 +107,20 @@ async fn forged_tokens_are_rejected(#[case] backend: Backend) {
 
     // HS256 "signed" with the server's public key (algorithm confusion).
     let jwks: Value = app.get("/oauth2/jwks").await.json().await.unwrap();
-    let public_pem = ES256PublicKey::from_jwk(&jwks["keys"][0].to_string())
+    let access_key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["alg"] == "ES256")
+        .unwrap()
+        .clone();
+    let public_pem = ES256PublicKey::from_jwk(&access_key.to_string())
         .unwrap()
         .to_pem()
         .unwrap();
     for secret_bytes in [
         public_pem.as_bytes().to_vec(),
-        jwks["keys"][0].to_string().into_bytes(),
+        access_key.to_string().into_bytes(),
     ] {
         let key = HS256Key::from_bytes(&secret_bytes).with_key_id(&kid);
         let claims = Claims::with_custom_claims(

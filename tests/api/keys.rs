@@ -140,6 +140,7 @@ async fn rotation_publishes_first_signs_later_and_retires_after_the_last_token(
         .as_array()
         .unwrap()
         .iter()
+        .filter(|k| k["alg"] == "ES256")
         .map(|k| k["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, vec!["retired", "active"]);
@@ -191,9 +192,19 @@ async fn cli_lists_and_rotates_keys_with_private_parts_encrypted(#[case] backend
         .await
         .ok()
         .json();
-    let first = listed["keys"][0].clone();
-    assert_eq!(first["alg"], "ES256");
+    // One line of keys per algorithm in use: access tokens' ES256, ID tokens' RS256.
+    let lines = |listed: &Value, alg: &str| -> Vec<Value> {
+        listed["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == alg)
+            .cloned()
+            .collect()
+    };
+    let first = lines(&listed, "ES256")[0].clone();
     assert_eq!(first["state"], "active");
+    assert_eq!(lines(&listed, "RS256")[0]["state"], "active");
     let rotated = cli(&db, &["keys", "rotate", "--json"], None)
         .await
         .ok()
@@ -208,7 +219,24 @@ async fn cli_lists_and_rotates_keys_with_private_parts_encrypted(#[case] backend
         .await
         .ok()
         .json();
-    assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
+    assert_eq!(lines(&listed, "ES256").len(), 3);
+    // Rotating another line leaves this one alone.
+    let rsa = cli(&db, &["keys", "rotate", "--alg", "RS256", "--json"], None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        (rsa["alg"].as_str(), rsa["state"].as_str()),
+        (Some("RS256"), Some("pending"))
+    );
+    let listed = cli(&db, &["keys", "list", "--json"], None)
+        .await
+        .ok()
+        .json();
+    assert_eq!(lines(&listed, "ES256").len(), 3);
+    assert_eq!(lines(&listed, "RS256").len(), 2);
+    let unknown = cli(&db, &["keys", "rotate", "--alg", "HS256"], None).await;
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
 
     // The stored private keys are sealed: no PKCS#8 structure in the clear.
     let store = gatehouse::store::Store::connect(&db.url, 2).await.unwrap();
@@ -246,7 +274,16 @@ async fn dev_mode_generates_a_private_master_key_file_beside_the_database() {
         crate::support::run(&mut cmd, None).await.ok().json()
     };
     let first = list_keys().await;
-    assert_eq!(first["keys"][0]["alg"], "ES256");
+    let algs: Vec<&str> = first["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["alg"].as_str().unwrap())
+        .collect();
+    assert!(
+        algs.contains(&"ES256") && algs.contains(&"RS256"),
+        "{algs:?}"
+    );
     let file = db.path().join("gatehouse.master.key");
     let meta = std::fs::metadata(&file).expect("the key file exists beside the database");
     use std::os::unix::fs::PermissionsExt as _;
@@ -348,7 +385,12 @@ async fn eddsa_and_rs256_keys_sign_tokens_that_verify_independently(#[case] back
         let metadata = Token::decode_metadata(&token).unwrap();
         assert_eq!(metadata.algorithm(), alg.as_str());
         let jwks: Value = app.get("/oauth2/jwks").await.json().await.unwrap();
-        let jwk = &jwks["keys"][0];
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == metadata.key_id().unwrap())
+            .unwrap();
         assert_eq!(jwk["alg"], alg.as_str());
         let claims = match alg {
             gatehouse::config::SigningAlg::EdDSA => {

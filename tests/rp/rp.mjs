@@ -3,6 +3,7 @@
 // returned, or the error it threw (its class, code, OAuth error and parsed challenges).
 // The issuer is plain http on 127.0.0.1, which the libraries allow only when asked to.
 import * as oauth from 'oauth4webapi';
+import * as client from 'openid-client';
 
 const [scenario, raw] = process.argv.slice(2);
 const params = JSON.parse(raw ?? '{}');
@@ -14,7 +15,95 @@ async function discover(issuer) {
   return oauth.processDiscoveryResponse(url, response);
 }
 
+// openid-client's configuration for a client registered with `metadata` (its secret, when
+// given, sent with client_secret_basic; a public client authenticates with `none`).
+function configure({ issuer, client_id, client_secret, metadata }) {
+  const auth = client_secret ? client.ClientSecretBasic(client_secret) : client.None();
+  return client.discovery(new URL(issuer), client_id, metadata ?? {}, auth, {
+    execute: [client.allowInsecureRequests],
+  });
+}
+
+const header = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url').toString());
+
 const scenarios = {
+  // openid-client's authorization request (PKCE, state, nonce, plus `extra` parameters):
+  // the URL for the test's browser, and what code_grant needs to check the answer.
+  async authorization_url(params) {
+    const config = await configure(params);
+    const code_verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: params.redirect_uri,
+      scope: params.scope,
+      code_challenge: await client.calculatePKCECodeChallenge(code_verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      ...(params.extra ?? {}),
+    });
+    return { url: url.href, code_verifier, state, nonce };
+  },
+
+  // openid-client's code redemption of the `callback` URL the browser reached: it checks
+  // the response's iss and state, the ID token's signature (against JWKS, with the
+  // algorithm the client registered, RS256 by default), nonce and at_hash. With
+  // `userinfo`, it also fetches the userinfo claims.
+  // With `form_post` (the body the browser POSTed to the redirect URI), the response
+  // came in response_mode=form_post.
+  async code_grant(params) {
+    const config = await configure(params);
+    const answer = params.form_post
+      ? new Request(params.redirect_uri, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: params.form_post,
+        })
+      : new URL(params.callback);
+    const tokens = await client.authorizationCodeGrant(config, answer, {
+      pkceCodeVerifier: params.code_verifier,
+      expectedState: params.state,
+      expectedNonce: params.nonce,
+      idTokenExpected: true,
+    });
+    const claims = tokens.claims();
+    const userinfo = params.userinfo
+      ? await client.fetchUserInfo(config, tokens.access_token, claims.sub)
+      : null;
+    return {
+      claims,
+      id_token_header: header(tokens.id_token),
+      access_token_header: header(tokens.access_token),
+      access_token: tokens.access_token,
+      refresh_token: tokens.refresh_token ?? null,
+      id_token: tokens.id_token,
+      userinfo,
+    };
+  },
+
+
+  // openid-client's RP-initiated logout URL (end_session_endpoint from discovery).
+  async end_session_url(params) {
+    const config = await configure(params);
+    return { url: client.buildEndSessionUrl(config, params.logout).href };
+  },
+
+  // openid-client's device authorization request (RFC 8628 §3.1).
+  async device_start(params) {
+    const config = await configure(params);
+    const started = await client.initiateDeviceAuthorization(config, { scope: params.scope });
+    return started;
+  },
+
+  // openid-client polling the token endpoint for a device the user already approved or
+  // denied (it waits the interval first).
+  async device_poll(params) {
+    const config = await configure(params);
+    const tokens = await client.pollDeviceAuthorizationGrant(config, params.started);
+    return { claims: tokens.claims() ?? null, scope: tokens.scope ?? null, access_token: tokens.access_token };
+  },
+
   // oauth4webapi's client credentials grant with client_secret_basic.
   async client_credentials({ issuer, client_id, client_secret, scope }) {
     const as = await discover(issuer);

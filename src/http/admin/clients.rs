@@ -52,6 +52,17 @@ pub struct CreateClientRequest {
     pub refresh_token_ttl_secs: Option<i64>,
     /// Refresh token idle timeout override, seconds.
     pub refresh_token_idle_secs: Option<i64>,
+    /// Algorithm of the client's ID tokens: `RS256`, `PS256`, `ES256` or `EdDSA`;
+    /// default: the server's `id_token_signing_alg` (RS256).
+    pub id_token_signed_response_alg: Option<String>,
+    /// A resource server: may introspect tokens issued to any client (confidential
+    /// clients only).
+    #[serde(default)]
+    pub may_introspect: bool,
+    /// Where RP-initiated logout may send the browser back to (at most 32), matched
+    /// exactly.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// A client, with its secret when it was just created or rotated (shown once).
@@ -120,9 +131,11 @@ pub async fn create_client(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateClientRequest>,
 ) -> Result<Response, ApiError> {
-    let created = clients::create(
+    let ring = &state.tokens.ring;
+    let created = clients::register(
         &state.store,
         state.clock.as_ref(),
+        ring.master(),
         NewClient {
             name: body.name,
             client_type: body.client_type,
@@ -136,9 +149,15 @@ pub async fn create_client(
             access_token_ttl_secs: body.access_token_ttl_secs,
             refresh_token_ttl_secs: body.refresh_token_ttl_secs,
             refresh_token_idle_secs: body.refresh_token_idle_secs,
+            id_token_alg: body.id_token_signed_response_alg,
+            may_introspect: body.may_introspect,
+            post_logout_redirect_uris: body.post_logout_redirect_uris,
         },
     )
     .await?;
+    if created.client.id_token_signed_response_alg.is_some() {
+        ring.refresh(&state.store).await?;
+    }
     state
         .audit
         .record(by(&admin, "admin.client.created").client(created.client.client_id.as_str()))

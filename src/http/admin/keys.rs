@@ -11,6 +11,7 @@ use crate::audit::token_actor;
 use crate::error::{ApiError, Problem};
 use crate::http::extract::ApiQuery;
 use crate::http::state::AppState;
+use crate::model::SigningAlg;
 use crate::oauth::keys::{self, KeyInfo};
 
 /// All signing keys.
@@ -30,6 +31,9 @@ pub struct RotateKeysParams {
     #[serde(default)]
     #[param(required = false)]
     pub immediately: bool,
+    /// The line of keys to rotate; default: the access tokens' (`signing_alg`).
+    #[param(required = false)]
+    pub alg: Option<SigningAlg>,
 }
 
 /// Lists signing keys and their states.
@@ -41,8 +45,8 @@ pub async fn list_keys(_: Admin, State(state): State<AppState>) -> Result<Json<K
     }))
 }
 
-/// Rotates the signing key: the new key is published now and signs after
-/// `key_publish_secs` (or at once with `immediately=true`).
+/// Rotates one line of signing keys (one algorithm): the new key is published now and
+/// signs after `key_publish_secs` (or at once with `immediately=true`).
 #[utoipa::path(post, path = "/admin/v1/keys/rotate", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
     params(RotateKeysParams),
     responses((status = 201, body = KeyInfo), AdminErrors))]
@@ -61,7 +65,7 @@ pub async fn rotate_keys(
         &state.store,
         state.clock.as_ref(),
         ring.master(),
-        state.config.signing_alg,
+        params.alg.unwrap_or(state.config.signing_alg),
         publish,
     )
     .await?;
@@ -87,14 +91,7 @@ pub async fn revoke_key(
     Path(kid): Path<String>,
 ) -> Result<Json<keys::Revoked>, ApiError> {
     let ring = &state.tokens.ring;
-    let revoked = keys::revoke(
-        &state.store,
-        state.clock.as_ref(),
-        ring.master(),
-        state.config.signing_alg,
-        &kid,
-    )
-    .await?;
+    let revoked = keys::revoke(&state.store, state.clock.as_ref(), ring.master(), &kid).await?;
     ring.refresh(&state.store).await?;
     let event = revoked.audit_event().actor(token_actor(&admin.claims));
     state.audit.record(event).await;

@@ -41,11 +41,13 @@ struct ConfirmPage<'a> {
     csrf_token: &'a str,
 }
 
-/// Query of GET /activate (`verification_uri_complete` fills the code in).
+/// Query of GET /activate (`verification_uri_complete` fills the code in; after a
+/// sign-in, `checked` proves the code was already accepted from this browser).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ActivateQuery {
     user_code: String,
+    checked: String,
 }
 
 /// The code form, as posted (with `decision` once the code was accepted).
@@ -76,13 +78,39 @@ fn render_entry(
 }
 
 /// GET /activate: the code form. A code in the query is only filled in: the user still
-/// submits it, and approves on the next page (RFC 8628 §5.4).
+/// submits it, and approves on the next page (RFC 8628 §5.4). Coming back from the
+/// sign-in that a submitted code asked for (`checked`), a signed-in user goes straight to
+/// that page: the code is not entered, nor counted as a guess, twice.
 pub async fn activate_page(
     State(state): State<AppState>,
     jar: CookieJar,
     Query(query): Query<ActivateQuery>,
-) -> Response {
-    render_entry(&state, jar, StatusCode::OK, None, &query.user_code)
+) -> PageResult {
+    let now = state.clock.unix();
+    let code = normalize_user_code(&query.user_code);
+    let checked = code.as_deref().is_some_and(|code| {
+        !query.checked.is_empty()
+            && session::bound_valid(&state, &jar, &checked_purpose(code), &query.checked)
+    });
+    if let (true, Some(code)) = (checked, code) {
+        let found = store::devices::pending_by_user_code(&state.store, &code, now).await?;
+        let user = session::current_user(&state, &jar).await?;
+        if let (Some(request), Some((user, _))) = (found, user) {
+            return confirm_page(&state, jar, &request, &user).await;
+        }
+    }
+    Ok(render_entry(
+        &state,
+        jar,
+        StatusCode::OK,
+        None,
+        &query.user_code,
+    ))
+}
+
+/// What a [`session::bound_token`] for an accepted user code binds.
+fn checked_purpose(normalized_code: &str) -> String {
+    format!("activate {normalized_code}")
 }
 
 /// Throttle keys of a wrong-code guess: this browser (its CSRF cookie) and its address.
@@ -206,7 +234,9 @@ async fn decide(
 ) -> PageResult {
     let shown = display_user_code(&request.user_code);
     let Some((user, auth_time)) = session::current_user(state, &jar).await? else {
-        let back = format!("/activate?user_code={shown}");
+        let checked = session::bound_token(state, &jar, &checked_purpose(&request.user_code))
+            .unwrap_or_default();
+        let back = format!("/activate?user_code={shown}&checked={checked}");
         let location = format!(
             "/login?return_to={}",
             form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
@@ -228,19 +258,7 @@ async fn decide(
         _ => return Err(WebError::bad_request("Choose Allow or Deny.")),
     };
     let Some(approve) = decision else {
-        let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
-        let (jar, csrf_token) = session::csrf_token(state, jar);
-        let template = ConfirmPage {
-            client_name: &client.name,
-            username: user.username.as_str(),
-            user_code: &shown,
-            scopes: scope
-                .iter()
-                .map(|s| (s.as_str(), describe_scope(s)))
-                .collect(),
-            csrf_token: &csrf_token,
-        };
-        return Ok((jar, page(StatusCode::OK, &template)).into_response());
+        return confirm_page(state, jar, &request, &user).await;
     };
     let approve = approve && client.admits(&user.username);
     let decided = store::devices::decide(
@@ -272,6 +290,36 @@ async fn decide(
         approve,
         form.decision == "approve",
     ))
+}
+
+/// What the device's application asks for, with Allow and Deny.
+async fn confirm_page(
+    state: &AppState,
+    jar: CookieJar,
+    request: &store::devices::DeviceRow,
+    user: &crate::model::User,
+) -> PageResult {
+    let client = match state.oauth().client(&request.client_id).await? {
+        Some(client) if client.enabled => client,
+        _ => {
+            return Err(WebError::bad_request(
+                "The application that asked is no longer available.",
+            ));
+        }
+    };
+    let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
+    let (jar, csrf_token) = session::csrf_token(state, jar);
+    let template = ConfirmPage {
+        client_name: &client.name,
+        username: user.username.as_str(),
+        user_code: &display_user_code(&request.user_code),
+        scopes: scope
+            .iter()
+            .map(|s| (s.as_str(), describe_scope(s)))
+            .collect(),
+        csrf_token: &csrf_token,
+    };
+    Ok((jar, page(StatusCode::OK, &template)).into_response())
 }
 
 /// What the user reads after deciding: connected, not approved for the application, or

@@ -22,7 +22,8 @@ use crate::model::Scope;
 /// the one documented in the OpenAPI spec.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(authorize::authorize))
+        .routes(routes!(authorize::authorize, authorize::authorize_post))
+        .routes(routes!(pages::end_session, pages::end_session_post))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route(
             "/consent",
@@ -37,9 +38,11 @@ pub fn router() -> OpenApiRouter<AppState> {
             get(pages::logout_page).post(pages::logout_submit),
         )
         .route("/assets/gatehouse.css", get(stylesheet))
+        .route("/assets/form-post.js", get(form_post_script))
 }
 
 const STYLESHEET: &str = include_str!("gatehouse.css");
+const FORM_POST_SCRIPT: &str = include_str!("form-post.js");
 
 /// Content Security Policy of every page: nothing but our stylesheet, no script, no
 /// framing. `form-action` is left out on purpose: after a form is posted the browser
@@ -47,6 +50,21 @@ const STYLESHEET: &str = include_str!("gatehouse.css");
 /// `form-action` too.
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The page of the form post response mode may run our one script, which submits it.
+pub(crate) const FORM_POST_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
+    base-uri 'none'; frame-ancestors 'none'";
+
+async fn form_post_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        FORM_POST_SCRIPT,
+    )
+        .into_response()
+}
 
 async fn stylesheet() -> Response {
     (

@@ -144,6 +144,39 @@ pub fn csrf_valid(state: &AppState, jar: &CookieJar, presented: &str) -> bool {
     hmac::verify(&state.csrf_key, &csrf_message(cookie.value()), &tag).is_ok()
 }
 
+/// A token that ties `purpose` to this browser (its CSRF cookie): proof, on a later GET,
+/// that this server already accepted `purpose` from this browser. `None` without the
+/// cookie.
+pub fn bound_token(state: &AppState, jar: &CookieJar, purpose: &str) -> Option<String> {
+    let cookie = jar.get(cookie_names(state).csrf)?;
+    let tag = hmac::sign(&state.csrf_key, &bound_message(purpose, cookie.value()));
+    Some(URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Whether `presented` is this browser's [`bound_token`] for `purpose` (constant time).
+pub fn bound_valid(state: &AppState, jar: &CookieJar, purpose: &str, presented: &str) -> bool {
+    let Some(cookie) = jar.get(cookie_names(state).csrf) else {
+        return false;
+    };
+    let Ok(tag) = URL_SAFE_NO_PAD.decode(presented) else {
+        return false;
+    };
+    hmac::verify(
+        &state.csrf_key,
+        &bound_message(purpose, cookie.value()),
+        &tag,
+    )
+    .is_ok()
+}
+
+fn bound_message(purpose: &str, value: &str) -> Vec<u8> {
+    let mut message = b"gatehouse bound v1\0".to_vec();
+    message.extend_from_slice(purpose.as_bytes());
+    message.push(0);
+    message.extend_from_slice(value.as_bytes());
+    message
+}
+
 fn sign(state: &AppState, value: &str) -> String {
     URL_SAFE_NO_PAD.encode(hmac::sign(&state.csrf_key, &csrf_message(value)))
 }

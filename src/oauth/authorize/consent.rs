@@ -1,7 +1,5 @@
 //! Consent and the code: whether to ask, remembering the answer, issuing the code.
 
-use url::Url;
-
 use super::*;
 use crate::model::ScopeSet;
 use crate::oauth::Ctx;
@@ -50,7 +48,7 @@ pub async fn record_consent(
     .await
 }
 
-/// Issues a code for the signed-in user and returns the redirect that carries it; `None`
+/// Issues a code for the signed-in user and returns the response that carries it; `None`
 /// when the sign-in does not satisfy the request ([`AuthorizationRequest::sign_in_satisfies`]):
 /// the user must sign in again first. Every code is issued here.
 pub async fn issue_code(
@@ -58,7 +56,7 @@ pub async fn issue_code(
     request: &AuthorizationRequest,
     user_id: &str,
     auth_time: i64,
-) -> Result<Option<Url>, StoreError> {
+) -> Result<Option<AuthorizationResponse>, StoreError> {
     let now = ctx.clock.unix();
     if !request.sign_in_satisfies(auth_time, now) {
         return Ok(None);
@@ -74,12 +72,17 @@ pub async fn issue_code(
         nonce: request.nonce.clone(),
         auth_time,
         expires_at: now + CODE_TTL_SECS,
+        id_token_claims: request.claims.id_token_names(),
     };
     store::grants::insert_code(ctx.store, &secret::hash_secret(&code), &row, now).await?;
-    let mut pairs: Vec<(&str, &str)> = vec![("code", code.expose_secret())];
+    let mut params = vec![("code", code.expose_secret().to_owned())];
     if let Some(s) = &request.state {
-        pairs.push(("state", s));
+        params.push(("state", s.clone()));
     }
-    pairs.push(("iss", ctx.issuer));
-    Ok(Some(with_query(&request.redirect_url, &pairs)))
+    params.push(("iss", ctx.issuer.to_owned()));
+    Ok(Some(AuthorizationResponse {
+        redirect_uri: request.redirect_url.clone(),
+        params,
+        mode: request.response_mode,
+    }))
 }

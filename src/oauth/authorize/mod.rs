@@ -3,10 +3,12 @@
 //! the code. Redirect targets are checked before anything else; until they are trusted,
 //! errors are shown to the user and never redirected (RFC 6749 §4.1.2.1).
 
+mod claims;
 mod consent;
 mod parse;
 mod redirect;
 
+pub use claims::{ACR_PASSWORD, ClaimsRequest, REQUESTABLE, pick};
 pub use consent::*;
 pub use redirect::*;
 
@@ -71,7 +73,7 @@ pub enum Rejection {
     /// The client or redirect URI is not trusted: show this to the user, never redirect.
     Page(String),
     /// The redirect URI is trusted: send the error back to the client.
-    Redirect(Url),
+    Redirect(AuthorizationResponse),
 }
 
 /// `prompt` values (OpenID Connect Core §3.1.2.1).
@@ -94,6 +96,8 @@ pub struct AuthorizationRequest {
     pub redirect_uri: String,
     /// The same, parsed.
     pub redirect_url: Url,
+    /// How the answer travels there.
+    pub response_mode: ResponseMode,
     /// Returned untouched.
     pub state: Option<String>,
     /// Requested scopes (all allowed for the client).
@@ -108,4 +112,6 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     /// Suggested username.
     pub login_hint: Option<String>,
+    /// Claims asked of the ID token (`claims`, `acr_values`).
+    pub claims: ClaimsRequest,
 }

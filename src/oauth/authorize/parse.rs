@@ -12,9 +12,12 @@ use crate::oauth::params::Params;
 use crate::oauth::pkce;
 
 /// Why a request whose redirect target is trusted is refused: answered at that target.
-type Refusal = (AuthorizeErrorCode, String);
+pub(super) type Refusal = (AuthorizeErrorCode, String);
 
-fn refuse<T>(code: AuthorizeErrorCode, description: impl Into<String>) -> Result<T, Refusal> {
+pub(super) fn refuse<T>(
+    code: AuthorizeErrorCode,
+    description: impl Into<String>,
+) -> Result<T, Refusal> {
     Err((code, description.into()))
 }
 
@@ -24,9 +27,18 @@ impl AuthorizationRequest {
         let params = Params::parse(query.as_bytes()).map_err(|e| Rejection::Page(e.description))?;
         // 1. Who is asking, and where may the answer go? Until both are known: a page.
         let (client, redirect_uri, redirect_url) = trusted_target(ctx, &params).await?;
-        // 2. The rest of the request, answered at the redirect URI.
+        // 2. The rest of the request, answered at the redirect URI, in the response mode
+        // asked for (an unknown mode is refused in the default one).
         let state = params.get("state").map(str::to_owned);
+        let mode = ResponseMode::parse(params.get("response_mode"));
+        let response_mode = mode.unwrap_or_default();
         let rest = (|| {
+            if mode.is_none() {
+                refuse(
+                    AuthorizeErrorCode::InvalidRequest,
+                    "response_mode must be query or form_post",
+                )?;
+            }
             if state.as_ref().is_some_and(|s| s.len() > MAX_STATE_LEN) {
                 refuse(
                     AuthorizeErrorCode::InvalidRequest,
@@ -49,21 +61,25 @@ impl AuthorizationRequest {
                 nonce,
                 prompt(&params)?,
                 max_age(&params)?,
+                super::claims::parse(&params)?,
             ))
         })();
-        let (scope, code_challenge, nonce, prompt, max_age) = rest.map_err(|(code, text)| {
-            Rejection::Redirect(error_redirect(
-                &redirect_url,
-                code,
-                &text,
-                state.as_deref(),
-                ctx.issuer,
-            ))
-        })?;
+        let (scope, code_challenge, nonce, prompt, max_age, claims) =
+            rest.map_err(|(code, text)| {
+                Rejection::Redirect(error_response(
+                    &redirect_url,
+                    response_mode,
+                    code,
+                    &text,
+                    state.as_deref(),
+                    ctx.issuer,
+                ))
+            })?;
         Ok(Self {
             client,
             redirect_uri,
             redirect_url,
+            response_mode,
             state,
             scope,
             code_challenge,
@@ -71,13 +87,20 @@ impl AuthorizationRequest {
             prompt,
             max_age,
             login_hint: params.get("login_hint").map(str::to_owned),
+            claims,
         })
     }
 
     /// The error `code` sent back to the client.
-    pub fn error(&self, issuer: &str, code: AuthorizeErrorCode, description: &str) -> Url {
-        error_redirect(
+    pub fn error(
+        &self,
+        issuer: &str,
+        code: AuthorizeErrorCode,
+        description: &str,
+    ) -> AuthorizationResponse {
+        error_response(
             &self.redirect_url,
+            self.response_mode,
             code,
             description,
             self.state.as_deref(),
@@ -130,8 +153,8 @@ async fn trusted_target(
     Ok((client, redirect_uri, redirect_url))
 }
 
-/// The code flow, by query: no request objects, `response_type=code`, query response
-/// mode, and a client registered for it.
+/// The code flow: no request objects, `response_type=code`, and a client registered for
+/// it.
 fn check_flow(params: &Params, client: &Client) -> Result<(), Refusal> {
     if params.get("request").is_some() {
         refuse(
@@ -155,12 +178,6 @@ fn check_flow(params: &Params, client: &Client) -> Result<(), Refusal> {
             AuthorizeErrorCode::UnsupportedResponseType,
             "only response_type=code is supported",
         )?,
-    }
-    if params.get("response_mode").is_some_and(|m| m != "query") {
-        refuse(
-            AuthorizeErrorCode::InvalidRequest,
-            "only response_mode=query is supported",
-        )?;
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {
         refuse(

@@ -1,4 +1,5 @@
-//! Redirect URIs of the authorization endpoint: exact matching (loopback ports aside) and error redirects.
+//! Redirect URIs of the authorization endpoint: exact matching (loopback ports aside), and
+//! the authorization response (a code or an error) in its response mode.
 
 use url::Url;
 
@@ -37,32 +38,71 @@ pub(super) fn canonical_loopback(uri: &str) -> Option<String> {
     Some(url.into())
 }
 
-/// `redirect_uri?error=…&error_description=…&state=…&iss=…` (RFC 6749 §4.1.2.1, RFC 9207).
-pub fn error_redirect(
+/// How the authorization response reaches the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// In the redirect URI's query (RFC 6749 §4.1.2), the default of `response_type=code`.
+    #[default]
+    Query,
+    /// POSTed to the redirect URI by an auto-submitting form (OAuth 2.0 Form Post
+    /// Response Mode).
+    FormPost,
+}
+
+impl ResponseMode {
+    /// `response_mode`; `None` when the value is not one of ours.
+    pub fn parse(value: Option<&str>) -> Option<Self> {
+        match value {
+            None | Some("query") => Some(Self::Query),
+            Some("form_post") => Some(Self::FormPost),
+            Some(_) => None,
+        }
+    }
+}
+
+/// An authorization response for the client's redirect URI: a code or an error, with
+/// `state` and `iss`.
+#[derive(Debug, Clone)]
+pub struct AuthorizationResponse {
+    /// The redirect URI of the request.
+    pub redirect_uri: Url,
+    /// The response parameters, in order.
+    pub params: Vec<(&'static str, String)>,
+    /// How they travel.
+    pub mode: ResponseMode,
+}
+
+impl AuthorizationResponse {
+    /// The redirect URI with the parameters added to its query (the query mode).
+    pub fn location(&self) -> Url {
+        let mut url = self.redirect_uri.clone();
+        url.query_pairs_mut().extend_pairs(&self.params);
+        url
+    }
+}
+
+/// `error`, `error_description`, `state`, `iss` (RFC 6749 §4.1.2.1, RFC 9207).
+pub fn error_response(
     redirect_uri: &Url,
+    mode: ResponseMode,
     code: AuthorizeErrorCode,
     description: &str,
     state: Option<&str>,
     issuer: &str,
-) -> Url {
-    let mut pairs: Vec<(&str, &str)> =
-        vec![("error", code.as_str()), ("error_description", description)];
+) -> AuthorizationResponse {
+    let mut params = vec![
+        ("error", code.as_str().to_owned()),
+        ("error_description", description.to_owned()),
+    ];
     if let Some(state) = state {
-        pairs.push(("state", state));
+        params.push(("state", state.to_owned()));
     }
-    pairs.push(("iss", issuer));
-    with_query(redirect_uri, &pairs)
-}
-
-pub(super) fn with_query(redirect_uri: &Url, pairs: &[(&str, &str)]) -> Url {
-    let mut url = redirect_uri.clone();
-    {
-        let mut query = url.query_pairs_mut();
-        for (k, v) in pairs {
-            query.append_pair(k, v);
-        }
+    params.push(("iss", issuer.to_owned()));
+    AuthorizationResponse {
+        redirect_uri: redirect_uri.clone(),
+        params,
+        mode,
     }
-    url
 }
 
 #[cfg(test)]

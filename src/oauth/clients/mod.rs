@@ -14,7 +14,8 @@ use crate::clock::Clock;
 use crate::fields::FieldErrors;
 use crate::model::Client;
 use crate::model::{
-    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet, Username,
+    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet,
+    SigningAlg, Username,
 };
 use crate::store::{self, Store};
 
@@ -48,6 +49,13 @@ pub struct NewClient {
     pub refresh_token_ttl_secs: Option<i64>,
     /// Refresh token idle timeout override, seconds.
     pub refresh_token_idle_secs: Option<i64>,
+    /// `id_token_signed_response_alg` (OpenID Connect Registration §2); `None` = the
+    /// server's default.
+    pub id_token_alg: Option<String>,
+    /// A resource server: may introspect tokens issued to any client.
+    pub may_introspect: bool,
+    /// Where RP-initiated logout may return to.
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 /// A created client and, for secret-based clients, the secret (shown once, stored hashed).
@@ -58,7 +66,25 @@ pub struct Created {
     pub secret: Option<SecretString>,
 }
 
+/// Registers a client as [`create`] does, and starts the line of signing keys its ID
+/// tokens need when no key of that algorithm exists yet (the caller refreshes its ring).
+pub async fn register(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &crate::oauth::keys::MasterKey,
+    new: NewClient,
+) -> Result<Created, RegistryError> {
+    let created = create(store, clock, new).await?;
+    if let Some(alg) = created.client.id_token_signed_response_alg {
+        crate::oauth::keys::ensure_lines(store, clock, master, &[alg])
+            .await
+            .map_err(|e| RegistryError::Internal(e.into()))?;
+    }
+    Ok(created)
+}
+
 /// Validates and registers a client; generates its id and, if it uses one, its secret.
+/// An `id_token_alg` is stored, not given a key: [`register`] does both.
 pub async fn create(
     store: &Store,
     clock: &dyn Clock,
@@ -72,6 +98,7 @@ pub async fn create(
     }
     let client_type = f.check("type", new.client_type.parse::<ClientType>());
     let redirect_uris = f.check_all("redirect_uris", &new.redirect_uris, RedirectUri::parse);
+    let openid = openid_metadata(&mut f, &new);
     let mut grant_types = f.check_all("grant_types", &new.grant_types, str::parse::<GrantType>);
     let scopes = f.check_all("scopes", &new.scopes, str::parse::<Scope>);
     let cors_origins = f.check_all("cors_origins", &new.cors_origins, CorsOrigin::parse);
@@ -104,17 +131,12 @@ pub async fn create(
     } else {
         ScopeSet::new(scopes)
     };
-    if let (Some(scope), Some(grant)) = (
-        scopes.not_delegable(),
-        grant_types.iter().find(|g| g.acts_for_user()),
-    ) {
+    check_scopes(&mut f, &scopes, &grant_types);
+    if new.may_introspect && client_type == ClientType::Public {
         f.fail(
-            "scopes",
-            "conflict",
-            format!(
-                "scope `{scope}` is only for clients that act for themselves \
-                 (client_credentials), and `{grant}` acts for a user: register two clients"
-            ),
+            "may_introspect",
+            "invalid",
+            "introspection needs a confidential client (a resource server authenticates)",
         );
     }
     f.finish()?;
@@ -135,6 +157,9 @@ pub async fn create(
         refresh_token_ttl_secs: new.refresh_token_ttl_secs,
         refresh_token_idle_secs: new.refresh_token_idle_secs,
         admin_approved_only: new.admin_approved_only,
+        id_token_signed_response_alg: openid.1,
+        may_introspect: new.may_introspect,
+        post_logout_redirect_uris: openid.0,
         pre_authorized_users: pre_authorize,
         enabled: true,
         created_at: now,
@@ -143,10 +168,46 @@ pub async fn create(
     insert(store, client, secret).await
 }
 
+/// The OpenID Connect metadata: post-logout redirect URIs and the ID tokens' algorithm.
+fn openid_metadata(f: &mut FieldErrors, new: &NewClient) -> (Vec<RedirectUri>, Option<SigningAlg>) {
+    let post_logout = f.check_all(
+        "post_logout_redirect_uris",
+        &new.post_logout_redirect_uris,
+        RedirectUri::parse,
+    );
+    let alg = new
+        .id_token_alg
+        .as_deref()
+        .and_then(|a| f.check("id_token_signed_response_alg", a.parse::<SigningAlg>()));
+    (post_logout, alg)
+}
+
+/// A scope only a client acting for itself may have never sits beside a grant that acts
+/// for a user.
+fn check_scopes(f: &mut FieldErrors, scopes: &ScopeSet, grants: &[GrantType]) {
+    if let (Some(scope), Some(grant)) = (
+        scopes.not_delegable(),
+        grants.iter().find(|g| g.acts_for_user()),
+    ) {
+        f.fail(
+            "scopes",
+            "conflict",
+            format!(
+                "scope `{scope}` is only for clients that act for themselves \
+                 (client_credentials), and `{grant}` acts for a user: register two clients"
+            ),
+        );
+    }
+}
+
 /// At most [`MAX_LIST`] entries in each list.
 fn check_list_sizes(f: &mut FieldErrors, new: &NewClient) {
     for (field, len) in [
         ("redirect_uris", new.redirect_uris.len()),
+        (
+            "post_logout_redirect_uris",
+            new.post_logout_redirect_uris.len(),
+        ),
         ("grant_types", new.grant_types.len()),
         ("scopes", new.scopes.len()),
         ("cors_origins", new.cors_origins.len()),

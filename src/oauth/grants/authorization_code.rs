@@ -80,6 +80,7 @@ pub async fn exchange(
         scope: &scope,
         auth_time: row.auth_time,
         nonce: row.nonce.as_deref(),
+        id_token_claims: row.id_token_claims.as_deref(),
     };
     let issuance = issue_for_user(ctx, &mut tx, &grant).await?;
     store::grants::record_code_issue(&mut tx, &code_hash, &issuance.issued).await?;

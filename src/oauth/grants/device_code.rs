@@ -94,6 +94,7 @@ pub async fn exchange(
         scope: &scope,
         auth_time: row.auth_time.unwrap_or(now),
         nonce: None,
+        id_token_claims: None,
     };
     let issuance = issue_for_user(ctx, &mut tx, &grant).await?;
     tx.commit().await?;

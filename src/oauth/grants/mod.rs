@@ -56,6 +56,8 @@ pub struct UserGrant<'a> {
     pub auth_time: i64,
     /// The OpenID Connect nonce of the authorization request.
     pub nonce: Option<&'a str>,
+    /// Claims the authorization request asked for in the ID token (space-separated).
+    pub id_token_claims: Option<&'a str>,
 }
 
 /// What an issuance wrote, for a replayed code to revoke.

@@ -58,6 +58,7 @@ pub async fn exchange(
         scope: &scope,
         auth_time: family.auth_time,
         nonce: None,
+        id_token_claims: None,
     };
     let signed = sign_for_user(ctx, &grant, now)?;
     let (successor, row) = new_refresh_token(ctx, client, family.expires_at, &signed.access, now);

@@ -60,7 +60,7 @@ pub(super) fn generate(
                 input,
             )
         }
-        SigningAlg::RS256 => {
+        SigningAlg::RS256 | SigningAlg::PS256 => {
             let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
                 .map_err(crypto("RSA key generation"))?;
             let pkcs8 = pair
@@ -89,28 +89,45 @@ pub(super) fn generate(
     })
 }
 
-/// Makes sure a key signs: on a new database, creates the first one, active at once
-/// (nobody can hold a JWKS without it yet). Safe from several processes at once.
-pub async fn ensure_signing_key(
+/// The lines of keys the server keeps whatever its clients registered: access tokens',
+/// the default ID-token algorithm's, and RS256, which OpenID Discovery requires every
+/// provider to offer for ID tokens.
+pub fn required_lines(config: &Config) -> Vec<SigningAlg> {
+    let mut lines = vec![
+        config.signing_alg,
+        config.id_token_signing_alg,
+        SigningAlg::RS256,
+    ];
+    lines.sort();
+    lines.dedup();
+    lines
+}
+
+/// Makes sure each of `lines` has a key that signs: a line without one (a new database, a
+/// client registering a new algorithm) gets its first key, active at once (nobody can
+/// hold a JWKS with it yet). Safe from several processes at once.
+pub async fn ensure_lines(
     store: &Store,
     clock: &dyn Clock,
     master: &MasterKey,
-    alg: SigningAlg,
+    lines: &[SigningAlg],
 ) -> Result<(), KeyError> {
     let now = clock.unix();
     let mut tx = store.begin().await?;
     store::keys::lock(&mut tx).await?;
-    if store::keys::current(&mut tx).await?.is_none() {
-        let row = generate(alg, master, now, now)?;
-        store::keys::insert(&mut tx, &row).await?;
-        tracing::info!(kid = %row.kid, alg = %row.alg, "first signing key created");
+    for &alg in lines {
+        if store::keys::current(&mut tx, alg.as_str()).await?.is_none() {
+            let row = generate(alg, master, now, now)?;
+            store::keys::insert(&mut tx, &row).await?;
+            tracing::info!(kid = %row.kid, alg = %row.alg, "first signing key of its line created");
+        }
     }
     tx.commit().await?;
     Ok(())
 }
 
-/// Rotates: a new key is published now and signs after `publish_secs`; the current one
-/// retires then. Returns the new key.
+/// Rotates `alg`'s line: a new key is published now and signs after `publish_secs`; the
+/// line's current key retires then. Returns the new key.
 pub async fn rotate(
     store: &Store,
     clock: &dyn Clock,
@@ -126,6 +143,19 @@ pub async fn rotate(
     Ok(info(&row, now))
 }
 
+/// The lines that have a key that has not retired, in [`SigningAlg::ALL`] order.
+pub async fn lines(store: &Store) -> Result<Vec<SigningAlg>, KeyError> {
+    let rows = store::keys::list(store).await?;
+    Ok(SigningAlg::ALL
+        .iter()
+        .copied()
+        .filter(|alg| {
+            rows.iter()
+                .any(|r| r.retire_at.is_none() && r.alg == alg.as_str())
+        })
+        .collect())
+}
+
 pub(super) async fn rotate_locked(
     tx: &mut store::Tx,
     master: &MasterKey,
@@ -134,7 +164,7 @@ pub(super) async fn rotate_locked(
     publish_secs: i64,
 ) -> Result<KeyRow, KeyError> {
     let row = generate(alg, master, now, now + publish_secs)?;
-    store::keys::retire_all(tx, row.activate_at).await?;
+    store::keys::retire_line(tx, alg.as_str(), row.activate_at).await?;
     store::keys::insert(tx, &row).await?;
     tracing::info!(kid = %row.kid, alg = %row.alg, activate_at = row.activate_at, "signing key rotated");
     Ok(row)
@@ -145,7 +175,8 @@ pub(super) async fn rotate_locked(
 pub struct Revoked {
     /// The revoked key: gone from JWKS and verification.
     pub revoked: String,
-    /// The key made to sign at once in its place, when no other key was signing.
+    /// The key made to sign at once in its place, when no other key of its line was
+    /// signing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub successor: Option<KeyInfo>,
 }
@@ -163,22 +194,25 @@ impl Revoked {
 
 /// Revokes a compromised key: it is deleted, so it leaves JWKS and verification (on every
 /// replica at its next key-ring refresh, within a sync interval) and every token it
-/// signed stops verifying. When no other key signs from now on (it was the active key, or
-/// the only successor of a retiring one), a new key signs at once: no gap.
+/// signed stops verifying. When no other key of its line signs from now on (it was the
+/// active key, or the only successor of a retiring one), a new key of the same algorithm
+/// signs at once: no gap.
 pub async fn revoke(
     store: &Store,
     clock: &dyn Clock,
     master: &MasterKey,
-    alg: SigningAlg,
     kid: &str,
 ) -> Result<Revoked, KeyError> {
     let now = clock.unix();
     let mut tx = store.begin().await?;
     store::keys::lock(&mut tx).await?;
-    if !store::keys::delete(&mut tx, kid).await? {
+    let Some(alg) = store::keys::delete(&mut tx, kid).await? else {
         return Err(KeyError::NotFound(kid.to_owned()));
-    }
-    let successor = if store::keys::signs_on(&mut tx, now).await? {
+    };
+    let alg: SigningAlg = alg
+        .parse()
+        .map_err(|e: crate::model::Invalid| KeyError::Crypto(e.message))?;
+    let successor = if store::keys::signs_on(&mut tx, alg.as_str(), now).await? {
         None
     } else {
         Some(rotate_locked(&mut tx, master, alg, now, 0).await?)
@@ -191,36 +225,50 @@ pub async fn revoke(
     })
 }
 
-/// Rotates when the current key is older than `rotation_secs`, and deletes keys whose
-/// tokens have all expired. Run periodically by every process; the lock makes one win.
+/// The lines the server needs: the [`required_lines`] and each algorithm a client
+/// registered for its ID tokens.
+pub async fn wanted_lines(store: &Store, config: &Config) -> Result<Vec<SigningAlg>, KeyError> {
+    let mut lines = required_lines(config);
+    for alg in store::clients::id_token_algs(store).await? {
+        let alg = alg
+            .parse()
+            .map_err(|e: crate::model::Invalid| StoreError::Corrupt(e.message))?;
+        if !lines.contains(&alg) {
+            lines.push(alg);
+        }
+    }
+    Ok(lines)
+}
+
+/// Rotates each line whose current key is older than `rotation_secs`, starts each
+/// [wanted](wanted_lines) line that has no key, and deletes keys whose tokens have all
+/// expired. Run periodically by every process; the lock makes one win. Returns the new
+/// keys' ids.
 pub async fn maintain(
     store: &Store,
     clock: &dyn Clock,
     master: &MasterKey,
     config: &Config,
-) -> Result<Option<String>, KeyError> {
+) -> Result<Vec<String>, KeyError> {
+    let wanted = wanted_lines(store, config).await?;
     let now = clock.unix();
     let mut tx = store.begin().await?;
     store::keys::lock(&mut tx).await?;
-    let rotated = match store::keys::current(&mut tx).await? {
-        Some((_, activated)) if activated + config.key_rotation_secs <= now => Some(
-            rotate_locked(
-                &mut tx,
-                master,
-                config.signing_alg,
-                now,
-                config.key_publish_secs,
-            )
-            .await?
-            .kid,
-        ),
-        Some(_) => None,
-        None => {
-            let row = generate(config.signing_alg, master, now, now)?;
-            store::keys::insert(&mut tx, &row).await?;
-            None
+    let mut rotated = Vec::new();
+    for &alg in SigningAlg::ALL {
+        match store::keys::current(&mut tx, alg.as_str()).await? {
+            Some((_, activated)) if activated + config.key_rotation_secs <= now => {
+                let row = rotate_locked(&mut tx, master, alg, now, config.key_publish_secs).await?;
+                rotated.push(row.kid);
+            }
+            Some(_) => {}
+            None if wanted.contains(&alg) => {
+                let row = generate(alg, master, now, now)?;
+                store::keys::insert(&mut tx, &row).await?;
+            }
+            None => {}
         }
-    };
+    }
     tx.commit().await?;
     store::keys::delete_retired_before(
         store,

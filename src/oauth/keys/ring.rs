@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
-use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::model::SigningAlg;
 use crate::store::keys::KeyRow;
 use crate::store::{self, Store};
 
@@ -23,6 +24,8 @@ pub struct LoadedKey {
     pub kid: String,
     /// JOSE algorithm.
     pub alg: Algorithm,
+    /// The line of keys it belongs to (the same algorithm, as the server names it).
+    pub line: SigningAlg,
     signer: Signer,
     /// The base64url JWS header of access tokens this key signs (`alg`, `typ`, `kid`).
     header: String,
@@ -80,6 +83,7 @@ pub(super) enum Signer {
     Es256(EcdsaKeyPair),
     EdDsa(Ed25519KeyPair),
     Rs256(RsaKeyPair),
+    Ps256(RsaKeyPair),
 }
 
 impl Signer {
@@ -93,13 +97,31 @@ impl Signer {
                 .as_ref()
                 .to_vec()),
             Signer::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
-            Signer::Rs256(pair) => {
-                let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
-                    .map_err(crypto("RS256 signing"))?;
-                Ok(signature)
-            }
+            Signer::Rs256(pair) => rsa_sign(pair, &RSA_PKCS1_SHA256, message, "RS256 signing"),
+            Signer::Ps256(pair) => rsa_sign(pair, &RSA_PSS_SHA256, message, "PS256 signing"),
         }
+    }
+}
+
+fn rsa_sign(
+    pair: &RsaKeyPair,
+    padding: &'static dyn RsaEncoding,
+    message: &[u8],
+    what: &'static str,
+) -> Result<Vec<u8>, KeyError> {
+    let mut signature = vec![0u8; pair.public_modulus_len()];
+    pair.sign(padding, &SystemRandom::new(), message, &mut signature)
+        .map_err(crypto(what))?;
+    Ok(signature)
+}
+
+/// The JOSE algorithm of a line of keys.
+pub fn jose(alg: SigningAlg) -> Algorithm {
+    match alg {
+        SigningAlg::ES256 => Algorithm::ES256,
+        SigningAlg::EdDSA => Algorithm::EdDSA,
+        SigningAlg::RS256 => Algorithm::RS256,
+        SigningAlg::PS256 => Algorithm::PS256,
     }
 }
 
@@ -173,31 +195,25 @@ impl KeyRing {
             |e: jsonwebtoken::errors::Error| KeyError::Crypto(format!("key {}: {e}", row.kid));
         let rejected =
             |_| KeyError::Crypto(format!("key {}: the private key is not usable", row.kid));
-        let (alg, signer, decoding) = match row.alg.as_str() {
-            "ES256" => (
-                Algorithm::ES256,
+        let line: SigningAlg = row.alg.parse().map_err(|e: crate::model::Invalid| {
+            KeyError::Crypto(format!("key {}: {}", row.kid, e.message))
+        })?;
+        let rsa = || RsaKeyPair::from_pkcs8(&pkcs8).map_err(rejected);
+        let rsa_public = || DecodingKey::from_rsa_components(&text("n"), &text("e")).map_err(bad);
+        let (signer, decoding) = match line {
+            SigningAlg::ES256 => (
                 Signer::Es256(
                     EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
                         .map_err(rejected)?,
                 ),
                 DecodingKey::from_ec_components(&text("x"), &text("y")).map_err(bad)?,
             ),
-            "EdDSA" => (
-                Algorithm::EdDSA,
+            SigningAlg::EdDSA => (
                 Signer::EdDsa(Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(rejected)?),
                 DecodingKey::from_ed_components(&text("x")).map_err(bad)?,
             ),
-            "RS256" => (
-                Algorithm::RS256,
-                Signer::Rs256(RsaKeyPair::from_pkcs8(&pkcs8).map_err(rejected)?),
-                DecodingKey::from_rsa_components(&text("n"), &text("e")).map_err(bad)?,
-            ),
-            other => {
-                return Err(KeyError::Crypto(format!(
-                    "key {}: unknown alg {other}",
-                    row.kid
-                )));
-            }
+            SigningAlg::RS256 => (Signer::Rs256(rsa()?), rsa_public()?),
+            SigningAlg::PS256 => (Signer::Ps256(rsa()?), rsa_public()?),
         };
         let mut public_jwk = jwk;
         if let Some(map) = public_jwk.as_object_mut() {
@@ -214,7 +230,8 @@ impl KeyRing {
         let id_header = header("JWT")?;
         Ok(LoadedKey {
             kid: row.kid,
-            alg,
+            alg: jose(line),
+            line,
             signer,
             header: access_header,
             id_header,
@@ -225,12 +242,13 @@ impl KeyRing {
         })
     }
 
-    /// The key that signs at `now`: the most recently activated one still signing.
-    pub fn signing_key(&self, now: i64) -> Option<Arc<LoadedKey>> {
+    /// The key of `alg`'s line that signs at `now`: the most recently activated one still
+    /// signing.
+    pub fn signing_key(&self, alg: SigningAlg, now: i64) -> Option<Arc<LoadedKey>> {
         self.keys
             .load()
             .iter()
-            .filter(|k| k.signs_at(now))
+            .filter(|k| k.line == alg && k.signs_at(now))
             .max_by_key(|k| k.activate_at)
             .cloned()
     }
@@ -255,14 +273,17 @@ impl KeyRing {
         json!({ "keys": keys })
     }
 
-    /// Algorithms of the published keys, each once.
-    pub fn algorithms(&self) -> Vec<Algorithm> {
-        let mut algs: Vec<Algorithm> = Vec::new();
-        for key in self.keys.load().iter() {
-            if !algs.contains(&key.alg) {
-                algs.push(key.alg);
-            }
-        }
-        algs
+    /// The lines that have a published key, in [`SigningAlg::ALL`] order.
+    pub fn algorithms(&self, now: i64) -> Vec<SigningAlg> {
+        let loaded = self.keys.load();
+        SigningAlg::ALL
+            .iter()
+            .copied()
+            .filter(|alg| {
+                loaded
+                    .iter()
+                    .any(|k| k.line == *alg && k.published_at(now, self.retain_secs))
+            })
+            .collect()
     }
 }

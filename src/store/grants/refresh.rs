@@ -86,6 +86,8 @@ pub struct RefreshLookup {
     pub idle_expires_at: Option<i64>,
     /// Set when the token was exchanged for its successor.
     pub rotated_at: Option<i64>,
+    /// When the token was issued.
+    pub issued_at: i64,
     /// The user the family belongs to.
     pub user: crate::model::User,
 }
@@ -101,6 +103,7 @@ pub(super) struct LookupRow {
     revoked_at: Option<i64>,
     idle_expires_at: Option<i64>,
     rotated_at: Option<i64>,
+    issued_at: i64,
     #[sqlx(flatten)]
     user: crate::store::users::UserRow,
 }
@@ -121,6 +124,7 @@ impl TryFrom<LookupRow> for RefreshLookup {
             revoked_at: row.revoked_at,
             idle_expires_at: row.idle_expires_at,
             rotated_at: row.rotated_at,
+            issued_at: row.issued_at,
             user,
         })
     }
@@ -154,7 +158,8 @@ pub async fn lookup_refresh(
     static SELECT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT t.token_hash, f.id AS family_id, f.client_id, f.scope, f.auth_time, \
-             f.expires_at AS family_expires_at, f.revoked_at, t.idle_expires_at, t.rotated_at, {} \
+             f.expires_at AS family_expires_at, f.revoked_at, t.idle_expires_at, t.rotated_at, \
+             t.created_at AS issued_at, {} \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
              JOIN users u ON u.id = f.user_id WHERE t.token_hash",
             crate::store::users::JOINED_USER_COLUMNS

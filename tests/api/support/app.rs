@@ -107,19 +107,23 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Registers a client through the library; returns its id and secret.
+    /// Registers a client through the library (with the signing keys its ID tokens
+    /// need); returns its id and secret.
     pub async fn register(
         &self,
         new: gatehouse::oauth::clients::NewClient,
     ) -> (String, Option<String>) {
         use secrecy::ExposeSecret as _;
-        let created = gatehouse::oauth::clients::create(
-            &self.app_state.store,
-            self.app_state.clock.as_ref(),
+        let state = &self.app_state;
+        let created = gatehouse::oauth::clients::register(
+            &state.store,
+            state.clock.as_ref(),
+            state.tokens.ring.master(),
             new,
         )
         .await
         .unwrap();
+        state.tokens.ring.refresh(&state.store).await.unwrap();
         (
             created.client.client_id.to_string(),
             created.secret.map(|s| s.expose_secret().to_owned()),
@@ -239,13 +243,16 @@ impl Drop for TestApp {
     }
 }
 
-/// The key ids `app` publishes in its JWKS, in order.
+/// The ids of the access-token keys (the `signing_alg` line) `app` publishes in its JWKS,
+/// in order.
 pub async fn kids(app: &TestApp) -> Vec<String> {
     let jwks: serde_json::Value = app.get("/oauth2/jwks").await.json().await.unwrap();
+    let alg = app.app_state.config.signing_alg.as_str();
     jwks["keys"]
         .as_array()
         .unwrap()
         .iter()
+        .filter(|k| k["alg"] == alg)
         .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect()
 }

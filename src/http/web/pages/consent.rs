@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::audit::Event;
 use crate::http::state::AppState;
-use crate::http::web::authorize::login_location;
+use crate::http::web::authorize::{answer, login_location};
 use crate::http::web::error::{PageResult, WebError};
 use crate::http::web::{describe_scope, page, see_other, session};
 use crate::model::User;
@@ -98,7 +98,7 @@ pub async fn consent_submit(
     }
     let request = AuthorizationRequest::parse(&state.oauth(), &form.request).await?;
     let (user, auth_time) = satisfying_sign_in(&state, &jar, &request, &form.request).await?;
-    let deny = |code, text: &str| Ok(see_other(request.error(&state.issuer, code, text).as_str()));
+    let deny = |code, text: &str| Ok(answer(&request.error(&state.issuer, code, text)));
     if !request.client.admits(&user.username) {
         return deny(
             AuthorizeErrorCode::AccessDenied,
@@ -133,7 +133,7 @@ pub async fn consent_submit(
     .await;
     match issued {
         Ok(None) => Ok(see_other(&login_location(&request, &form.request))),
-        Ok(Some(location)) => {
+        Ok(Some(response)) => {
             state
                 .audit
                 .record(
@@ -144,7 +144,7 @@ pub async fn consent_submit(
                         .detail("decision", "approve"),
                 )
                 .await;
-            Ok(see_other(location.as_str()))
+            Ok(answer(&response))
         }
         Err(e) => {
             tracing::error!(error = %e, "issuing a code failed");
