@@ -243,14 +243,6 @@ async fn decide(
         );
         return Ok(see_other(&location));
     };
-    let client = match state.oauth().client(&request.client_id).await? {
-        Some(client) if client.enabled => client,
-        _ => {
-            return Err(WebError::bad_request(
-                "The application that asked is no longer available.",
-            ));
-        }
-    };
     let decision = match form.decision.as_str() {
         "" => None,
         "approve" => Some(true),
@@ -260,6 +252,7 @@ async fn decide(
     let Some(approve) = decision else {
         return confirm_page(state, jar, &request, &user).await;
     };
+    let client = asking_client(state, &request).await?;
     let approve = approve && client.admits(&user.username);
     let decided = store::devices::decide(
         &state.store,
@@ -292,6 +285,19 @@ async fn decide(
     ))
 }
 
+/// The enabled client the device request came from.
+async fn asking_client(
+    state: &AppState,
+    request: &store::devices::DeviceRow,
+) -> Result<std::sync::Arc<crate::model::Client>, WebError> {
+    match state.oauth().client(&request.client_id).await? {
+        Some(client) if client.enabled => Ok(client),
+        _ => Err(WebError::bad_request(
+            "The application that asked is no longer available.",
+        )),
+    }
+}
+
 /// What the device's application asks for, with Allow and Deny.
 async fn confirm_page(
     state: &AppState,
@@ -299,14 +305,7 @@ async fn confirm_page(
     request: &store::devices::DeviceRow,
     user: &crate::model::User,
 ) -> PageResult {
-    let client = match state.oauth().client(&request.client_id).await? {
-        Some(client) if client.enabled => client,
-        _ => {
-            return Err(WebError::bad_request(
-                "The application that asked is no longer available.",
-            ));
-        }
-    };
+    let client = asking_client(state, request).await?;
     let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
     let (jar, csrf_token) = session::csrf_token(state, jar);
     let template = ConfirmPage {

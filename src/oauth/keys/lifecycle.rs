@@ -143,19 +143,6 @@ pub async fn rotate(
     Ok(info(&row, now))
 }
 
-/// The lines that have a key that has not retired, in [`SigningAlg::ALL`] order.
-pub async fn lines(store: &Store) -> Result<Vec<SigningAlg>, KeyError> {
-    let rows = store::keys::list(store).await?;
-    Ok(SigningAlg::ALL
-        .iter()
-        .copied()
-        .filter(|alg| {
-            rows.iter()
-                .any(|r| r.retire_at.is_none() && r.alg == alg.as_str())
-        })
-        .collect())
-}
-
 pub(super) async fn rotate_locked(
     tx: &mut store::Tx,
     master: &MasterKey,
