@@ -12,6 +12,7 @@ use crate::error::{OAuthError, OAuthErrorCode};
 use crate::model::AuthMethod;
 use crate::oauth::Ctx;
 use crate::store;
+use crate::store::grants::RefreshState;
 
 /// An introspection answer: `{"active": false}` or the token's claims.
 #[derive(Debug, Default, Serialize, ToSchema)]
@@ -92,24 +93,20 @@ pub async fn introspect(
             jti: Some(claims.jti.clone()),
         });
     }
-    // Not an access token: perhaps a refresh token (an unknown JWT is looked up in vain,
-    // answered the same).
+    // Not a valid access token: perhaps a refresh token. Those are base64url without
+    // dots, so a JWT that failed (expired, revoked, forged) costs no database read.
+    if token.contains('.') {
+        return Ok(Introspection::default());
+    }
     let Some(found) = ctx.refresh.lookup(secret::hash(token)).await? else {
         return Ok(Introspection::default());
     };
     let family = &found.family;
-    let live = found.revoked_at.is_none()
-        && found.rotated_at.is_none()
-        && found.user.enabled
-        && family.expires_at.is_none_or(|end| now < end)
-        && found.idle_expires_at.is_none_or(|end| now < end);
+    let live = found.state_at(now) == RefreshState::Live && found.user.enabled;
     if !live || !may_see(&family.client_id) {
         return Ok(Introspection::default());
     }
-    let exp = match (family.expires_at, found.idle_expires_at) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let exp = found.expires_at();
     Ok(Introspection {
         active: true,
         scope: Some(family.scope.clone()),

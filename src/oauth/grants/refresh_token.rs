@@ -14,7 +14,10 @@ use crate::model::ScopeSet;
 use crate::oauth::Ctx;
 use crate::oauth::params::Params;
 use crate::oauth::secret;
-use crate::store::{self, grants::FamilyRow};
+use crate::store::{
+    self,
+    grants::{FamilyRow, RefreshState},
+};
 
 /// Exchanges a refresh token for a new access token and refresh token.
 #[tracing::instrument(level = "debug", skip_all, fields(client_id = %client.client_id))]
@@ -29,19 +32,19 @@ pub async fn exchange(
     let invalid = || invalid_grant("the refresh token is invalid or revoked");
     let found = ctx.refresh.lookup(hash).await?.ok_or_else(invalid)?;
     let family = &found.family;
-    if family.client_id != client.client_id.as_str() || found.revoked_at.is_some() {
+    if family.client_id != client.client_id.as_str() {
         return Err(invalid());
     }
-    if found.rotated_at.is_some() {
-        return Err(reused(ctx, client, family).await?);
-    }
-    if family.expires_at.is_some_and(|end| end <= now) {
-        return Err(invalid_grant("the refresh token has expired"));
-    }
-    if found.idle_expires_at.is_some_and(|end| end <= now) {
-        return Err(invalid_grant(
-            "the refresh token has expired (unused for too long)",
-        ));
+    match found.state_at(now) {
+        RefreshState::Live => {}
+        RefreshState::Revoked => return Err(invalid()),
+        RefreshState::Rotated => return Err(reused(ctx, client, family).await?),
+        RefreshState::Expired => return Err(invalid_grant("the refresh token has expired")),
+        RefreshState::Idle => {
+            return Err(invalid_grant(
+                "the refresh token has expired (unused for too long)",
+            ));
+        }
     }
     let granted = ScopeSet::parse(&family.scope).map_err(|e| invalid_grant(e.message))?;
     let scope = super::narrow_scope(params, &granted, |granted| {

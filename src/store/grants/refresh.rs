@@ -92,6 +92,47 @@ pub struct RefreshLookup {
     pub user: crate::model::User,
 }
 
+/// Where a presented refresh token stands, its user aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshState {
+    /// Usable.
+    Live,
+    /// Its family was revoked.
+    Revoked,
+    /// Already exchanged for its successor: presenting it again is reuse.
+    Rotated,
+    /// Past the family's end.
+    Expired,
+    /// Unused for longer than the idle timeout.
+    Idle,
+}
+
+impl RefreshLookup {
+    /// The token's state at `now` — the one rule the refresh grant and introspection share.
+    pub fn state_at(&self, now: i64) -> RefreshState {
+        if self.revoked_at.is_some() {
+            RefreshState::Revoked
+        } else if self.rotated_at.is_some() {
+            RefreshState::Rotated
+        } else if self.family.expires_at.is_some_and(|end| end <= now) {
+            RefreshState::Expired
+        } else if self.idle_expires_at.is_some_and(|end| end <= now) {
+            RefreshState::Idle
+        } else {
+            RefreshState::Live
+        }
+    }
+
+    /// When the token stops working if unused: the earlier of the family's end and the
+    /// idle timeout (`None`: valid until revoked).
+    pub fn expires_at(&self) -> Option<i64> {
+        match (self.family.expires_at, self.idle_expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct LookupRow {
     token_hash: Vec<u8>,
