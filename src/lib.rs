@@ -99,6 +99,7 @@ impl App {
             cases,
             mailer,
             mail_wakeup: tokio::sync::Notify::new(),
+            logout_wakeup: tokio::sync::Notify::new(),
             limiter,
             audit,
             usage: usage::Usage::default(),
@@ -148,6 +149,12 @@ impl App {
             let (state, stop) = (self.state.clone(), stopping.clone());
             tokio::spawn(async move { mail::run(state.mail(), stop).await })
         };
+        let logouts = {
+            let (state, stop) = (self.state.clone(), stopping.clone());
+            tokio::spawn(async move {
+                oauth::backchannel::run(state.oauth(), &state.logout_wakeup, stop).await;
+            })
+        };
         let trigger = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -177,6 +184,11 @@ impl App {
         // (and delayed by the lease) when the process exits.
         if tokio::time::timeout(grace, dispatcher).await.is_err() {
             tracing::warn!("the email dispatcher did not finish its batch within the grace period");
+        }
+        if tokio::time::timeout(grace, logouts).await.is_err() {
+            tracing::warn!(
+                "the logout dispatcher did not finish its batch within the grace period"
+            );
         }
         if let Err(e) = self
             .state
@@ -305,6 +317,11 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
             store::sessions::cleanup(&state.store, now, now - state.config.login_window_secs).await
         {
             tracing::warn!(error = %e, "session cleanup failed");
+        }
+        // A finished logout delivery is kept a day, so that a code of the ended session
+        // redeemed late finds it and no second token is sent.
+        if let Err(e) = store::logouts::cleanup(&state.store, now - 24 * 3600).await {
+            tracing::warn!(error = %e, "logout delivery cleanup failed");
         }
     }
 }

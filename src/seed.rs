@@ -85,6 +85,7 @@ fn builtin_public_client(
         id_token_signed_response_alg: None,
         may_introspect: false,
         post_logout_redirect_uris: vec![],
+        backchannel_logout_uri: None,
         pre_authorized_users: vec![],
         enabled: true,
         created_at: now,

@@ -168,6 +168,10 @@ pub(super) struct CreateClient {
     /// Where RP-initiated logout may return, matched exactly (repeatable)
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     pub(super) post_logout_redirect_uris: Vec<String>,
+    /// Where to POST logout tokens when a session the client took part in ends
+    /// (https, or http on a loopback host)
+    #[arg(long = "backchannel-logout-uri", value_name = "URI")]
+    pub(super) backchannel_logout_uri: Option<String>,
     #[command(flatten)]
     pub(super) out: JsonFlag,
 }

@@ -93,6 +93,7 @@ async fn create_client(config: &Config, store: &Store, args: CreateClient) -> Re
             id_token_alg: args.id_token_alg,
             may_introspect: args.may_introspect,
             post_logout_redirect_uris: args.post_logout_redirect_uris,
+            backchannel_logout_uri: args.backchannel_logout_uri,
         },
     )
     .await?;

@@ -138,6 +138,13 @@ pub struct Config {
     /// How often the dispatcher looks for due email (it also wakes at once for email
     /// queued by this process).
     pub mail_poll_ms: u64,
+    /// Attempts to deliver a logout token before giving it up (Back-Channel Logout).
+    pub backchannel_logout_max_attempts: i64,
+    /// First retry delay of a logout token; doubled per attempt (with jitter), at most an
+    /// hour.
+    pub backchannel_logout_retry_secs: i64,
+    /// How long a client's back-channel logout URI has to answer one POST.
+    pub backchannel_logout_timeout_ms: u64,
     /// Domains a case notification may go to besides the case contact's own address
     /// (`["example.com"]`; a subdomain is not included). Empty: only the contact.
     pub mail_allowed_domains: Vec<String>,
@@ -226,6 +233,9 @@ impl Default for Config {
             mail_retry_secs: 2,
             mail_lease_secs: 60,
             mail_poll_ms: 1000,
+            backchannel_logout_max_attempts: 8,
+            backchannel_logout_retry_secs: 2,
+            backchannel_logout_timeout_ms: 5000,
             mail_allowed_domains: Vec::new(),
             mail_daily_limit: 100,
             trusted_proxies: Vec::new(),

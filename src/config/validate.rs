@@ -108,6 +108,16 @@ impl Config {
             ("mail_max_attempts", self.mail_max_attempts, 1),
             ("mail_retry_secs", self.mail_retry_secs, 1),
             ("mail_lease_secs", self.mail_lease_secs, 2),
+            (
+                "backchannel_logout_max_attempts",
+                self.backchannel_logout_max_attempts,
+                1,
+            ),
+            (
+                "backchannel_logout_retry_secs",
+                self.backchannel_logout_retry_secs,
+                1,
+            ),
         ] {
             if value < min {
                 return Err(ConfigError::key(key, format!("must be at least {min}")));
@@ -126,6 +136,12 @@ impl Config {
     fn check_mail(&self) -> Result<(), ConfigError> {
         if !(10..=60_000).contains(&self.mail_poll_ms) {
             return Err(ConfigError::key("mail_poll_ms", "must be 10 to 60000"));
+        }
+        if !(100..=60_000).contains(&self.backchannel_logout_timeout_ms) {
+            return Err(ConfigError::key(
+                "backchannel_logout_timeout_ms",
+                "must be 100 to 60000",
+            ));
         }
         if self.mail_daily_limit < 0 {
             return Err(ConfigError::key("mail_daily_limit", "must be 0 or more"));

@@ -49,6 +49,8 @@ pub struct Inner {
     pub mailer: crate::mail::Mailer,
     /// Wakes the dispatcher when this process queued email.
     pub mail_wakeup: tokio::sync::Notify,
+    /// Wakes the back-channel logout dispatcher when this process ended a session.
+    pub logout_wakeup: tokio::sync::Notify,
     /// Each client's API calls today, counted here and summed in the database.
     pub usage: crate::usage::Usage,
     /// The audit log (structured log and database).

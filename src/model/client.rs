@@ -4,8 +4,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet,
-    SigningAlg, Username,
+    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, LogoutUri, RedirectUri, Scope,
+    ScopeSet, SigningAlg, Username,
 };
 
 /// The SHA-256 of a secret, which is all the database keeps.
@@ -49,6 +49,9 @@ pub struct Client {
     pub may_introspect: bool,
     /// Where RP-initiated logout may send the browser back to, matched exactly.
     pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// Where the server POSTs a logout token when a session in which the client received
+    /// an ID token ends (OpenID Connect Back-Channel Logout 1.0); `null` = not told.
+    pub backchannel_logout_uri: Option<LogoutUri>,
     /// Users an administrator approved: they skip consent and may be JWT-bearer subjects.
     pub pre_authorized_users: Vec<Username>,
     /// Disabled clients cannot authenticate or obtain tokens.

@@ -116,5 +116,5 @@ pub use client::{Client, SecretHash};
 pub use ids::{ClientId, Email, Username};
 pub use protocol::{AuthMethod, ClientType, GrantType, SigningAlg};
 pub use scope::{Scope, ScopeSet};
-pub use uri::{CorsOrigin, RedirectUri};
+pub use uri::{CorsOrigin, LogoutUri, RedirectUri};
 pub use user::User;

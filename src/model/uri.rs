@@ -93,3 +93,35 @@ impl CorsOrigin {
         Ok(Self(origin))
     }
 }
+
+string_newtype!(
+    /// Where a client takes its logout tokens (OpenID Connect Back-Channel Logout 1.0 §2.2):
+    /// the server POSTs to it.
+    LogoutUri
+);
+
+impl LogoutUri {
+    /// Accepts an absolute `https` URI without fragment, or `http` on a loopback host (a
+    /// relying party on the same machine).
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
+        let url = Url::parse(s)
+            .map_err(|e| Invalid::new("invalid", format!("not an absolute URI: {e}")))?;
+        if url.fragment().is_some() {
+            return Err(Invalid::new("invalid", "must not contain a fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Invalid::new(
+                "invalid",
+                "must not carry credentials in the URI",
+            ));
+        }
+        match url.scheme() {
+            "https" if url.host().is_some() => Ok(Self(s.to_owned())),
+            "http" if is_loopback(&url) => Ok(Self(s.to_owned())),
+            _ => Err(Invalid::new(
+                "invalid",
+                "use https (http only on a loopback host)",
+            )),
+        }
+    }
+}

@@ -31,6 +31,9 @@ struct IdClaims<'a> {
     amr: [&'static str; 1],
     #[serde(skip_serializing_if = "Option::is_none")]
     acr: Option<&'static str>,
+    /// The browser session (Back-Channel Logout 1.0 §2.1), when the grant came from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     /// Claims the request asked for (OpenID Connect Core §5.5) that the scopes release.
     #[serde(flatten)]
     requested: serde_json::Map<String, serde_json::Value>,
@@ -75,6 +78,7 @@ pub fn sign(
         azp: client_id,
         amr: ["pwd"],
         acr: asked.split(' ').any(|c| c == "acr").then_some(ACR_PASSWORD),
+        sid: grant.sid,
         requested,
     };
     key.sign_id_token(&claims)

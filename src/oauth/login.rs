@@ -23,6 +23,16 @@ const SLOW_AFTER: i64 = 2;
 /// Longest added delay.
 const MAX_DELAY: Duration = Duration::from_secs(2);
 
+/// A browser's sign-in: when the user entered their password (OpenID Connect
+/// `auth_time`), and the session's `sid`.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// The session's id towards clients.
+    pub sid: String,
+}
+
 /// Why a sign-in failed.
 #[derive(Debug)]
 pub enum LoginError {

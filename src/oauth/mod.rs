@@ -3,6 +3,7 @@
 
 pub mod assertion_keys;
 pub mod authorize;
+pub mod backchannel;
 pub mod client_auth;
 pub mod clients;
 pub mod connected_apps;

@@ -80,6 +80,25 @@ pub async fn find(store: &Store, username: &str) -> Result<User, RegistryError> 
         .ok_or_else(|| RegistryError::NotFound(format!("user {username}")))
 }
 
+/// Ends a user's browser sessions (with `sid`, that one): each client that received an ID
+/// token in one is sent a logout token. Returns the user and how many ended; `NotFound` for an unknown
+/// user, or a `sid` that is not one of the user's live sessions.
+pub async fn end_sessions(
+    store: &Store,
+    clock: &dyn Clock,
+    username: &str,
+    sid: Option<&str>,
+) -> Result<(User, u64), RegistryError> {
+    let user = find(store, username).await?;
+    let mut tx = store.begin().await?;
+    let ended = store::sessions::delete_for_user(&mut tx, &user.id, sid, clock.unix()).await?;
+    if sid.is_some() && ended == 0 {
+        return Err(RegistryError::NotFound("session".to_owned()));
+    }
+    tx.commit().await?;
+    Ok((user, ended))
+}
+
 /// Enables or disables a user. Disabling ends what was issued to the user: access tokens
 /// are refused (every replica within a sync interval), refresh families revoked, browser
 /// sessions ended.
@@ -104,7 +123,7 @@ pub async fn set_enabled(
         store::cutoffs::insert(&mut tx, &cutoff).await?;
         store::grants::revoke_families_of(&mut tx, Some(&user.id), None, "user disabled", now)
             .await?;
-        store::sessions::delete_for_user(&mut tx, &user.id).await?;
+        store::sessions::delete_for_user(&mut tx, &user.id, None, now).await?;
     }
     tx.commit().await?;
     tracing::info!(user_id = %user.id, enabled, "user enabled flag changed");

@@ -13,7 +13,8 @@ macro_rules! select_clients {
             "SELECT id, name, client_type, auth_method, secret_hash, redirect_uris, grant_types, \
              scopes, cors_origins, access_token_ttl_secs, refresh_token_ttl_secs, \
              refresh_token_idle_secs, admin_approved_only, id_token_signed_response_alg, \
-             may_introspect, post_logout_redirect_uris, enabled, created_at, updated_at \
+             may_introspect, post_logout_redirect_uris, backchannel_logout_uri, enabled, \
+             created_at, updated_at \
              FROM clients ",
             $($tail)?
         )
@@ -38,6 +39,7 @@ struct ClientRow {
     id_token_signed_response_alg: Option<String>,
     may_introspect: bool,
     post_logout_redirect_uris: Json<Vec<String>>,
+    backchannel_logout_uri: Option<String>,
     enabled: bool,
     created_at: i64,
     updated_at: i64,
@@ -102,6 +104,13 @@ impl ClientRow {
                 self.post_logout_redirect_uris.0,
                 crate::model::RedirectUri::parse,
             )?,
+            backchannel_logout_uri: match self.backchannel_logout_uri {
+                Some(uri) => Some(parse(
+                    "backchannel_logout_uri",
+                    crate::model::LogoutUri::parse(&uri),
+                )?),
+                None => None,
+            },
             pre_authorized_users: pre_authorized,
             enabled: self.enabled,
             created_at: self.created_at,
@@ -124,9 +133,10 @@ pub async fn insert(
     const SQL: &str = "INSERT INTO clients (id, name, client_type, auth_method, secret_hash, \
         redirect_uris, grant_types, scopes, cors_origins, access_token_ttl_secs, \
         refresh_token_ttl_secs, refresh_token_idle_secs, admin_approved_only, \
-        id_token_signed_response_alg, may_introspect, post_logout_redirect_uris, enabled, \
-        created_at, updated_at) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
+        id_token_signed_response_alg, may_introspect, post_logout_redirect_uris, \
+        backchannel_logout_uri, enabled, created_at, updated_at) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+        $19, $20)";
     const PREAUTH: &str = "INSERT INTO client_preauthorized_users (client_id, user_id, created_at) VALUES ($1, $2, $3)";
     let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     let scopes: Vec<&str> = client.scopes.iter().map(|s| s.as_str()).collect();
@@ -148,6 +158,7 @@ pub async fn insert(
             .bind(client.id_token_signed_response_alg.map(|a| a.as_str()))
             .bind(client.may_introspect)
             .bind(strings(&client.post_logout_redirect_uris))
+            .bind(client.backchannel_logout_uri.as_ref().map(|u| u.as_str()))
             .bind(client.enabled)
             .bind(client.created_at)
             .bind(client.updated_at)

@@ -18,6 +18,7 @@ pub mod devices;
 pub mod grants;
 pub mod idempotency;
 pub mod keys;
+pub mod logouts;
 pub mod outbox;
 pub mod revocations;
 pub mod sessions;

@@ -11,38 +11,51 @@ pub struct SessionRow {
     pub auth_time: i64,
     /// When the session ends.
     pub expires_at: i64,
+    /// The session's id towards clients (OpenID Connect `sid`): random, and unlike the
+    /// cookie's value no secret.
+    pub sid: String,
 }
 
-/// Stores a new session and deletes the one it replaces (rotation at sign-in), atomically.
+/// Stores a new session and ends the one it replaces (rotation at sign-in), atomically.
+/// The same user signing in again continues the session under its `sid`, which this
+/// returns; a different user ends it, and its clients are told.
 pub async fn insert(
     store: &Store,
     id_hash: &[u8; 32],
     replaces: Option<&[u8; 32]>,
     row: &SessionRow,
     now: i64,
-) -> Result<(), StoreError> {
-    const DELETE: &str = "DELETE FROM sessions WHERE id_hash = $1";
-    const INSERT: &str = "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at) \
-        VALUES ($1, $2, $3, $4, $5)";
+) -> Result<String, StoreError> {
+    const DELETE: &str = "DELETE FROM sessions WHERE id_hash = $1 RETURNING user_id, sid";
+    const INSERT: &str = "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid) \
+        VALUES ($1, $2, $3, $4, $5, $6)";
     let mut tx = store.begin().await?;
-    super::in_tx!(&mut tx, |c| {
-        if let Some(old) = replaces {
-            sqlx::query(DELETE)
-                .bind(old.as_slice())
-                .execute(&mut *c)
-                .await?;
+    let mut sid = row.sid.clone();
+    if let Some(old) = replaces {
+        let ended: Option<(String, String)> = super::in_tx!(&mut tx, |c| sqlx::query_as(DELETE)
+            .bind(old.as_slice())
+            .fetch_optional(&mut *c)
+            .await)?;
+        match ended {
+            Some((user_id, old_sid)) if user_id == row.user_id => sid = old_sid,
+            Some((_, old_sid)) => {
+                super::logouts::ended(&mut tx, &[old_sid], now).await?;
+            }
+            None => {}
         }
-        sqlx::query(INSERT)
-            .bind(id_hash.as_slice())
-            .bind(&row.user_id)
-            .bind(row.auth_time)
-            .bind(now)
-            .bind(row.expires_at)
-            .execute(&mut *c)
-            .await
-            .map(|_| ())
-    })?;
-    tx.commit().await
+    }
+    super::in_tx!(&mut tx, |c| sqlx::query(INSERT)
+        .bind(id_hash.as_slice())
+        .bind(&row.user_id)
+        .bind(row.auth_time)
+        .bind(now)
+        .bind(row.expires_at)
+        .bind(&sid)
+        .execute(&mut *c)
+        .await
+        .map(|_| ()))?;
+    tx.commit().await?;
+    Ok(sid)
 }
 
 /// The live session with this hash, if any (an expired one counts as absent).
@@ -51,7 +64,7 @@ pub async fn get(
     id_hash: &[u8; 32],
     now: i64,
 ) -> Result<Option<SessionRow>, StoreError> {
-    const SQL: &str = "SELECT s.user_id, s.auth_time, s.expires_at FROM sessions s \
+    const SQL: &str = "SELECT s.user_id, s.auth_time, s.expires_at, s.sid FROM sessions s \
         JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.enabled";
     Ok(super::read!(store, |pool| sqlx::query_as(SQL)
         .bind(id_hash.as_slice())
@@ -60,25 +73,59 @@ pub async fn get(
         .await)?)
 }
 
-/// Ends every session of a user, inside `tx`.
-pub async fn delete_for_user(tx: &mut super::Tx, user_id: &str) -> Result<u64, StoreError> {
-    const SQL: &str = "DELETE FROM sessions WHERE user_id = $1";
-    Ok(super::in_tx!(tx, |c| sqlx::query(SQL)
-        .bind(user_id)
-        .execute(&mut *c)
-        .await
-        .map(|r| r.rows_affected()))?)
+/// Ends every session of a user (or, with `sid`, that one), inside `tx`, and queues the
+/// logout tokens their clients are owed. Returns the sessions ended.
+pub async fn delete_for_user(
+    tx: &mut super::Tx,
+    user_id: &str,
+    sid: Option<&str>,
+    now: i64,
+) -> Result<u64, StoreError> {
+    const ALL: &str = "DELETE FROM sessions WHERE user_id = $1 RETURNING sid";
+    const ONE: &str = "DELETE FROM sessions WHERE user_id = $1 AND sid = $2 RETURNING sid";
+    let sids: Vec<String> = super::in_tx!(tx, |c| match sid {
+        None =>
+            sqlx::query_scalar(ALL)
+                .bind(user_id)
+                .fetch_all(&mut *c)
+                .await,
+        Some(sid) => {
+            sqlx::query_scalar(ONE)
+                .bind(user_id)
+                .bind(sid)
+                .fetch_all(&mut *c)
+                .await
+        }
+    })?;
+    super::logouts::ended(tx, &sids, now).await?;
+    Ok(sids.len() as u64)
 }
 
-/// Ends a session.
-pub async fn delete(store: &Store, id_hash: &[u8; 32]) -> Result<(), StoreError> {
-    const SQL: &str = "DELETE FROM sessions WHERE id_hash = $1";
-    write!(store, |pool| sqlx::query(SQL)
+/// Ends a session, and queues the logout tokens its clients are owed.
+pub async fn delete(store: &Store, id_hash: &[u8; 32], now: i64) -> Result<(), StoreError> {
+    const SQL: &str = "DELETE FROM sessions WHERE id_hash = $1 RETURNING sid";
+    let mut tx = store.begin().await?;
+    let sids: Vec<String> = super::in_tx!(&mut tx, |c| sqlx::query_scalar(SQL)
         .bind(id_hash.as_slice())
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
-    Ok(())
+        .fetch_all(&mut *c)
+        .await)?;
+    super::logouts::ended(&mut tx, &sids, now).await?;
+    tx.commit().await
+}
+
+/// A user's live sessions, newest first.
+pub async fn for_user(
+    store: &Store,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<SessionRow>, StoreError> {
+    const SQL: &str = "SELECT user_id, auth_time, expires_at, sid FROM sessions \
+        WHERE user_id = $1 AND expires_at > $2 ORDER BY auth_time DESC, sid";
+    Ok(super::read!(store, |pool| sqlx::query_as(SQL)
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(pool)
+        .await)?)
 }
 
 /// The state of one throttle key.

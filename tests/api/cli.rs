@@ -134,6 +134,8 @@ async fn public_client_gets_pkce_defaults_and_no_secret(#[case] backend: Backend
             "http://127.0.0.1/cb",
             "--cors-origin",
             "https://app.example.com",
+            "--backchannel-logout-uri",
+            "https://app.example.com/logout/back-channel",
             "--json",
         ],
         None,
@@ -142,6 +144,10 @@ async fn public_client_gets_pkce_defaults_and_no_secret(#[case] backend: Backend
     .ok()
     .json();
     assert!(c.get("client_secret").is_none());
+    assert_eq!(
+        c["backchannel_logout_uri"],
+        "https://app.example.com/logout/back-channel"
+    );
     assert_eq!(c["token_endpoint_auth_method"], "none");
     assert_eq!(
         c["grant_types"],
@@ -191,6 +197,8 @@ async fn invalid_client_input_exits_2_naming_each_field(#[case] backend: Backend
             "client_credentials",
             "--scope",
             "root",
+            "--backchannel-logout-uri",
+            "http://rp.example/logout",
         ],
         None,
     )
@@ -201,6 +209,7 @@ async fn invalid_client_input_exits_2_naming_each_field(#[case] backend: Backend
         "redirect_uris[1]",
         "scopes[0]",
         "grant_types",
+        "backchannel_logout_uri",
     ] {
         assert!(
             out.stderr.contains(field),

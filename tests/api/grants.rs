@@ -114,7 +114,11 @@ async fn code_for_ada(app: &TestApp, scope: &str) -> (Arc<Client>, String, Strin
         .ok()
         .unwrap();
     let now = ctx.clock.unix();
-    let redirect = authorize::issue_code(&ctx, &request, &ada.id, now)
+    let sign_in = gatehouse::oauth::login::SignIn {
+        auth_time: now,
+        sid: "a-session".to_owned(),
+    };
+    let redirect = authorize::issue_code(&ctx, &request, &ada.id, &sign_in)
         .await
         .unwrap()
         .unwrap();

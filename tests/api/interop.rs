@@ -788,12 +788,14 @@ async fn rp_initiated_logout_ends_the_session_and_returns_to_the_registered_uri(
     const BACK: &str = "https://app.example/signed-out";
     let app = TestApp::spawn(backend).await;
     user(&app, "ada").await;
+    let rp_side = LogoutReceiver::spawn("none").await;
     let (id, _) = app
         .register(gatehouse::oauth::clients::NewClient {
             name: "Portal".to_owned(),
             client_type: "public".to_owned(),
             redirect_uris: vec![REDIRECT.to_owned()],
             post_logout_redirect_uris: vec![BACK.to_owned()],
+            backchannel_logout_uri: Some(rp_side.uri("portal")),
             ..Default::default()
         })
         .await;
@@ -828,6 +830,9 @@ async fn rp_initiated_logout_ends_the_session_and_returns_to_the_registered_uri(
     assert_eq!(res.status(), 303);
     assert_eq!(crate::flow::location(&res), format!("{BACK}?state=bye"));
     assert!(!signed_in(&browser).await);
+    // The client is told over the back channel too.
+    let sid = flow["ok"]["claims"]["sid"].as_str().unwrap();
+    rp_side.exactly("portal", sid, 1).await;
 
     // Without the hint the user is asked; the answer signs out and goes back.
     browser
@@ -890,4 +895,270 @@ async fn rp_initiated_logout_ends_the_session_and_returns_to_the_registered_uri(
 async fn signed_in(browser: &Browser<'_>) -> bool {
     let page = browser.get("/logout").await.text().await.unwrap();
     !page.contains("You are not signed in")
+}
+
+/// A relying party's back-channel logout endpoints on its own port: `/bcl/{name}` keeps
+/// each POST (content type and body) and answers 200, except 503 to the first POST to
+/// `/bcl/{fail_first}`.
+struct LogoutReceiver {
+    base: String,
+    posts: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
+
+impl LogoutReceiver {
+    async fn spawn(fail_first: &'static str) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let posts: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+        let failed = Arc::new(AtomicBool::new(false));
+        let keep = posts.clone();
+        let router = axum::Router::new().route(
+            "/bcl/{name}",
+            axum::routing::post(
+                move |axum::extract::Path(name): axum::extract::Path<String>,
+                      headers: axum::http::HeaderMap,
+                      body: String| async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let fail = name == fail_first && !failed.swap(true, Ordering::SeqCst);
+                    keep.lock().unwrap().push((name, content_type, body));
+                    if fail {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                },
+            ),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { base, posts }
+    }
+
+    fn uri(&self, name: &str) -> String {
+        format!("{}/bcl/{name}", self.base)
+    }
+
+    /// The logout tokens POSTed to `name` for session `sid` so far (each POST checked to be
+    /// a form with one `logout_token`).
+    fn tokens(&self, name: &str, sid: &str) -> Vec<String> {
+        self.posts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _, _)| n == name)
+            .map(|(_, content_type, body)| {
+                assert_eq!(content_type, "application/x-www-form-urlencoded");
+                let fields: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+                    .into_owned()
+                    .collect();
+                assert_eq!(fields.len(), 1, "{body}");
+                assert_eq!(fields[0].0, "logout_token", "{body}");
+                fields[0].1.clone()
+            })
+            .filter(|token| unverified_claims(token)["sid"] == sid)
+            .collect()
+    }
+
+    /// Waits up to 10 s for `n` tokens to `name` for `sid`, then 1.5 s more to see that no
+    /// more come; returns them.
+    async fn exactly(&self, name: &str, sid: &str, n: usize) -> Vec<String> {
+        crate::support::eventually(10, || async {
+            (self.tokens(name, sid).len() >= n).then_some(())
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let tokens = self.tokens(name, sid);
+        assert_eq!(tokens.len(), n, "{name}, session {sid}: {tokens:?}");
+        tokens
+    }
+}
+
+/// A JWT's payload, not verified (to sort tokens; they are verified by the RP library).
+fn unverified_claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[apply(both_backends)]
+async fn back_channel_logout_tells_each_client_of_an_ended_session_once(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let app = TestApp::spawn_with(backend, |c| c.backchannel_logout_retry_secs = 1).await;
+    let ada = user(&app, "ada").await;
+    // The first POST to portal fails: it is retried.
+    let rp_side = LogoutReceiver::spawn("portal").await;
+    let told = |name: &str, alg: Option<&str>| gatehouse::oauth::clients::NewClient {
+        name: name.to_owned(),
+        client_type: "public".to_owned(),
+        redirect_uris: vec![REDIRECT.to_owned()],
+        backchannel_logout_uri: Some(rp_side.uri(name)),
+        id_token_alg: alg.map(str::to_owned),
+        ..Default::default()
+    };
+    let (portal, _) = app.register(told("portal", None)).await;
+    let (shop, _) = app.register(told("shop", Some("ES256"))).await;
+    let (quiet, _) = code_client(&app, false, None).await;
+    let browser = Browser::new(&app);
+    let openid = |client: &str| json!({"client_id": client, "scope": "openid"});
+    let Some(first) = rp_code_flow_in(module_path!(), &browser, "ada", openid(&portal)).await
+    else {
+        return;
+    };
+    let sid = first["ok"]["claims"]["sid"].as_str().unwrap().to_owned();
+    for client in [&shop, &quiet] {
+        let flow = rp_code_flow_in(module_path!(), &browser, "ada", openid(client)).await;
+        assert_eq!(flow.unwrap()["ok"]["claims"]["sid"], sid.as_str());
+    }
+    // The same user signing in again in the same browser continues the session.
+    browser
+        .sign_in("/login", "ada", crate::flow::PASSWORD)
+        .await;
+    let admin = {
+        let (id, secret) = app.service_client(&["admin"]).await;
+        app.access_token(&id, &secret, None).await
+    };
+    let sessions = json(app.get_bearer("/admin/v1/users/ada/sessions", &admin).await).await;
+    let listed = &sessions["sessions"];
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{sessions}");
+    assert_eq!(listed[0]["sid"], sid.as_str());
+    let mut clients = vec![portal.clone(), shop.clone(), quiet.clone()];
+    clients.sort();
+    assert_eq!(listed[0]["clients"], json!(clients));
+
+    // Signing out tells the two clients with a URI, once each; portal's first POST failed
+    // and was retried with the same token id.
+    let page = browser.get("/logout").await.text().await.unwrap();
+    let csrf = crate::flow::input_value(&page, "csrf_token").unwrap();
+    let res = browser
+        .post("/logout", &[("csrf_token", csrf.as_str())])
+        .await;
+    assert_eq!(res.status(), 200);
+    let portal_tokens = rp_side.exactly("portal", &sid, 2).await;
+    let shop_tokens = rp_side.exactly("shop", &sid, 1).await;
+    assert_eq!(
+        unverified_claims(&portal_tokens[0])["jti"],
+        unverified_claims(&portal_tokens[1])["jti"]
+    );
+    for (client, token, alg) in [
+        (&portal, &portal_tokens[1], "RS256"),
+        (&shop, &shop_tokens[0], "ES256"),
+    ] {
+        let verified = rp(
+            module_path!(),
+            "logout_token",
+            json!({"issuer": app.url(""), "client_id": client, "token": token, "alg": alg}),
+        )
+        .await
+        .unwrap();
+        let ok = &verified["ok"];
+        assert_eq!(ok["header"]["typ"], "logout+jwt", "{verified}");
+        assert_eq!(ok["header"]["alg"], alg, "{verified}");
+        assert_eq!(ok["claims"]["sub"], ada.id.as_str(), "{verified}");
+        assert_eq!(ok["claims"]["sid"], sid.as_str(), "{verified}");
+        assert_eq!(ok["claims"]["aud"], client.as_str(), "{verified}");
+    }
+    assert!(
+        rp_side
+            .posts
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(n, _, _)| n != "quiet")
+    );
+
+    // An administrator ends a session. A code of that session redeemed afterwards still
+    // gets its tokens, and its client is told at once; a client told already is not told
+    // twice.
+    let second = rp_code_flow_in(module_path!(), &browser, "ada", openid(&portal))
+        .await
+        .unwrap();
+    let sid2 = second["ok"]["claims"]["sid"].as_str().unwrap().to_owned();
+    assert_ne!(
+        sid2, sid,
+        "a new sign-in after signing out is a new session"
+    );
+    let held = |client: &str| {
+        let (browser, client) = (&browser, client.to_owned());
+        async move {
+            let mut params = openid(&client);
+            params["issuer"] = json!(browser.app.url(""));
+            params["redirect_uri"] = json!(REDIRECT);
+            let request = rp(module_path!(), "authorization_url", params.clone())
+                .await
+                .unwrap();
+            let request = &request["ok"];
+            let url = request["url"].as_str().unwrap();
+            let callback = browser.authorize(url, "ada").await;
+            for field in ["code_verifier", "state", "nonce"] {
+                params[field] = request[field].clone();
+            }
+            params["callback"] = json!(callback.as_str());
+            params
+        }
+    };
+    let (held_shop, held_portal) = (held(&shop).await, held(&portal).await);
+    let end = |path: String| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            app.http
+                .delete(app.url(&path))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let path = format!("/admin/v1/users/ada/sessions/{sid2}");
+    assert_eq!(end(path.clone()).await, 204);
+    assert_eq!(end(path).await, 404, "that session has ended");
+    assert!(!signed_in(&browser).await);
+    for params in [held_shop, held_portal] {
+        let late = rp(module_path!(), "code_grant", params).await.unwrap();
+        assert_eq!(late["ok"]["claims"]["sid"], sid2.as_str(), "{late}");
+    }
+    rp_side.exactly("portal", &sid2, 1).await;
+    rp_side.exactly("shop", &sid2, 1).await;
+
+    // Disabling the user ends their sessions, and every session's clients are told.
+    let mut sids = Vec::new();
+    for _ in 0..2 {
+        let other = Browser::new(&app);
+        let flow = rp_code_flow_in(module_path!(), &other, "ada", openid(&portal))
+            .await
+            .unwrap();
+        sids.push(flow["ok"]["claims"]["sid"].as_str().unwrap().to_owned());
+    }
+    let res = app
+        .http
+        .post(app.url("/admin/v1/users/ada/disable"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for sid in &sids {
+        rp_side.exactly("portal", sid, 1).await;
+    }
+
+    let discovered = discovery(&app).await;
+    assert_eq!(discovered["backchannel_logout_supported"], true);
+    assert_eq!(discovered["backchannel_logout_session_supported"], true);
+    assert!(
+        discovered["claims_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("sid"))
+    );
+    app.stop().await;
 }

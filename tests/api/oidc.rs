@@ -23,8 +23,8 @@ async fn an_independent_relying_party_completes_the_flow(#[case] backend: Backen
     let ada = user(&app, "ada").await;
     let redirect = "https://rp.example/callback";
     let client_id = public_client(&app, redirect).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    let http = openidconnect::reqwest::Client::builder()
+        .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
         .unwrap();
 

@@ -4,6 +4,7 @@
 // The issuer is plain http on 127.0.0.1, which the libraries allow only when asked to.
 import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
+import * as jose from 'jose';
 
 const [scenario, raw] = process.argv.slice(2);
 const params = JSON.parse(raw ?? '{}');
@@ -87,6 +88,29 @@ const scenarios = {
   async end_session_url(params) {
     const config = await configure(params);
     return { url: client.buildEndSessionUrl(config, params.logout).href };
+  },
+
+  // A relying party's validation of a back-channel logout token (Back-Channel Logout 1.0
+  // §2.6), with jose: the signature against the issuer's JWKS in the client's ID-token
+  // algorithm, iss, aud, iat, `typ: logout+jwt`, the logout event, sid or sub, no nonce.
+  async logout_token({ issuer, client_id, token, alg }) {
+    const as = await discover(issuer);
+    const jwks = jose.createRemoteJWKSet(new URL(as.jwks_uri));
+    const { payload, protectedHeader } = await jose.jwtVerify(token, jwks, {
+      issuer,
+      audience: client_id,
+      typ: 'logout+jwt',
+      algorithms: [alg ?? 'RS256'],
+      requiredClaims: ['iat', 'exp', 'jti', 'events'],
+      maxTokenAge: '2 minutes',
+    });
+    const event = payload.events?.['http://schemas.openid.net/event/backchannel-logout'];
+    if (typeof event !== 'object' || event === null || Array.isArray(event)) {
+      throw new Error('the token carries no back-channel logout event');
+    }
+    if (!payload.sid && !payload.sub) throw new Error('the token names neither sid nor sub');
+    if ('nonce' in payload) throw new Error('a logout token must not carry a nonce');
+    return { header: protectedHeader, claims: payload };
   },
 
   // openid-client's device authorization request (RFC 8628 §3.1).

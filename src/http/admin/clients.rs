@@ -63,6 +63,9 @@ pub struct CreateClientRequest {
     /// exactly.
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where to POST logout tokens when a session the client took part in ends (OpenID
+    /// Connect Back-Channel Logout 1.0): `https`, or `http` on a loopback host.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// A client, with its secret when it was just created or rotated (shown once).
@@ -152,6 +155,7 @@ pub async fn create_client(
             id_token_alg: body.id_token_signed_response_alg,
             may_introspect: body.may_introspect,
             post_logout_redirect_uris: body.post_logout_redirect_uris,
+            backchannel_logout_uri: body.backchannel_logout_uri,
         },
     )
     .await?;

@@ -48,6 +48,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::get_user))
         .routes(routes!(users::list_user_grants))
         .routes(routes!(users::revoke_user_grant))
+        .routes(routes!(users::list_user_sessions, users::end_user_sessions))
+        .routes(routes!(users::end_user_session))
         .routes(routes!(users::disable_user))
         .routes(routes!(users::enable_user))
         .routes(routes!(keys::list_keys))

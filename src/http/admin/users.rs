@@ -138,6 +138,99 @@ pub async fn revoke_user_grant(
     }
 }
 
+/// A browser session of a user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionInfo {
+    /// The session's id towards clients: the `sid` of its ID tokens and logout tokens.
+    pub sid: String,
+    /// When the user signed in.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub auth_time: i64,
+    /// When the session expires.
+    #[serde(serialize_with = "crate::clock::as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: i64,
+    /// The clients that received an ID token in it (told when it ends, if they registered
+    /// a `backchannel_logout_uri`).
+    pub clients: Vec<String>,
+}
+
+/// A user's live browser sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// Lists a user's live browser sessions.
+#[utoipa::path(get, path = "/admin/v1/users/{username}/sessions", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = SessionList), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn list_user_sessions(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<Json<SessionList>, ApiError> {
+    let user = users::find(&state.store, &username).await?;
+    let rows = store::sessions::for_user(&state.store, &user.id, state.clock.unix()).await?;
+    let mut sessions = Vec::with_capacity(rows.len());
+    for row in rows {
+        sessions.push(SessionInfo {
+            clients: store::logouts::clients_of(&state.store, &row.sid).await?,
+            sid: row.sid,
+            auth_time: row.auth_time,
+            expires_at: row.expires_at,
+        });
+    }
+    Ok(Json(SessionList { sessions }))
+}
+
+/// Signs a user out of every browser: each client that received an ID token in one of
+/// the sessions is sent a back-channel logout token.
+#[utoipa::path(delete, path = "/admin/v1/users/{username}/sessions", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("username" = String, Path)),
+    responses((status = 204, description = "Every session ended"), (status = 404, body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn end_user_sessions(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    end_sessions(&admin, &state, &username, None).await
+}
+
+/// Ends one browser session of a user (its clients are told as above).
+#[utoipa::path(delete, path = "/admin/v1/users/{username}/sessions/{sid}", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
+    params(("username" = String, Path), ("sid" = String, Path, description = "The session's `sid`")),
+    responses((status = 204, description = "Ended"), (status = 404, description = "No such user, or no live session of theirs with this sid", body = Problem, content_type = "application/problem+json"), AdminErrors))]
+pub async fn end_user_session(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path((username, sid)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    end_sessions(&admin, &state, &username, Some(&sid)).await
+}
+
+async fn end_sessions(
+    admin: &Admin,
+    state: &AppState,
+    username: &str,
+    sid: Option<&str>,
+) -> Result<StatusCode, ApiError> {
+    let (user, ended) =
+        users::end_sessions(&state.store, state.clock.as_ref(), username, sid).await?;
+    state.logout_wakeup.notify_one();
+    state
+        .audit
+        .record(
+            by(admin, "admin.user.signed_out")
+                .user(user.id.as_str())
+                .detail("sessions", ended),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Disables a user: they can no longer sign in.
 #[utoipa::path(post, path = "/admin/v1/users/{username}/disable", tag = "admin", security(("bearer" = []), ("oauth2" = ["admin"])),
     params(("username" = String, Path)),
@@ -169,6 +262,7 @@ async fn set_user_enabled(
     enabled: bool,
 ) -> Result<Json<User>, ApiError> {
     let user = users::set_enabled(&state.store, state.clock.as_ref(), username, enabled).await?;
+    state.logout_wakeup.notify_one();
     state
         .tokens
         .cutoffs

@@ -17,6 +17,7 @@ use crate::model::User;
 use crate::oauth::authorize::{
     self, AuthorizationRequest, AuthorizationResponse, AuthorizeErrorCode, Rejection, ResponseMode,
 };
+use crate::oauth::login::SignIn;
 use crate::store;
 
 /// The authorization endpoint (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2). A browser is
@@ -194,8 +195,8 @@ async fn proceed(
     let now = state.clock.unix();
     let signed_in = session::current_user(state, jar)
         .await?
-        .filter(|(_, auth_time)| request.sign_in_satisfies(*auth_time, now));
-    let Some((user, auth_time)) = signed_in else {
+        .filter(|(_, sign_in)| request.sign_in_satisfies(sign_in.auth_time, now));
+    let Some((user, sign_in)) = signed_in else {
         if request.prompt.none {
             return Ok(error(
                 state,
@@ -206,7 +207,7 @@ async fn proceed(
         }
         return Ok(see_other(&login_location(request, query)));
     };
-    decide(state, request, &user, auth_time, query).await
+    decide(state, request, &user, &sign_in, query).await
 }
 
 /// With a signed-in user: refuse, ask for consent, or issue the code.
@@ -214,7 +215,7 @@ pub async fn decide(
     state: &AppState,
     request: &AuthorizationRequest,
     user: &User,
-    auth_time: i64,
+    sign_in: &SignIn,
     query: &str,
 ) -> Result<Response, store::StoreError> {
     if !request.client.admits(&user.username) {
@@ -237,7 +238,7 @@ pub async fn decide(
         return Ok(see_other(&format!("/consent?{query}")));
     }
     Ok(
-        match authorize::issue_code(&state.oauth(), request, &user.id, auth_time).await? {
+        match authorize::issue_code(&state.oauth(), request, &user.id, sign_in).await? {
             Some(response) => answer(&response),
             None => see_other(&login_location(request, query)),
         },

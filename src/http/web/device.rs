@@ -233,7 +233,7 @@ async fn decide(
     now: i64,
 ) -> PageResult {
     let shown = display_user_code(&request.user_code);
-    let Some((user, auth_time)) = session::current_user(state, &jar).await? else {
+    let Some((user, sign_in)) = session::current_user(state, &jar).await? else {
         let checked = session::bound_token(state, &jar, &checked_purpose(&request.user_code))
             .unwrap_or_default();
         let back = format!("/activate?user_code={shown}&checked={checked}");
@@ -259,7 +259,7 @@ async fn decide(
         &request.user_code,
         approve,
         &user.id,
-        auth_time,
+        sign_in.auth_time,
         now,
     )
     .await?;

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret as _;
 
 use crate::http::state::AppState;
+use crate::oauth::login::SignIn;
 use crate::oauth::secret;
 use crate::store::{self, StoreError, sessions::SessionRow};
 
@@ -56,11 +57,11 @@ fn cookie(state: &AppState, name: &'static str, value: String, max_age: i64) -> 
         .build()
 }
 
-/// The signed-in, enabled user of this browser and when they signed in.
+/// The signed-in, enabled user of this browser, and their sign-in.
 pub async fn current_user(
     state: &AppState,
     jar: &CookieJar,
-) -> Result<Option<(crate::model::User, i64)>, StoreError> {
+) -> Result<Option<(crate::model::User, SignIn)>, StoreError> {
     let Some(cookie) = jar.get(cookie_names(state).session) else {
         return Ok(None);
     };
@@ -72,10 +73,15 @@ pub async fn current_user(
     let user = store::users::by_id(&state.store, &session.user_id)
         .await?
         .filter(|u| u.enabled);
-    Ok(user.map(|u| (u, session.auth_time)))
+    let sign_in = SignIn {
+        auth_time: session.auth_time,
+        sid: session.sid,
+    };
+    Ok(user.map(|u| (u, sign_in)))
 }
 
-/// Signs `user_id` in: a new session id (the old session, if any, is deleted).
+/// Signs `user_id` in: a new session id. The old session, if any, is deleted; it goes on
+/// under the new id (the same `sid`) when it was the same user's.
 pub async fn start(
     state: &AppState,
     jar: CookieJar,
@@ -90,6 +96,7 @@ pub async fn start(
         user_id: user_id.to_owned(),
         auth_time: now,
         expires_at: now + ttl,
+        sid: secret::token_id(),
     };
     store::sessions::insert(
         &state.store,
@@ -99,6 +106,11 @@ pub async fn start(
         now,
     )
     .await?;
+    // A session of another user that this one replaced has ended: its clients are owed
+    // logout tokens.
+    if replaces.is_some() {
+        state.logout_wakeup.notify_one();
+    }
     Ok(jar.add(cookie(
         state,
         names.session,
@@ -111,7 +123,9 @@ pub async fn start(
 pub async fn end(state: &AppState, jar: CookieJar) -> Result<CookieJar, StoreError> {
     let names = cookie_names(state);
     if let Some(c) = jar.get(names.session) {
-        store::sessions::delete(&state.store, &secret::hash(c.value())).await?;
+        let now = state.clock.unix();
+        store::sessions::delete(&state.store, &secret::hash(c.value()), now).await?;
+        state.logout_wakeup.notify_one();
     }
     Ok(jar.remove(Cookie::build(names.session).path("/").build()))
 }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::model::ScopeSet;
 use crate::oauth::Ctx;
+use crate::oauth::login::SignIn;
 use crate::oauth::secret;
 use crate::store::{self, StoreError};
 
@@ -55,10 +56,10 @@ pub async fn issue_code(
     ctx: &Ctx<'_>,
     request: &AuthorizationRequest,
     user_id: &str,
-    auth_time: i64,
+    sign_in: &SignIn,
 ) -> Result<Option<AuthorizationResponse>, StoreError> {
     let now = ctx.clock.unix();
-    if !request.sign_in_satisfies(auth_time, now) {
+    if !request.sign_in_satisfies(sign_in.auth_time, now) {
         return Ok(None);
     }
     let code = secret::generate();
@@ -70,9 +71,10 @@ pub async fn issue_code(
         scope: request.scope.to_string(),
         code_challenge: request.code_challenge.clone(),
         nonce: request.nonce.clone(),
-        auth_time,
+        auth_time: sign_in.auth_time,
         expires_at: now + CODE_TTL_SECS,
         id_token_claims: request.claims.id_token_names(),
+        sid: Some(sign_in.sid.clone()),
     };
     store::grants::insert_code(ctx.store, &secret::hash_secret(&code), &row, now).await?;
     let mut params = vec![("code", code.expose_secret().to_owned())];

@@ -14,8 +14,8 @@ use crate::clock::Clock;
 use crate::fields::FieldErrors;
 use crate::model::Client;
 use crate::model::{
-    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, RedirectUri, Scope, ScopeSet,
-    SigningAlg, Username,
+    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, LogoutUri, RedirectUri, Scope,
+    ScopeSet, SigningAlg, Username,
 };
 use crate::store::{self, Store};
 
@@ -56,6 +56,8 @@ pub struct NewClient {
     pub may_introspect: bool,
     /// Where RP-initiated logout may return to.
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where to POST logout tokens (Back-Channel Logout 1.0).
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// A created client and, for secret-based clients, the secret (shown once, stored hashed).
@@ -160,6 +162,7 @@ pub async fn create(
         id_token_signed_response_alg: openid.1,
         may_introspect: new.may_introspect,
         post_logout_redirect_uris: openid.0,
+        backchannel_logout_uri: openid.2,
         pre_authorized_users: pre_authorize,
         enabled: true,
         created_at: now,
@@ -168,8 +171,12 @@ pub async fn create(
     insert(store, client, secret).await
 }
 
-/// The OpenID Connect metadata: post-logout redirect URIs and the ID tokens' algorithm.
-fn openid_metadata(f: &mut FieldErrors, new: &NewClient) -> (Vec<RedirectUri>, Option<SigningAlg>) {
+/// The OpenID Connect metadata: post-logout redirect URIs, the ID tokens' algorithm and
+/// the back-channel logout URI.
+fn openid_metadata(
+    f: &mut FieldErrors,
+    new: &NewClient,
+) -> (Vec<RedirectUri>, Option<SigningAlg>, Option<LogoutUri>) {
     let post_logout = f.check_all(
         "post_logout_redirect_uris",
         &new.post_logout_redirect_uris,
@@ -179,7 +186,11 @@ fn openid_metadata(f: &mut FieldErrors, new: &NewClient) -> (Vec<RedirectUri>, O
         .id_token_alg
         .as_deref()
         .and_then(|a| f.check("id_token_signed_response_alg", a.parse::<SigningAlg>()));
-    (post_logout, alg)
+    let backchannel = new
+        .backchannel_logout_uri
+        .as_deref()
+        .and_then(|u| f.check("backchannel_logout_uri", LogoutUri::parse(u)));
+    (post_logout, alg, backchannel)
 }
 
 /// A scope only a client acting for itself may have never sits beside a grant that acts

@@ -81,6 +81,7 @@ pub async fn exchange(
         auth_time: row.auth_time,
         nonce: row.nonce.as_deref(),
         id_token_claims: row.id_token_claims.as_deref(),
+        sid: row.sid.as_deref(),
     };
     let issuance = issue_for_user(ctx, &mut tx, &grant).await?;
     store::grants::record_code_issue(&mut tx, &code_hash, &issuance.issued).await?;

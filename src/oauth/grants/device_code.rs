@@ -95,6 +95,9 @@ pub async fn exchange(
         auth_time: row.auth_time.unwrap_or(now),
         nonce: None,
         id_token_claims: None,
+        // The device is not part of the browser session that approved it: signing out
+        // there does not sign the device out.
+        sid: None,
     };
     let issuance = issue_for_user(ctx, &mut tx, &grant).await?;
     tx.commit().await?;

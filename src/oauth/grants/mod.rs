@@ -58,6 +58,8 @@ pub struct UserGrant<'a> {
     pub nonce: Option<&'a str>,
     /// Claims the authorization request asked for in the ID token (space-separated).
     pub id_token_claims: Option<&'a str>,
+    /// The browser session the grant came from (the ID token's `sid`), if one.
+    pub sid: Option<&'a str>,
 }
 
 /// What an issuance wrote, for a replayed code to revoke.
@@ -162,6 +164,7 @@ pub async fn issue_for_user(
             scope: grant.granted.to_string(),
             auth_time: grant.auth_time,
             expires_at: (lifetime > 0).then_some(now + lifetime),
+            sid: grant.sid.map(str::to_owned),
         };
         store::grants::insert_family(tx, &family, now).await?;
         let (token, row) =
@@ -170,6 +173,17 @@ pub async fn issue_for_user(
             .await?;
         family_id = Some(family.id);
         refresh_token = Some(token.expose_secret().to_owned());
+    }
+    // A client given an ID token of a session is told when the session ends.
+    if let (Some(sid), Some(_)) = (grant.sid, &signed.id_token) {
+        store::logouts::joined(
+            tx,
+            sid,
+            grant.client.client_id.as_str(),
+            &grant.user.id,
+            now,
+        )
+        .await?;
     }
     let issued = store::grants::Issued {
         access_jti: Some(signed.access.claims.jti.clone()),

@@ -62,6 +62,7 @@ pub async fn exchange(
         auth_time: family.auth_time,
         nonce: None,
         id_token_claims: None,
+        sid: family.sid.as_deref(),
     };
     let signed = sign_for_user(ctx, &grant, now)?;
     let (successor, row) = new_refresh_token(ctx, client, family.expires_at, &signed.access, now);

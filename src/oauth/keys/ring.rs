@@ -31,6 +31,8 @@ pub struct LoadedKey {
     header: String,
     /// The same for ID tokens (`typ: JWT`).
     id_header: String,
+    /// The same for logout tokens (`typ: logout+jwt`).
+    logout_header: String,
     /// Verifies this key's signatures.
     pub decoding: DecodingKey,
     /// The public JWK (with `kid`, `alg`, `use`).
@@ -63,6 +65,12 @@ impl LoadedKey {
     /// Signs an OpenID Connect ID token (`typ: JWT`).
     pub fn sign_id_token<T: serde::Serialize>(&self, claims: &T) -> Result<String, KeyError> {
         self.sign_with(&self.id_header, claims)
+    }
+
+    /// Signs a back-channel logout token (`typ: logout+jwt`, Back-Channel Logout 1.0 §4.1:
+    /// no other kind of token can be taken for it).
+    pub fn sign_logout_token<T: serde::Serialize>(&self, claims: &T) -> Result<String, KeyError> {
+        self.sign_with(&self.logout_header, claims)
     }
 
     fn sign_with<T: serde::Serialize>(&self, header: &str, claims: &T) -> Result<String, KeyError> {
@@ -228,6 +236,7 @@ impl KeyRing {
         };
         let access_header = header(crate::oauth::tokens::ACCESS_TOKEN_TYP)?;
         let id_header = header("JWT")?;
+        let logout_header = header("logout+jwt")?;
         Ok(LoadedKey {
             kid: row.kid,
             alg: jose(line),
@@ -235,6 +244,7 @@ impl KeyRing {
             signer,
             header: access_header,
             id_header,
+            logout_header,
             decoding,
             public_jwk,
             activate_at: row.activate_at,

@@ -31,6 +31,8 @@ pub struct CodeRow {
     pub expires_at: i64,
     /// Claims the request asked for in the ID token, space-separated.
     pub id_token_claims: Option<String>,
+    /// The browser session that approved it (OpenID Connect `sid`).
+    pub sid: Option<String>,
 }
 
 /// Stores a new code.
@@ -41,8 +43,8 @@ pub async fn insert_code(
     now: i64,
 ) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
-        scope, code_challenge, nonce, auth_time, created_at, expires_at, id_token_claims) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        scope, code_challenge, nonce, auth_time, created_at, expires_at, id_token_claims, sid) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     write!(store, |pool| sqlx::query(SQL)
         .bind(code_hash.as_slice())
         .bind(&row.client_id)
@@ -55,6 +57,7 @@ pub async fn insert_code(
         .bind(now)
         .bind(row.expires_at)
         .bind(&row.id_token_claims)
+        .bind(&row.sid)
         .execute(pool)
         .await
         .map(|_| ()))?;
@@ -96,7 +99,7 @@ pub async fn redeem_code(
     const CLAIM: &str = "UPDATE authorization_codes SET used_at = $2 \
         WHERE code_hash = $1 AND used_at IS NULL \
         RETURNING client_id, user_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at, \
-        id_token_claims";
+        id_token_claims, sid";
     const USED: &str = "SELECT client_id, access_jti, access_exp, family_id \
         FROM authorization_codes WHERE code_hash = $1";
     let claimed: Option<CodeRow> = in_tx!(tx, |c| sqlx::query_as(CLAIM)

@@ -21,6 +21,8 @@ pub struct FamilyRow {
     pub auth_time: i64,
     /// When the family ends; `None` = valid until revoked.
     pub expires_at: Option<i64>,
+    /// The browser session the grant came from (its ID tokens' `sid`), if one.
+    pub sid: Option<String>,
 }
 
 /// One refresh token of a family.
@@ -37,7 +39,7 @@ pub struct RefreshRow {
 /// Starts a family.
 pub async fn insert_family(tx: &mut Tx, family: &FamilyRow, now: i64) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO refresh_families (id, client_id, user_id, scope, auth_time, \
-        created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        created_at, expires_at, sid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     in_tx!(tx, |c| sqlx::query(SQL)
         .bind(&family.id)
         .bind(&family.client_id)
@@ -46,6 +48,7 @@ pub async fn insert_family(tx: &mut Tx, family: &FamilyRow, now: i64) -> Result<
         .bind(family.auth_time)
         .bind(now)
         .bind(family.expires_at)
+        .bind(&family.sid)
         .execute(&mut *c)
         .await
         .map(|_| ()))?;
@@ -141,6 +144,7 @@ pub(super) struct LookupRow {
     scope: String,
     auth_time: i64,
     family_expires_at: Option<i64>,
+    sid: Option<String>,
     revoked_at: Option<i64>,
     idle_expires_at: Option<i64>,
     rotated_at: Option<i64>,
@@ -161,6 +165,7 @@ impl TryFrom<LookupRow> for RefreshLookup {
                 scope: row.scope,
                 auth_time: row.auth_time,
                 expires_at: row.family_expires_at,
+                sid: row.sid,
             },
             revoked_at: row.revoked_at,
             idle_expires_at: row.idle_expires_at,
@@ -199,7 +204,7 @@ pub async fn lookup_refresh(
     static SELECT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT t.token_hash, f.id AS family_id, f.client_id, f.scope, f.auth_time, \
-             f.expires_at AS family_expires_at, f.revoked_at, t.idle_expires_at, t.rotated_at, \
+             f.expires_at AS family_expires_at, f.sid, f.revoked_at, t.idle_expires_at, t.rotated_at, \
              t.created_at AS issued_at, {} \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
              JOIN users u ON u.id = f.user_id WHERE t.token_hash",

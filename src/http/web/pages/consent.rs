@@ -15,6 +15,7 @@ use crate::http::web::error::{PageResult, WebError};
 use crate::http::web::{describe_scope, page, see_other, session};
 use crate::model::User;
 use crate::oauth::authorize::{self, AuthorizationRequest, AuthorizeErrorCode};
+use crate::oauth::login::SignIn;
 
 #[derive(Template)]
 #[template(path = "consent.html", config = "src/http/web/askama.toml")]
@@ -65,11 +66,11 @@ async fn satisfying_sign_in(
     jar: &CookieJar,
     request: &AuthorizationRequest,
     query: &str,
-) -> Result<(User, i64), WebError> {
+) -> Result<(User, SignIn), WebError> {
     let now = state.clock.unix();
     match session::current_user(state, jar).await? {
-        Some((user, auth_time)) if request.sign_in_satisfies(auth_time, now) => {
-            Ok((user, auth_time))
+        Some((user, sign_in)) if request.sign_in_satisfies(sign_in.auth_time, now) => {
+            Ok((user, sign_in))
         }
         _ => Err(WebError::reply(see_other(&login_location(request, query)))),
     }
@@ -97,7 +98,7 @@ pub async fn consent_submit(
         ));
     }
     let request = AuthorizationRequest::parse(&state.oauth(), &form.request).await?;
-    let (user, auth_time) = satisfying_sign_in(&state, &jar, &request, &form.request).await?;
+    let (user, sign_in) = satisfying_sign_in(&state, &jar, &request, &form.request).await?;
     let deny = |code, text: &str| Ok(answer(&request.error(&state.issuer, code, text)));
     if !request.client.admits(&user.username) {
         return deny(
@@ -128,7 +129,7 @@ pub async fn consent_submit(
     }
     let issued = async {
         authorize::record_consent(&state.oauth(), &request, &user.id).await?;
-        authorize::issue_code(&state.oauth(), &request, &user.id, auth_time).await
+        authorize::issue_code(&state.oauth(), &request, &user.id, &sign_in).await
     }
     .await;
     match issued {

@@ -1,0 +1,227 @@
+//! Back-channel logout (OpenID Connect Back-Channel Logout 1.0): which clients received an
+//! ID token in a live session, and the logout tokens owed to them once it ends. A delivery
+//! row is written by the transaction that ends the session, at most one per session and
+//! client (the primary key), and claimed by any process's dispatcher as email is: a claim
+//! pushes `next_attempt_at` past a lease, and on PostgreSQL `FOR UPDATE SKIP LOCKED` keeps
+//! two replicas from claiming one row at once.
+
+use sqlx::QueryBuilder;
+
+use super::{Db, Store, StoreError, Tx, in_tx, read, write};
+
+/// A claimed delivery, with the attempt this claim counts as.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueLogout {
+    /// The session that ended.
+    pub sid: String,
+    /// The client to tell.
+    pub client_id: String,
+    /// The session's user (the token's `sub`).
+    pub user_id: String,
+    /// The logout token's `jti`, the same in every attempt.
+    pub jti: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// When the session ended.
+    pub created_at: i64,
+}
+
+/// Records, inside the transaction that issues an ID token of session `sid` to
+/// `client_id`, that the client is to be told when the session ends. A session that has
+/// already ended (it ended while the code was on its way) is told at once. On PostgreSQL
+/// the session's row is locked, so that an ending committed meanwhile is either seen here
+/// or sees this client.
+pub async fn joined(
+    tx: &mut Tx,
+    sid: &str,
+    client_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    const LIVE_SQLITE: &str = "SELECT 1 FROM sessions WHERE sid = $1 AND expires_at > $2";
+    const LIVE_POSTGRES: &str =
+        "SELECT 1 FROM sessions WHERE sid = $1 AND expires_at > $2 FOR UPDATE";
+    const JOIN: &str = "INSERT INTO session_clients (sid, client_id, user_id, created_at) \
+        VALUES ($1, $2, $3, $4) ON CONFLICT (sid, client_id) DO NOTHING";
+    let live_sql = match tx {
+        Tx::Sqlite(_) => LIVE_SQLITE,
+        Tx::Postgres(_) => LIVE_POSTGRES,
+    };
+    let live: Option<i32> = in_tx!(tx, |c| sqlx::query_scalar(live_sql)
+        .bind(sid)
+        .bind(now)
+        .fetch_optional(&mut *c)
+        .await)?;
+    if live.is_some() {
+        in_tx!(tx, |c| sqlx::query(JOIN)
+            .bind(sid)
+            .bind(client_id)
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))?;
+        return Ok(());
+    }
+    owe(tx, sid, &[(client_id.to_owned(), user_id.to_owned())], now).await
+}
+
+/// Queues, inside the transaction that ends sessions `sids`, a logout token for each
+/// client that received an ID token in one of them and registered a back-channel logout
+/// URI. Returns how many were queued.
+pub async fn ended(tx: &mut Tx, sids: &[String], now: i64) -> Result<usize, StoreError> {
+    const CLIENTS: &str = "SELECT s.client_id, s.user_id FROM session_clients s \
+        JOIN clients c ON c.id = s.client_id \
+        WHERE s.sid = $1 AND c.backchannel_logout_uri IS NOT NULL";
+    const FORGET: &str = "DELETE FROM session_clients WHERE sid = $1";
+    let mut queued = 0;
+    for sid in sids {
+        let clients: Vec<(String, String)> = in_tx!(tx, |c| sqlx::query_as(CLIENTS)
+            .bind(sid)
+            .fetch_all(&mut *c)
+            .await)?;
+        queued += clients.len();
+        owe(tx, sid, &clients, now).await?;
+        in_tx!(tx, |c| sqlx::query(FORGET)
+            .bind(sid)
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))?;
+    }
+    Ok(queued)
+}
+
+/// A delivery for each `(client_id, user_id)` of `sid` whose client has a back-channel
+/// logout URI; one that exists already stays as it is (at most once per session and
+/// client).
+async fn owe(
+    tx: &mut Tx,
+    sid: &str,
+    clients: &[(String, String)],
+    now: i64,
+) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO logout_deliveries \
+        (sid, client_id, user_id, jti, next_attempt_at, created_at) \
+        SELECT $1, c.id, $3, $4, $5, $5 FROM clients c \
+        WHERE c.id = $2 AND c.backchannel_logout_uri IS NOT NULL \
+        ON CONFLICT (sid, client_id) DO NOTHING";
+    for (client_id, user_id) in clients {
+        in_tx!(tx, |c| sqlx::query(SQL)
+            .bind(sid)
+            .bind(client_id)
+            .bind(user_id)
+            .bind(crate::oauth::secret::token_id())
+            .bind(now)
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))?;
+    }
+    Ok(())
+}
+
+/// The clients that received an ID token in session `sid`.
+pub async fn clients_of(store: &Store, sid: &str) -> Result<Vec<String>, StoreError> {
+    const SQL: &str = "SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY client_id";
+    Ok(read!(store, |pool| sqlx::query_scalar(SQL)
+        .bind(sid)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Claims up to `limit` due deliveries until `lease_until`.
+pub async fn claim_due(
+    store: &Store,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<DueLogout>, StoreError> {
+    const SQLITE: &str = "UPDATE logout_deliveries SET attempts = attempts + 1, next_attempt_at = $2 \
+        WHERE (sid, client_id) IN (SELECT sid, client_id FROM logout_deliveries \
+          WHERE status = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3) \
+        RETURNING sid, client_id, user_id, jti, attempts, created_at";
+    const POSTGRES: &str = "UPDATE logout_deliveries SET attempts = attempts + 1, next_attempt_at = $2 \
+        WHERE (sid, client_id) IN (SELECT sid, client_id FROM logout_deliveries \
+          WHERE status = 'queued' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 \
+          FOR UPDATE SKIP LOCKED) \
+        RETURNING sid, client_id, user_id, jti, attempts, created_at";
+    let sql = match store.db {
+        Db::Sqlite { .. } => SQLITE,
+        Db::Postgres(_) => POSTGRES,
+    };
+    Ok(write!(store, |pool| sqlx::query_as(sql)
+        .bind(now)
+        .bind(lease_until)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Marks deliveries done (the client answered 200).
+pub async fn mark_sent(store: &Store, jtis: &[&str], now: i64) -> Result<(), StoreError> {
+    if jtis.is_empty() {
+        return Ok(());
+    }
+    write!(store, |pool| {
+        let mut query = QueryBuilder::new(
+            "UPDATE logout_deliveries SET status = 'sent', last_error = NULL, sent_at = ",
+        );
+        query
+            .push_bind(now)
+            .push(" WHERE status = 'queued' AND jti IN (");
+        let mut list = query.separated(", ");
+        for jti in jtis {
+            list.push_bind(*jti);
+        }
+        query.push(")");
+        query.build().execute(pool).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Records a failed attempt: retried at `next_attempt_at`, or, with `None`, given up.
+pub async fn mark_failed_attempt(
+    store: &Store,
+    jti: &str,
+    next_attempt_at: Option<i64>,
+    error: &str,
+) -> Result<(), StoreError> {
+    const SQL: &str = "UPDATE logout_deliveries SET \
+        status = CASE WHEN $2 IS NULL THEN 'failed' ELSE status END, \
+        next_attempt_at = COALESCE($2, next_attempt_at), last_error = $3 \
+        WHERE jti = $1 AND status = 'queued'";
+    write!(store, |pool| sqlx::query(SQL)
+        .bind(jti)
+        .bind(next_attempt_at)
+        .bind(error)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+/// Deliveries waiting or retrying.
+pub async fn queued(store: &Store) -> Result<i64, StoreError> {
+    const SQL: &str = "SELECT COUNT(*) FROM logout_deliveries WHERE status = 'queued'";
+    Ok(read!(store, |pool| sqlx::query_scalar(SQL)
+        .fetch_one(pool)
+        .await)?)
+}
+
+/// Forgets finished deliveries queued before `before`, and the clients of sessions that
+/// are gone (expired ones: an expiry is not told).
+pub async fn cleanup(store: &Store, before: i64) -> Result<u64, StoreError> {
+    const DELIVERIES: &str =
+        "DELETE FROM logout_deliveries WHERE status <> 'queued' AND created_at < $1";
+    const ORPHANS: &str = "DELETE FROM session_clients WHERE NOT EXISTS \
+        (SELECT 1 FROM sessions s WHERE s.sid = session_clients.sid)";
+    let a = write!(store, |pool| sqlx::query(DELIVERIES)
+        .bind(before)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    let b = write!(store, |pool| sqlx::query(ORPHANS)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(a + b)
+}
