@@ -28,9 +28,13 @@ pub struct DueLogout {
 
 /// Records, inside the transaction that issues an ID token of session `sid` to
 /// `client_id`, that the client is to be told when the session ends. A session that has
-/// already ended (it ended while the code was on its way) is told at once. On PostgreSQL
-/// the session's row is locked, so that an ending committed meanwhile is either seen here
-/// or sees this client.
+/// already ended (it ended while the code was on its way) is told at once.
+///
+/// A client already recorded needs nothing more: a session ending meanwhile finds it and
+/// tells it. Otherwise, on PostgreSQL, the session's row is share-locked (`FOR KEY SHARE`,
+/// which only an ending's `DELETE` waits for), so that an ending either committed before
+/// and is seen here, or comes after and sees this client. Redemptions of one session do
+/// not wait for each other.
 pub async fn joined(
     tx: &mut Tx,
     sid: &str,
@@ -38,11 +42,20 @@ pub async fn joined(
     user_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    const KNOWN: &str = "SELECT 1 FROM session_clients WHERE sid = $1 AND client_id = $2";
     const LIVE_SQLITE: &str = "SELECT 1 FROM sessions WHERE sid = $1 AND expires_at > $2";
     const LIVE_POSTGRES: &str =
-        "SELECT 1 FROM sessions WHERE sid = $1 AND expires_at > $2 FOR UPDATE";
+        "SELECT 1 FROM sessions WHERE sid = $1 AND expires_at > $2 FOR KEY SHARE";
     const JOIN: &str = "INSERT INTO session_clients (sid, client_id, user_id, created_at) \
         VALUES ($1, $2, $3, $4) ON CONFLICT (sid, client_id) DO NOTHING";
+    let known: Option<i32> = in_tx!(tx, |c| sqlx::query_scalar(KNOWN)
+        .bind(sid)
+        .bind(client_id)
+        .fetch_optional(&mut *c)
+        .await)?;
+    if known.is_some() {
+        return Ok(());
+    }
     let live_sql = match tx {
         Tx::Sqlite(_) => LIVE_SQLITE,
         Tx::Postgres(_) => LIVE_POSTGRES,

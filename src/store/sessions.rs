@@ -17,8 +17,8 @@ pub struct SessionRow {
 }
 
 /// Stores a new session and ends the one it replaces (rotation at sign-in), atomically.
-/// The same user signing in again continues the session under its `sid`, which this
-/// returns; a different user ends it, and its clients are told.
+/// The same user signing in again before it expired continues the session under its
+/// `sid`, which this returns; a different user ends it, and its clients are told.
 pub async fn insert(
     store: &Store,
     id_hash: &[u8; 32],
@@ -26,19 +26,25 @@ pub async fn insert(
     row: &SessionRow,
     now: i64,
 ) -> Result<String, StoreError> {
-    const DELETE: &str = "DELETE FROM sessions WHERE id_hash = $1 RETURNING user_id, sid";
+    const DELETE: &str =
+        "DELETE FROM sessions WHERE id_hash = $1 RETURNING user_id, sid, expires_at";
     const INSERT: &str = "INSERT INTO sessions (id_hash, user_id, auth_time, created_at, expires_at, sid) \
         VALUES ($1, $2, $3, $4, $5, $6)";
     let mut tx = store.begin().await?;
     let mut sid = row.sid.clone();
     if let Some(old) = replaces {
-        let ended: Option<(String, String)> = super::in_tx!(&mut tx, |c| sqlx::query_as(DELETE)
-            .bind(old.as_slice())
-            .fetch_optional(&mut *c)
-            .await)?;
+        let ended: Option<(String, String, i64)> =
+            super::in_tx!(&mut tx, |c| sqlx::query_as(DELETE)
+                .bind(old.as_slice())
+                .fetch_optional(&mut *c)
+                .await)?;
         match ended {
-            Some((user_id, old_sid)) if user_id == row.user_id => sid = old_sid,
-            Some((_, old_sid)) => {
+            Some((user_id, old_sid, expires_at)) if user_id == row.user_id && expires_at > now => {
+                sid = old_sid;
+            }
+            // An expired session ended silently (cleanup forgets its clients).
+            Some((_, _, expires_at)) if expires_at <= now => {}
+            Some((_, old_sid, _)) => {
                 super::logouts::ended(&mut tx, &[old_sid], now).await?;
             }
             None => {}

@@ -1130,6 +1130,17 @@ async fn back_channel_logout_tells_each_client_of_an_ended_session_once(#[case] 
     rp_side.exactly("portal", &sid2, 1).await;
     rp_side.exactly("shop", &sid2, 1).await;
 
+    // Another user signing in over the session in the same browser ends it.
+    let third = rp_code_flow_in(module_path!(), &browser, "ada", openid(&portal))
+        .await
+        .unwrap();
+    let sid3 = third["ok"]["claims"]["sid"].as_str().unwrap().to_owned();
+    user(&app, "bob").await;
+    browser
+        .sign_in("/login", "bob", crate::flow::PASSWORD)
+        .await;
+    rp_side.exactly("portal", &sid3, 1).await;
+
     // Disabling the user ends their sessions, and every session's clients are told.
     let mut sids = Vec::new();
     for _ in 0..2 {
