@@ -81,8 +81,8 @@ pub async fn find(store: &Store, username: &str) -> Result<User, RegistryError> 
 }
 
 /// Ends a user's browser sessions (with `sid`, that one): each client that received an ID
-/// token in one is sent a logout token. Returns the user and how many ended; `NotFound` for an unknown
-/// user, or a `sid` that is not one of the user's live sessions.
+/// token in one is sent a logout token. Returns the user and how many ended; `NotFound`
+/// for an unknown user, or a `sid` that is not one of the user's sessions.
 pub async fn end_sessions(
     store: &Store,
     clock: &dyn Clock,

@@ -1140,6 +1140,11 @@ async fn back_channel_logout_tells_each_client_of_an_ended_session_once(#[case] 
         .sign_in("/login", "bob", crate::flow::PASSWORD)
         .await;
     rp_side.exactly("portal", &sid3, 1).await;
+    // An administrator signs a user out of every browser.
+    assert!(signed_in(&browser).await);
+    assert_eq!(end("/admin/v1/users/bob/sessions".to_owned()).await, 204);
+    assert!(!signed_in(&browser).await);
+    assert_eq!(end("/admin/v1/users/nobody/sessions".to_owned()).await, 404);
 
     // Disabling the user ends their sessions, and every session's clients are told.
     let mut sids = Vec::new();
