@@ -14,6 +14,7 @@ pub mod model;
 pub mod oauth;
 pub mod paging;
 pub mod ratelimit;
+pub mod retention;
 pub mod seed;
 pub mod store;
 pub mod telemetry;
@@ -257,8 +258,8 @@ async fn sync_loop(state: AppState, stop: CancellationToken) {
 /// How often a process checks whether a signing key is due for rotation.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Every minute: rotate each line's signing key when it is due, drop expired keys, revocations
-/// and used assertion ids.
+/// Every minute: rotate each line's signing key when it is due, and prune what has
+/// outlived its use (`retention`).
 async fn maintenance_loop(state: AppState, stop: CancellationToken) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -288,40 +289,40 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
             }
             Err(e) => tracing::warn!(error = %e, "key maintenance failed"),
         }
-        let horizon = state.clock.unix() - state.config.clock_skew_secs;
-        if let Err(e) = store::revocations::delete_expired(&state.store, horizon).await {
-            tracing::warn!(error = %e, "revocation cleanup failed");
+        let now = state.clock.unix();
+        let horizon = now - state.config.clock_skew_secs;
+        if let Err(e) = store::revocations::forget_assertions(&state.store, horizon).await {
+            tracing::warn!(error = %e, "used assertion cleanup failed");
         }
-        let oldest = state.tokens.cutoffs.oldest_relevant(state.clock.unix());
+        let oldest = state.tokens.cutoffs.oldest_relevant(now);
         if let Err(e) = store::cutoffs::delete_before(&state.store, oldest).await {
             tracing::warn!(error = %e, "token cut-off cleanup failed");
-        }
-        let now = state.clock.unix();
-        // A used or expired code is kept a day, so that a late replay is still recognised.
-        if let Err(e) = store::grants::cleanup(&state.store, now - 24 * 3600).await {
-            tracing::warn!(error = %e, "grant cleanup failed");
-        }
-        // An expired device code is kept a day, so that a late poll still hears why.
-        if let Err(e) = store::devices::cleanup(&state.store, now - 24 * 3600).await {
-            tracing::warn!(error = %e, "device code cleanup failed");
         }
         if let Err(e) =
             store::outbox::forget_mail_quota(&state.store, now.div_euclid(86_400) - 1).await
         {
             tracing::warn!(error = %e, "notification quota cleanup failed");
         }
-        if let Err(e) = store::idempotency::cleanup(&state.store, now).await {
-            tracing::warn!(error = %e, "idempotency key cleanup failed");
-        }
-        if let Err(e) =
-            store::sessions::cleanup(&state.store, now, now - state.config.login_window_secs).await
+        if let Err(e) = store::sessions::forget_throttles(
+            &state.store,
+            now,
+            now - state.config.login_window_secs,
+        )
+        .await
         {
-            tracing::warn!(error = %e, "session cleanup failed");
+            tracing::warn!(error = %e, "sign-in throttle cleanup failed");
         }
-        // A finished logout delivery is kept a day, so that a code of the ended session
-        // redeemed late finds it and no second token is sent.
-        if let Err(e) = store::logouts::cleanup(&state.store, now - 24 * 3600).await {
-            tracing::warn!(error = %e, "logout delivery cleanup failed");
+        // Every table that grows with traffic, in bounded batches (see `retention`).
+        match retention::run(&state.store, &state.config, now).await {
+            Ok(pruned) => {
+                for (table, rows) in pruned.into_iter().filter(|(_, n)| *n > 0) {
+                    tracing::debug!(table, rows, "pruned");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "pruning failed"),
+        }
+        if let Err(e) = store::logouts::forget_orphans(&state.store).await {
+            tracing::warn!(error = %e, "session client cleanup failed");
         }
     }
 }

@@ -138,6 +138,12 @@ pub struct Config {
     /// How often the dispatcher looks for due email (it also wakes at once for email
     /// queued by this process).
     pub mail_poll_ms: u64,
+    /// Days audit events are kept (0 = forever).
+    pub audit_retention_days: i64,
+    /// Days delivered or given-up email is kept in the outbox (0 = forever).
+    pub mail_retention_days: i64,
+    /// Days of daily API usage kept (0 = forever).
+    pub usage_retention_days: i64,
     /// Attempts to deliver a logout token before giving it up (Back-Channel Logout).
     pub backchannel_logout_max_attempts: i64,
     /// First retry delay of a logout token; doubled per attempt (with jitter), at most an
@@ -233,6 +239,9 @@ impl Default for Config {
             mail_retry_secs: 2,
             mail_lease_secs: 60,
             mail_poll_ms: 1000,
+            audit_retention_days: 90,
+            mail_retention_days: 30,
+            usage_retention_days: 400,
             backchannel_logout_max_attempts: 8,
             backchannel_logout_retry_secs: 2,
             backchannel_logout_timeout_ms: 5000,

@@ -108,6 +108,9 @@ impl Config {
             ("mail_max_attempts", self.mail_max_attempts, 1),
             ("mail_retry_secs", self.mail_retry_secs, 1),
             ("mail_lease_secs", self.mail_lease_secs, 2),
+            ("audit_retention_days", self.audit_retention_days, 0),
+            ("mail_retention_days", self.mail_retention_days, 0),
+            ("usage_retention_days", self.usage_retention_days, 0),
             (
                 "backchannel_logout_max_attempts",
                 self.backchannel_logout_max_attempts,

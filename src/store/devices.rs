@@ -148,14 +148,3 @@ pub async fn claim_approved(
         .map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
-
-/// Forgets requests that expired before `before`.
-pub async fn cleanup(store: &Store, before: i64) -> Result<(), StoreError> {
-    const SQL: &str = "DELETE FROM device_codes WHERE expires_at < $1";
-    write!(store, |pool| sqlx::query(SQL)
-        .bind(before)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
-    Ok(())
-}

@@ -206,14 +206,3 @@ async fn release(
         .map(|_| ()))?;
     Ok(())
 }
-
-/// Forgets expired keys (an unfinished one only once its claim lapsed as well).
-pub async fn cleanup(store: &Store, now: i64) -> Result<u64, StoreError> {
-    const SQL: &str = "DELETE FROM idempotency_keys WHERE expires_at <= $1 \
-        AND (status IS NOT NULL OR claimed_until <= $1)";
-    Ok(write!(store, |pool| sqlx::query(SQL)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?)
-}

@@ -220,21 +220,13 @@ pub async fn queued(store: &Store) -> Result<i64, StoreError> {
         .await)?)
 }
 
-/// Forgets finished deliveries queued before `before`, and the clients of sessions that
-/// are gone (expired ones: an expiry is not told).
-pub async fn cleanup(store: &Store, before: i64) -> Result<u64, StoreError> {
-    const DELIVERIES: &str =
-        "DELETE FROM logout_deliveries WHERE status <> 'queued' AND created_at < $1";
+/// Forgets the clients of sessions that are gone (expired ones: an expiry is not told).
+/// Finished deliveries are pruned by `store::prune`.
+pub async fn forget_orphans(store: &Store) -> Result<u64, StoreError> {
     const ORPHANS: &str = "DELETE FROM session_clients WHERE NOT EXISTS \
         (SELECT 1 FROM sessions s WHERE s.sid = session_clients.sid)";
-    let a = write!(store, |pool| sqlx::query(DELIVERIES)
-        .bind(before)
+    Ok(write!(store, |pool| sqlx::query(ORPHANS)
         .execute(pool)
         .await
-        .map(|r| r.rows_affected()))?;
-    let b = write!(store, |pool| sqlx::query(ORPHANS)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(a + b)
+        .map(|r| r.rows_affected()))?)
 }

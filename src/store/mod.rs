@@ -20,6 +20,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod logouts;
 pub mod outbox;
+pub mod prune;
 pub mod revocations;
 pub mod sessions;
 pub mod usage;

@@ -36,16 +36,10 @@ pub async fn since(store: &Store, since: i64, now: i64) -> Result<Vec<(String, i
         .await)?)
 }
 
-/// Forgets revocations of tokens that expired before `before`, and used assertion ids
-/// likewise.
-pub async fn delete_expired(store: &Store, before: i64) -> Result<(), StoreError> {
-    const TOKENS: &str = "DELETE FROM revoked_tokens WHERE expires_at < $1";
+/// Forgets used assertion ids that expired before `before` (no assertion they could
+/// refuse is still valid). Revocations are pruned by `store::prune`.
+pub async fn forget_assertions(store: &Store, before: i64) -> Result<(), StoreError> {
     const ASSERTIONS: &str = "DELETE FROM used_assertions WHERE expires_at < $1";
-    write!(store, |pool| sqlx::query(TOKENS)
-        .bind(before)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
     write!(store, |pool| sqlx::query(ASSERTIONS)
         .bind(before)
         .execute(pool)

@@ -224,21 +224,18 @@ pub async fn clear_failures(store: &Store, key: &str) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Deletes expired sessions and stale throttle rows.
-pub async fn cleanup(store: &Store, now: i64, stale_before: i64) -> Result<u64, StoreError> {
-    const SESSIONS: &str = "DELETE FROM sessions WHERE expires_at <= $1";
+/// Deletes stale throttle rows (expired sessions are pruned by `store::prune`).
+pub async fn forget_throttles(
+    store: &Store,
+    now: i64,
+    stale_before: i64,
+) -> Result<u64, StoreError> {
     const THROTTLES: &str = "DELETE FROM login_failures WHERE window_start < $1 \
         AND (locked_until IS NULL OR locked_until < $2)";
-    let a = write!(store, |pool| sqlx::query(SESSIONS)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    let b = write!(store, |pool| sqlx::query(THROTTLES)
+    Ok(write!(store, |pool| sqlx::query(THROTTLES)
         .bind(stale_before)
         .bind(now)
         .execute(pool)
         .await
-        .map(|r| r.rows_affected()))?;
-    Ok(a + b)
+        .map(|r| r.rows_affected()))?)
 }

@@ -9,7 +9,7 @@ use gatehouse::clock::SystemClock;
 use gatehouse::oauth::clients::{self, NewClient};
 use gatehouse::store::Store;
 
-use crate::support::{TestApp, TestDb, cli};
+use crate::support::{TestApp, TestDb, cli, execute_sql, query_count};
 
 fn new_client(i: usize) -> NewClient {
     NewClient {
@@ -348,4 +348,75 @@ async fn concurrent_notifications_never_take_more_than_the_daily_quota(#[case] b
     assert_eq!(taken, 5);
     let other_day = gatehouse::store::outbox::take_mail_quota(&store, "app", "ada", 20_001, 5);
     assert!(other_day.await.unwrap(), "each day starts again");
+}
+
+#[apply(both_backends)]
+async fn retention_prunes_what_outlived_its_use_in_batches_and_keeps_the_rest(
+    #[case] backend: Backend,
+) {
+    use gatehouse::store::audit::{AuditRow, insert_many};
+    use gatehouse::store::prune::{self, Cutoff};
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let (db, store) = store_on(backend).await;
+    const DAY: i64 = 86_400;
+    let now = 1_800_000_000;
+    let row = |at: i64| AuditRow {
+        id: 0,
+        at,
+        event: "token.issued".to_owned(),
+        outcome: "success".to_owned(),
+        actor: "client:c".to_owned(),
+        client_id: Some("c".to_owned()),
+        user_id: None,
+        address: None,
+        request_id: None,
+        detail: "{}".to_owned(),
+    };
+    // 23 events older than 90 days, 4 within them.
+    let mut rows: Vec<AuditRow> = (0..23).map(|i| row(now - 91 * DAY - i)).collect();
+    rows.extend((0..4).map(|i| row(now - 89 * DAY + i)));
+    insert_many(&store, &rows).await.unwrap();
+    execute_sql(
+        &db,
+        "INSERT INTO api_usage (client_id, subject, day, calls) VALUES \
+         ('c', '', '2025-06-01', 5), ('c', 'u', '2025-06-01', 1), ('c', '', '2027-01-14', 2)",
+    )
+    .await;
+
+    // Seven at a time: four full batches and a short one.
+    let gone = prune::prune(&store, &prune::AUDIT, &Cutoff::Unix(now - 90 * DAY), 7)
+        .await
+        .unwrap();
+    assert_eq!(gone, 23);
+    assert_eq!(
+        query_count(&db, "SELECT COUNT(*) FROM audit_events").await,
+        4
+    );
+    assert_eq!(
+        query_count(
+            &db,
+            "SELECT COUNT(*) FROM audit_events WHERE at < 1800000000 - 90 * 86400"
+        )
+        .await,
+        0
+    );
+
+    // The configured rules: 400 days of usage are kept (2025-06-01 is older), and a
+    // retention of 0 days keeps audit events forever.
+    let config = gatehouse::config::Config {
+        audit_retention_days: 0,
+        ..Default::default()
+    };
+    let pruned = gatehouse::retention::run(&store, &config, now)
+        .await
+        .unwrap();
+    assert!(pruned.iter().all(|(table, _)| *table != "audit_events"));
+    assert!(pruned.contains(&("api_usage", 2)), "{pruned:?}");
+    assert_eq!(query_count(&db, "SELECT COUNT(*) FROM api_usage").await, 1);
+    assert_eq!(
+        query_count(&db, "SELECT COUNT(*) FROM audit_events").await,
+        4
+    );
 }

@@ -1,7 +1,7 @@
 //! Revoking families and the access tokens they issued; cleanup of spent codes.
 
 use super::*;
-use crate::store::{Store, StoreError, Tx, in_tx, read, write};
+use crate::store::{Store, StoreError, Tx, in_tx, read};
 
 /// The family a refresh token belongs to (for revocation), if the token is known.
 pub async fn family_of(
@@ -104,22 +104,4 @@ pub async fn revoke_access_tokens(
             .map(|_| ()))?;
     }
     Ok(())
-}
-
-/// Deletes codes and refresh data no longer needed: codes expired before `before` (kept
-/// a while after expiry so that a late replay is still recognised), tokens of families
-/// that ended or were revoked before `before`, and rotated tokens idle since then.
-pub async fn cleanup(store: &Store, before: i64) -> Result<u64, StoreError> {
-    const CODES: &str = "DELETE FROM authorization_codes WHERE expires_at < $1";
-    const FAMILIES: &str = "DELETE FROM refresh_families WHERE revoked_at < $1 \
-        OR (expires_at IS NOT NULL AND expires_at < $1)";
-    let mut n = 0;
-    for sql in [CODES, FAMILIES] {
-        n += write!(store, |pool| sqlx::query(sql)
-            .bind(before)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
-    Ok(n)
 }
