@@ -62,15 +62,7 @@ pub fn logout_token(
     due: &DueLogout,
     now: i64,
 ) -> Result<String, KeyError> {
-    let alg = client
-        .id_token_signed_response_alg
-        .unwrap_or(ctx.config.id_token_signing_alg);
-    let key = ctx
-        .tokens
-        .ring
-        .signing_key(alg, now)
-        .ok_or_else(|| KeyError::Crypto(format!("no {alg} signing key is active")))?;
-    key.sign_logout_token(&LogoutClaims {
+    super::id_token::signing_key(ctx, client, now)?.sign_logout_token(&LogoutClaims {
         iss: ctx.issuer,
         aud: client.client_id.as_str(),
         iat: now,

@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 
 use super::authorize::{ACR_PASSWORD, pick};
 use super::grants::UserGrant;
-use super::keys::KeyError;
+use super::keys::{KeyError, LoadedKey};
+use crate::model::Client;
 use crate::model::User;
 use crate::model::{Scope, ScopeSet};
 use crate::oauth::Ctx;
@@ -39,6 +40,22 @@ struct IdClaims<'a> {
     requested: serde_json::Map<String, serde_json::Value>,
 }
 
+/// The key that signs `client`'s ID tokens (and its logout tokens) at `now`: the line of
+/// the algorithm it registered, else of the server's default.
+pub fn signing_key(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    now: i64,
+) -> Result<std::sync::Arc<LoadedKey>, KeyError> {
+    let alg = client
+        .id_token_signed_response_alg
+        .unwrap_or(ctx.config.id_token_signing_alg);
+    ctx.tokens
+        .ring
+        .signing_key(alg, now)
+        .ok_or_else(|| KeyError::Crypto(format!("no {alg} signing key is active")))
+}
+
 /// Signs the ID token of `grant`, bound to `access_token` by `at_hash`.
 pub fn sign(
     ctx: &Ctx<'_>,
@@ -47,15 +64,7 @@ pub fn sign(
     now: i64,
     ttl: i64,
 ) -> Result<String, KeyError> {
-    let alg = grant
-        .client
-        .id_token_signed_response_alg
-        .unwrap_or(ctx.config.id_token_signing_alg);
-    let key = ctx
-        .tokens
-        .ring
-        .signing_key(alg, now)
-        .ok_or_else(|| KeyError::Crypto(format!("no {alg} signing key is active")))?;
+    let key = signing_key(ctx, grant.client, now)?;
     let client_id = grant.client.client_id.as_str();
     let asked = grant.id_token_claims.unwrap_or_default();
     let requested = if asked.is_empty() {
