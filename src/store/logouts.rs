@@ -5,7 +5,7 @@
 //! pushes `next_attempt_at` past a lease, and on PostgreSQL `FOR UPDATE SKIP LOCKED` keeps
 //! two replicas from claiming one row at once.
 
-use sqlx::QueryBuilder;
+use super::delivery::Queue;
 
 use super::{Db, Store, StoreError, Tx, in_tx, read, write};
 
@@ -169,26 +169,15 @@ pub async fn claim_due(
         .await)?)
 }
 
-/// Marks deliveries done (the client answered 200).
+/// The deliveries as a queue, a row named by its token's `jti`.
+const QUEUE: Queue = Queue {
+    table: "logout_deliveries",
+    key: "jti",
+};
+
+/// Marks deliveries done (the client answered 2xx).
 pub async fn mark_sent(store: &Store, jtis: &[&str], now: i64) -> Result<(), StoreError> {
-    if jtis.is_empty() {
-        return Ok(());
-    }
-    write!(store, |pool| {
-        let mut query = QueryBuilder::new(
-            "UPDATE logout_deliveries SET status = 'sent', last_error = NULL, sent_at = ",
-        );
-        query
-            .push_bind(now)
-            .push(" WHERE status = 'queued' AND jti IN (");
-        let mut list = query.separated(", ");
-        for jti in jtis {
-            list.push_bind(*jti);
-        }
-        query.push(")");
-        query.build().execute(pool).await.map(|_| ())
-    })?;
-    Ok(())
+    QUEUE.mark_sent(store, jtis, now).await
 }
 
 /// Records a failed attempt: retried at `next_attempt_at`, or, with `None`, given up.
@@ -198,26 +187,14 @@ pub async fn mark_failed_attempt(
     next_attempt_at: Option<i64>,
     error: &str,
 ) -> Result<(), StoreError> {
-    const SQL: &str = "UPDATE logout_deliveries SET \
-        status = CASE WHEN $2 IS NULL THEN 'failed' ELSE status END, \
-        next_attempt_at = COALESCE($2, next_attempt_at), last_error = $3 \
-        WHERE jti = $1 AND status = 'queued'";
-    write!(store, |pool| sqlx::query(SQL)
-        .bind(jti)
-        .bind(next_attempt_at)
-        .bind(error)
-        .execute(pool)
+    QUEUE
+        .mark_failed_attempt(store, jti, next_attempt_at, error)
         .await
-        .map(|_| ()))?;
-    Ok(())
 }
 
 /// Deliveries waiting or retrying.
 pub async fn queued(store: &Store) -> Result<i64, StoreError> {
-    const SQL: &str = "SELECT COUNT(*) FROM logout_deliveries WHERE status = 'queued'";
-    Ok(read!(store, |pool| sqlx::query_scalar(SQL)
-        .fetch_one(pool)
-        .await)?)
+    QUEUE.queued(store).await
 }
 
 /// Forgets the clients of sessions that are gone (expired ones: an expiry is not told).

@@ -14,6 +14,7 @@ pub mod client_keys;
 pub mod clients;
 pub mod consents;
 pub mod cutoffs;
+mod delivery;
 pub mod devices;
 pub mod grants;
 pub mod idempotency;

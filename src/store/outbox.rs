@@ -3,9 +3,9 @@
 //! dispatcher died comes due again (at least once); on PostgreSQL `FOR UPDATE SKIP LOCKED`
 //! keeps two replicas from claiming one row at the same moment.
 
-use sqlx::QueryBuilder;
+use super::delivery::Queue;
 
-use super::{Db, Store, StoreError, read, write};
+use super::{Db, Store, StoreError, write};
 
 /// A claimed email, with the attempt this claim counts as.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -53,26 +53,15 @@ pub async fn claim_due(
         .await)?)
 }
 
+/// The outbox as a delivery queue.
+const QUEUE: Queue = Queue {
+    table: "email_outbox",
+    key: "id",
+};
+
 /// Marks emails delivered.
 pub async fn mark_sent(store: &Store, ids: &[String], now: i64) -> Result<(), StoreError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    write!(store, |pool| {
-        let mut query = QueryBuilder::new(
-            "UPDATE email_outbox SET status = 'sent', last_error = NULL, sent_at = ",
-        );
-        query
-            .push_bind(now)
-            .push(" WHERE status = 'queued' AND id IN (");
-        let mut list = query.separated(", ");
-        for id in ids {
-            list.push_bind(id);
-        }
-        query.push(")");
-        query.build().execute(pool).await.map(|_| ())
-    })?;
-    Ok(())
+    QUEUE.mark_sent(store, ids, now).await
 }
 
 /// Records a failed attempt: retried at `next_attempt_at`, or, with `None`, given up.
@@ -82,34 +71,14 @@ pub async fn mark_failed_attempt(
     next_attempt_at: Option<i64>,
     error: &str,
 ) -> Result<(), StoreError> {
-    const RETRY: &str = "UPDATE email_outbox SET next_attempt_at = $2, last_error = $3 \
-        WHERE id = $1 AND status = 'queued'";
-    const GIVE_UP: &str = "UPDATE email_outbox SET status = 'failed', last_error = $2 \
-        WHERE id = $1 AND status = 'queued'";
-    match next_attempt_at {
-        Some(at) => write!(store, |pool| sqlx::query(RETRY)
-            .bind(id)
-            .bind(at)
-            .bind(error)
-            .execute(pool)
-            .await
-            .map(|_| ()))?,
-        None => write!(store, |pool| sqlx::query(GIVE_UP)
-            .bind(id)
-            .bind(error)
-            .execute(pool)
-            .await
-            .map(|_| ()))?,
-    }
-    Ok(())
+    QUEUE
+        .mark_failed_attempt(store, id, next_attempt_at, error)
+        .await
 }
 
 /// Emails waiting or retrying.
 pub async fn queued(store: &Store) -> Result<i64, StoreError> {
-    const SQL: &str = "SELECT COUNT(*) FROM email_outbox WHERE status = 'queued'";
-    Ok(read!(store, |pool| sqlx::query_scalar(SQL)
-        .fetch_one(pool)
-        .await)?)
+    QUEUE.queued(store).await
 }
 
 /// Takes one of the day's `limit` notifications of a caller (a client and a subject):
