@@ -17,6 +17,7 @@ CREATE TABLE session_clients (
     created_at BIGINT  NOT NULL,
     PRIMARY KEY (sid, client_id)
 );
+CREATE INDEX session_clients_user ON session_clients (user_id);
 -- One logout token per ended session and client, at most (the primary key), delivered
 -- by any process's dispatcher with retries, as the email outbox is.
 CREATE TABLE logout_deliveries (

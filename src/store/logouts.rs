@@ -132,11 +132,16 @@ async fn owe(
     Ok(())
 }
 
-/// The clients that received an ID token in session `sid`.
-pub async fn clients_of(store: &Store, sid: &str) -> Result<Vec<String>, StoreError> {
-    const SQL: &str = "SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY client_id";
-    Ok(read!(store, |pool| sqlx::query_scalar(SQL)
-        .bind(sid)
+/// The clients that received an ID token in each session of `user_id`: `(sid,
+/// client_id)`, by client id.
+pub async fn clients_of_user(
+    store: &Store,
+    user_id: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    const SQL: &str =
+        "SELECT sid, client_id FROM session_clients WHERE user_id = $1 ORDER BY client_id";
+    Ok(read!(store, |pool| sqlx::query_as(SQL)
+        .bind(user_id)
         .fetch_all(pool)
         .await)?)
 }

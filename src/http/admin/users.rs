@@ -174,15 +174,20 @@ pub async fn list_user_sessions(
 ) -> Result<Json<SessionList>, ApiError> {
     let user = users::find(&state.store, &username).await?;
     let rows = store::sessions::for_user(&state.store, &user.id, state.clock.unix()).await?;
-    let mut sessions = Vec::with_capacity(rows.len());
-    for row in rows {
-        sessions.push(SessionInfo {
-            clients: store::logouts::clients_of(&state.store, &row.sid).await?,
+    let joined = store::logouts::clients_of_user(&state.store, &user.id).await?;
+    let sessions = rows
+        .into_iter()
+        .map(|row| SessionInfo {
+            clients: joined
+                .iter()
+                .filter(|(sid, _)| *sid == row.sid)
+                .map(|(_, client)| client.clone())
+                .collect(),
             sid: row.sid,
             auth_time: row.auth_time,
             expires_at: row.expires_at,
-        });
-    }
+        })
+        .collect();
     Ok(Json(SessionList { sessions }))
 }
 
