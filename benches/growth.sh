@@ -45,11 +45,6 @@ measure() {
   echo "$out" | awk '$1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2} /Requests\/sec/ {rps = $2}
     END {print p50, p99, rps}'
 }
-serve() { # URL PORT: sets gh_pid
-  GATEHOUSE_DATABASE_URL=$1 GATEHOUSE_LISTEN="127.0.0.1:$2" "$gh" serve >/dev/null 2>&1 &
-  gh_pid=$!; pids+=("$gh_pid")
-  wait_ready "http://127.0.0.1:$2/readyz" 60
-}
 cases() { # CASE URL PORT ID SECRET: one line per endpoint, and idle RSS
   local base="http://127.0.0.1:$3" basic token
   basic="Authorization: Basic $(printf '%s:%s' "$4" "$5" | base64 -w0)"
@@ -66,21 +61,18 @@ cases() { # CASE URL PORT ID SECRET: one line per endpoint, and idle RSS
   echo "me $(measure me "$base/api/v1/me" -H "Authorization: Bearer $token")"
 }
 run_case() { # CASE URL PORT
-  local client id secret user
+  local id secret user
   GATEHOUSE_DATABASE_URL=$2 "$gh" migrate >/dev/null
-  client=$(GATEHOUSE_DATABASE_URL=$2 "$gh" client create --name bench --type confidential \
-    --grant client_credentials --scope api --json)
-  id=$(printf '%s' "$client" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_id"])')
-  secret=$(printf '%s' "$client" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_secret"])')
+  read -r id secret < <(service_client "$2")
   printf 'growth-bench-password' | GATEHOUSE_DATABASE_URL=$2 "$gh" user create --username seed \
     --email seed@example.com --password-stdin >/dev/null
   user=$(sql "$1" "$2" "SELECT id FROM users WHERE username = 'seed'")
-  serve "$2" "$3"
+  serve_db "$2" "$3"
   cases "$@" "$id" "$secret" > "$work/$1.empty"
   kill -TERM "$gh_pid"; wait "$gh_pid" 2>/dev/null || true
   echo "$1: seeding" >&2
   seed "$1" "$2" "$user"
-  serve "$2" "$3"
+  serve_db "$2" "$3"
   cases "$@" "$id" "$secret" > "$work/$1.seeded"
   kill -TERM "$gh_pid"; wait "$gh_pid" 2>/dev/null || true
   python3 - "$1" "$work/$1.empty" "$work/$1.seeded" <<'PY'

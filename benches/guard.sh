@@ -17,9 +17,7 @@ kit=$(cd "$kit" && pwd)
 source "$(dirname "$0")/lib.sh"
 
 
-client=$("$gh" client create --name guard --type confidential --grant client_credentials --scope api --json)
-field() { printf '%s' "$client" | python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
-id=$(field client_id) secret=$(field client_secret)
+read -r id secret < <(service_client "$GATEHOUSE_DATABASE_URL")
 start_gatehouse
 base="http://127.0.0.1:$PORT"
 out="$work/kit.txt"

@@ -50,6 +50,22 @@ start_gatehouse() { # sets gh_pid
   wait_ready "http://127.0.0.1:$PORT/readyz" 10
 }
 
+# service_client URL: registers a confidential client_credentials client (scope api) in
+# the database at URL; prints its id and secret.
+service_client() {
+  GATEHOUSE_DATABASE_URL=$1 "$gh" client create --name bench --type confidential \
+    --grant client_credentials --scope api --json |
+    python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])'
+}
+
+# serve_db URL PORT: Gatehouse on the database at URL (other settings from the
+# environment); sets gh_pid.
+serve_db() {
+  GATEHOUSE_DATABASE_URL=$1 GATEHOUSE_LISTEN="127.0.0.1:$2" "$gh" serve >/dev/null 2>&1 &
+  gh_pid=$!; pids+=("$gh_pid")
+  wait_ready "http://127.0.0.1:$2/readyz" 60
+}
+
 start_floor() {
   "$floor" "$FLOOR_PORT" &
   pids+=("$!")

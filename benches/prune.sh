@@ -27,28 +27,19 @@ backlog() { # CASE URL: old audit events left
     psql "$pg_url" -tAc "SELECT COUNT(*) FROM audit_events WHERE client_id = 'seed'"
   fi
 }
-serve() { # URL PORT RETENTION_DAYS: sets gh_pid
-  GATEHOUSE_DATABASE_URL=$1 GATEHOUSE_LISTEN="127.0.0.1:$2" GATEHOUSE_AUDIT_RETENTION_DAYS=$3 \
-    "$gh" serve >/dev/null 2>&1 &
-  gh_pid=$!; pids+=("$gh_pid")
-  wait_ready "http://127.0.0.1:$2/readyz" 10
-}
 run_case() { # CASE URL PORT
-  local client id secret basic started done_at rows
+  local id secret basic started done_at rows
   GATEHOUSE_DATABASE_URL=$2 "$gh" migrate >/dev/null
-  client=$(GATEHOUSE_DATABASE_URL=$2 "$gh" client create --name bench --type confidential \
-    --grant client_credentials --scope api --json)
-  id=$(printf '%s' "$client" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_id"])')
-  secret=$(printf '%s' "$client" | python3 -c 'import json, sys; print(json.load(sys.stdin)["client_secret"])')
+  read -r id secret < <(service_client "$2")
   basic="Authorization: Basic $(printf '%s:%s' "$id" "$secret" | base64 -w0)"
   printf 'wrk.method = "POST"\nwrk.body = "grant_type=client_credentials"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n' > "$work/token.lua"
   echo "$1: seeding $ROWS audit events older than the retention" >&2
   seed "$1" "$2"
-  serve "$2" "$3" 0
+  GATEHOUSE_AUDIT_RETENTION_DAYS=0 serve_db "$2" "$3"
   load "$1 baseline" "http://127.0.0.1:$3/oauth2/token" -s "$work/token.lua" -H "$basic" >/dev/null
   kill -TERM "$gh_pid"; wait "$gh_pid" 2>/dev/null || true
   started=$(now_ms)
-  serve "$2" "$3" 90
+  GATEHOUSE_AUDIT_RETENTION_DAYS=90 serve_db "$2" "$3"
   ( while [ "$(backlog "$1" "$2")" != 0 ]; do sleep 0.2; done; echo "$(now_ms)" > "$work/$1.done" ) &
   load "$1 while pruning" "http://127.0.0.1:$3/oauth2/token" -s "$work/token.lua" -H "$basic" >/dev/null
   wait $!
