@@ -163,17 +163,16 @@ pub async fn count_attempt(
     now: i64,
 ) -> Result<Counted, StoreError> {
     let config = ctx.config;
+    let counted = store::sessions::record_failures(
+        ctx.store,
+        keys,
+        now,
+        config.login_window_secs,
+        config.login_lock_secs,
+    )
+    .await?;
     let mut worst = Counted::default();
-    for (key, limit) in keys {
-        let t = store::sessions::record_failure(
-            ctx.store,
-            key,
-            now,
-            config.login_window_secs,
-            *limit,
-            config.login_lock_secs,
-        )
-        .await?;
+    for (t, (_, limit)) in counted.iter().zip(keys) {
         worst.failures = worst.failures.max(t.failures);
         worst.locked_until = worst.locked_until.max(t.locked_until);
         worst.refused |= t.failures > *limit;

@@ -165,20 +165,23 @@ pub async fn throttles(
     Ok(found)
 }
 
-/// Counts one attempt for `key` (a failure until it is refunded): a window older than
-/// `window`, or one whose lock has ended, starts over; reaching `lock_after` locks the key
-/// until `now + lock_secs`. Returns the new state. One statement, so that concurrent
-/// attempts on every replica each get their own count: the caller checks only while its
-/// count is within the limit.
-pub async fn record_failure(
+/// Counts one attempt for each `(key, lock_after)` (a failure until it is refunded): a
+/// window older than `window`, or one whose lock has ended, starts over; reaching
+/// `lock_after` locks the key until `now + lock_secs`. Returns each key's new state, in the
+/// order given.
+///
+/// All keys are counted in one transaction that takes their rows in one global order
+/// (sorted by key), so that concurrent attempts on every replica see every key's count
+/// in the same sequence: the n-th attempt is the n-th of each key it shares. Counted one
+/// by one, two attempts could each be past the limit of a different key, and fewer than
+/// the limit would be checked.
+pub async fn record_failures(
     store: &Store,
-    key: &str,
+    keys: &[(&str, i64)],
     now: i64,
     window: i64,
-    lock_after: i64,
     lock_secs: i64,
-) -> Result<Throttle, StoreError> {
-    // One statement, so that replicas counting at once never lose a failure.
+) -> Result<Vec<Throttle>, StoreError> {
     const SQL: &str = "INSERT INTO login_failures AS f (throttle_key, failures, window_start, locked_until) \
         VALUES ($1, 1, $2, CASE WHEN 1 >= $4 THEN $2 + $5 ELSE NULL END) \
         ON CONFLICT (throttle_key) DO UPDATE SET \
@@ -191,14 +194,23 @@ pub async fn record_failure(
                          WHEN f.failures + 1 >= $4 AND f.locked_until IS NULL THEN $2 + $5 \
                          ELSE f.locked_until END \
         RETURNING failures, window_start, locked_until";
-    Ok(write!(store, |pool| sqlx::query_as(SQL)
-        .bind(key)
-        .bind(now)
-        .bind(window)
-        .bind(lock_after)
-        .bind(lock_secs)
-        .fetch_one(pool)
-        .await)?)
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by_key(|&i| keys[i].0);
+    let mut counted = vec![Throttle::default(); keys.len()];
+    let mut tx = store.begin().await?;
+    for i in order {
+        let (key, lock_after) = keys[i];
+        counted[i] = super::in_tx!(&mut tx, |c| sqlx::query_as(SQL)
+            .bind(key)
+            .bind(now)
+            .bind(window)
+            .bind(lock_after)
+            .bind(lock_secs)
+            .fetch_one(c)
+            .await)?;
+    }
+    tx.commit().await?;
+    Ok(counted)
 }
 
 /// Takes back one attempt of `key` that turned out right (it was counted beforehand).
