@@ -10,21 +10,16 @@
 #   BENCH_POSTGRES_URL=postgres://… adds the PostgreSQL cases, in a schema of its own)
 source "$(dirname "$0")/lib.sh"
 ALGS=${ALGS:-default} PG_PORT=${PG_PORT:-18082}
-redirect=https://rp.example/cb
 password=bench-password-$RANDOM$RANDOM
 
-setup_db() { # URL: the user, and one pre-authorized confidential client per algorithm
+setup_db() { # URL CASE: the user, and one pre-authorized confidential client per algorithm
   GATEHOUSE_DATABASE_URL=$1 "$gh" migrate >/dev/null
   printf '%s' "$password" | GATEHOUSE_DATABASE_URL=$1 "$gh" user create --username bench \
     --email bench@example.com --password-stdin >/dev/null
   for alg in $ALGS; do
     local extra=()
     [ "$alg" = default ] || extra=(--id-token-alg "$alg")
-    GATEHOUSE_DATABASE_URL=$1 "$gh" client create --name "code-$alg" --type confidential \
-      --grant authorization_code --grant refresh_token --redirect-uri "$redirect" \
-      --scope openid --scope offline_access --scope api --pre-authorize bench "${extra[@]}" --json |
-      python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])' \
-      > "$work/$2-$alg.client"
+    code_client "$1" bench "${extra[@]}" > "$work/$2-$alg.client"
   done
 }
 serve_on() { # URL PORT
@@ -34,16 +29,10 @@ serve_on() { # URL PORT
 }
 # flow LABEL PORT CASE ALG: prints a line to stderr, the redemptions per second to stdout
 flow() {
-  local id secret cookie query out redeemed seconds unexpected rate
+  local id secret rate
   read -r id secret < "$work/$3-$4.client"
-  cookie=$(python3 benches/session_cookie.py "http://127.0.0.1:$2" bench "$password")
-  query="response_type=code&client_id=$id&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid%20offline_access%20api"
-  out=$(wrk -t2 -c"$CONC" -d"$DURATION" -s benches/code-flow.lua "http://127.0.0.1:$2" -- \
-    "/oauth2/authorize?$query" "$cookie" "Basic $(printf '%s:%s' "$id" "$secret" | base64 -w0)" "$redirect")
-  redeemed=$(echo "$out" | awk '/^redeemed/ {print $2}') seconds=$(echo "$out" | awk '/^redeemed/ {print $4}')
-  unexpected=$(echo "$out" | awk '/^unexpected/ {print $2}')
-  if [ "$unexpected" != 0 ]; then echo "$1: $unexpected unexpected answers" >&2; exit 1; fi
-  rate=$(awk -v n="$redeemed" -v s="$seconds" 'BEGIN { printf "%.0f", n / s }')
+  rate=$(code_flow "$2" "$id" "$secret" bench "$password")
+  rate=${rate%% *}
   printf '%-40s redemptions/s=%s\n' "$1" "$rate" >&2
   echo "$rate"
 }

@@ -50,12 +50,48 @@ start_gatehouse() { # sets gh_pid
   wait_ready "http://127.0.0.1:$PORT/readyz" 10
 }
 
-# service_client URL: registers a confidential client_credentials client (scope api) in
-# the database at URL; prints its id and secret.
+# service_client URL [SCOPE...]: registers a confidential client_credentials client (scope
+# api unless others are named) in the database at URL; prints its id and secret.
 service_client() {
-  GATEHOUSE_DATABASE_URL=$1 "$gh" client create --name bench --type confidential \
-    --grant client_credentials --scope api --json |
+  local url=$1 scopes=() s
+  shift
+  for s in "${@:-api}"; do scopes+=(--scope "$s"); done
+  GATEHOUSE_DATABASE_URL=$url "$gh" client create --name bench --type confidential \
+    --grant client_credentials "${scopes[@]}" --json |
     python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])'
+}
+
+# code_client URL USERNAME [client create args...]: registers a confidential client for
+# the authorization-code flow (redirect https://rp.example/cb; scopes openid,
+# offline_access and api) that USERNAME has pre-authorized; prints its id and secret.
+code_client() {
+  local url=$1 user=$2
+  shift 2
+  GATEHOUSE_DATABASE_URL=$url "$gh" client create --name code-flow --type confidential \
+    --grant authorization_code --grant refresh_token --redirect-uri https://rp.example/cb \
+    --scope openid --scope offline_access --scope api --pre-authorize "$user" "$@" --json |
+    python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])'
+}
+
+# code_flow PORT ID SECRET USERNAME PASSWORD: USERNAME signs in, then benches/code-flow.lua
+# asks for codes and redeems them for DURATION; prints "redemptions/s p50 p99" (the
+# latencies are of both halves, authorization and token requests).
+code_flow() {
+  local cookie query out unexpected
+  cookie=$(python3 benches/session_cookie.py "http://127.0.0.1:$1" "$4" "$5")
+  query="response_type=code&client_id=$2&redirect_uri=https%3A%2F%2Frp.example%2Fcb&scope=openid%20offline_access%20api"
+  out=$(wrk -t2 -c"$CONC" -d"$DURATION" --latency -s benches/code-flow.lua "http://127.0.0.1:$1" -- \
+    "/oauth2/authorize?$query" "$cookie" "Basic $(printf '%s:%s' "$2" "$3" | base64 -w0)" https://rp.example/cb)
+  unexpected=$(echo "$out" | awk '/^unexpected/ {print $2}')
+  if [ "$unexpected" != 0 ]; then echo "code flow: $unexpected unexpected answers" >&2; exit 1; fi
+  echo "$out" | awk '/^redeemed/ {rate = $2 / $4} $1 == "50%" {p50 = $2} $1 == "99%" {p99 = $2}
+    END {printf "%.0f %s %s\n", rate, p50, p99}'
+}
+
+# case_body: the JSON of benches/cases.lua's composite create (a case, three line items,
+# one notification).
+case_body() {
+  sed -n '/\[\[/,/\]\]/p' benches/cases.lua | sed 's/^wrk.body = \[\[//; s/\]\]$//'
 }
 
 # serve_db URL PORT: Gatehouse on the database at URL (other settings from the
@@ -84,6 +120,7 @@ postgres_schema() {
 }
 
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+anon_mb() { awk '/RssAnon/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
 # load LABEL URL [wrk args...] [-- script args...]: prints a line to stderr, the req/s
 # (2xx only) to stdout.

@@ -77,14 +77,15 @@ pub async fn list(
         if let Some(to) = q.created_to {
             sql.push(" AND created_at < ").push_bind(to);
         }
+        // A row value, not `created_at < ? OR (created_at = ? AND id < ?)`: both engines
+        // then start the index scan at the cursor, where the OR made them walk every
+        // newer case of the caller first (600 ms half-way down a million on SQLite).
         if let Some((at, id)) = &q.after {
-            sql.push(" AND (created_at < ")
+            sql.push(" AND (created_at, id) < (")
                 .push_bind(*at)
-                .push(" OR (created_at = ")
-                .push_bind(*at)
-                .push(" AND id < ")
+                .push(", ")
                 .push_bind(id)
-                .push("))");
+                .push(")");
         }
         sql.push(" ORDER BY created_at DESC, id DESC LIMIT ")
             .push_bind(q.limit);
