@@ -66,6 +66,12 @@ impl App {
         config.validate()?;
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
         store.migrate().await?;
+        if store.autovacuum_off().await? {
+            tracing::warn!(
+                "PostgreSQL's autovacuum is off: without its analyses, queries slow down as \
+                 tables grow; switch it on, or run ANALYZE regularly"
+            );
+        }
         let master = MasterKey::from_config(&config)?;
         let csrf_key = master.derive_hmac("csrf")?;
         let lines = keys::wanted_lines(&store, &config).await?;

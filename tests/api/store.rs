@@ -9,7 +9,7 @@ use gatehouse::clock::SystemClock;
 use gatehouse::oauth::clients::{self, NewClient};
 use gatehouse::store::Store;
 
-use crate::support::{TestApp, TestDb, cli, execute_sql, query_count};
+use crate::support::{ServerProcess, TestApp, TestDb, cli, execute_sql, query_count};
 
 fn new_client(i: usize) -> NewClient {
     NewClient {
@@ -419,4 +419,36 @@ async fn retention_prunes_what_outlived_its_use_in_batches_and_keeps_the_rest(
         query_count(&db, "SELECT COUNT(*) FROM audit_events").await,
         4
     );
+}
+
+/// An operator who switched PostgreSQL's autovacuum off hears at start-up that queries will
+/// slow down as tables grow (its analyses keep the planner's statistics); SQLite, which
+/// plans without statistics, never warns.
+#[apply(both_backends)]
+async fn the_server_warns_at_start_up_exactly_when_autovacuum_is_off(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let db = TestDb::new(backend).await;
+    let off =
+        match backend {
+            Backend::Sqlite => false,
+            Backend::Postgres => query_count(
+                &db,
+                "SELECT CASE WHEN current_setting('autovacuum') = 'off' THEN 1 ELSE 0 END::bigint",
+            )
+            .await
+                == 1,
+        };
+    let mut server = ServerProcess::start(&db, &[]).await;
+    server.terminate();
+    server.wait().await;
+    let warned = server
+        .log
+        .lock()
+        .await
+        .iter()
+        .filter(|line| line.contains("autovacuum is off") && line.contains("WARN"))
+        .count();
+    assert_eq!(warned, usize::from(off), "autovacuum off: {off}");
 }
