@@ -23,12 +23,13 @@ pub struct Nginx {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port for nginx, held bound until nginx is about to take it: released at once, the
+/// OS could hand it to a listener of another test while the replicas start (a management
+/// listener answers /healthz too, and the cluster then talked to it instead of nginx).
+fn reserve_port() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
 
 /// The nginx configuration of the tests: `upstreams` round-robin, `deploy/nginx/proxy.conf`.
@@ -50,10 +51,14 @@ fn nginx_conf(dir: &Path, port: u16, upstreams: &[std::net::SocketAddr]) -> Stri
 }
 
 impl Nginx {
-    async fn start(port: u16, upstreams: &[std::net::SocketAddr]) -> Self {
+    async fn start(
+        (reserved, port): (TcpListener, u16),
+        upstreams: &[std::net::SocketAddr],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("nginx.conf");
         std::fs::write(&conf, nginx_conf(dir.path(), port, upstreams)).unwrap();
+        drop(reserved);
         let child = tokio::process::Command::new(NGINX)
             .arg("-c")
             .arg(&conf)
@@ -64,11 +69,17 @@ impl Nginx {
             .spawn()
             .unwrap();
         let url = format!("http://127.0.0.1:{port}/healthz");
+        // Answered by nginx (it names itself), not by whatever else listens there.
         let up = eventually(10, || async {
             reqwest::get(&url)
                 .await
                 .ok()
-                .filter(|r| r.status() == 200)
+                .filter(|r| {
+                    r.status() == 200
+                        && r.headers()
+                            .get("server")
+                            .is_some_and(|v| v.as_bytes().starts_with(b"nginx"))
+                })
                 .map(|_| ())
         })
         .await;
@@ -106,7 +117,7 @@ pub struct Cluster {
 impl Cluster {
     async fn start(redis: &str, env: &[(&str, &str)]) -> Self {
         let db = TestDb::new(Backend::Postgres).await;
-        let port = free_port();
+        let (reserved, port) = reserve_port();
         let issuer = format!("http://127.0.0.1:{port}");
         // Migrated and seeded once, before the replicas start.
         let lb = TestApp::unserved(db, &issuer).await;
@@ -126,7 +137,7 @@ impl Cluster {
             replicas.push(ServerProcess::start(&lb.db, &common).await);
         }
         let addrs: Vec<_> = replicas.iter().map(|r| r.addr).collect();
-        let nginx = Nginx::start(port, &addrs).await;
+        let nginx = Nginx::start((reserved, port), &addrs).await;
         Self {
             replicas,
             lb,
