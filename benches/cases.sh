@@ -32,8 +32,7 @@ run_case() { # LABEL URL PORT
     wait_ready "http://127.0.0.1:$port/readyz" 10
   }
   serve
-  token=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials "http://127.0.0.1:$port/oauth2/token" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  token=$(access_token "http://127.0.0.1:$port" "$id" "$secret")
   local created=() floor=() line
   for round in $(seq "$ROUNDS"); do
     created+=("$(load "gatehouse cases ($label)" "http://127.0.0.1:$port/api/v1/cases" -s benches/cases.lua -H "Authorization: Bearer $token")")

@@ -79,12 +79,10 @@ make_cases() {
       --data-binary "$body" "http://127.0.0.1:$1/api/v1/cases"
   done
 }
-# cursor CASE URL CLIENT_ID: the list cursor of the case half-way down the client's list
-cursor() {
-  local row
-  row=$(sql "$1" "$2" "SELECT created_at || ':' || id FROM cases WHERE created_by = '$3'
-    ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM cases WHERE created_by = '$3')")
-  printf '%s' "$row" | base64 -w0 | tr '+/' '-_' | tr -d '='
+# halfway CASE URL CLIENT_ID: "created_at:id" of the case half-way down the client's list
+halfway() {
+  sql "$1" "$2" "SELECT created_at || ':' || id FROM cases WHERE created_by = '$3'
+    ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM cases WHERE created_by = '$3')"
 }
 # measure LABEL URL [wrk args]: "p50 p99 req/s" to stdout
 measure() {
@@ -95,12 +93,11 @@ measure() {
     END {print p50, p99, rps}'
 }
 cases() { # CASE URL PORT ID SECRET CODE_ID CODE_SECRET: one line per endpoint, idle RSS
-  local base="http://127.0.0.1:$3" basic token one flow
+  local base="http://127.0.0.1:$3" basic token middle cursor flow
   basic="Authorization: Basic $(printf '%s:%s' "$4" "$5" | base64 -w0)"
   sleep 1
   echo "idle_rss_mb $(rss_mb "$gh_pid")"
-  token=$(curl -sf -H "$basic" -d grant_type=client_credentials "$base/oauth2/token" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  token=$(access_token "$base" "$4" "$5")
   printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n' \
     "grant_type=client_credentials" > "$work/token.lua"
   printf 'wrk.method = "POST"\nwrk.body = "%s"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n' \
@@ -108,12 +105,12 @@ cases() { # CASE URL PORT ID SECRET CODE_ID CODE_SECRET: one line per endpoint, 
   echo "token $(measure token "$base/oauth2/token" -s "$work/token.lua" -H "$basic")"
   echo "introspection $(measure introspection "$base/oauth2/introspect" -s "$work/introspect.lua" -H "$basic")"
   echo "me $(measure me "$base/api/v1/me" -H "Authorization: Bearer $token")"
-  one=$(sql "$1" "$2" "SELECT id FROM cases WHERE created_by = '$4'
-    ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM cases WHERE created_by = '$4')")
-  echo "case $(measure case "$base/api/v1/cases/$one" -H "Authorization: Bearer $token")"
+  # That case by id, and the page after it by the cursor the API would have given for it.
+  middle=$(halfway "$1" "$2" "$4")
+  cursor=$(printf '%s' "$middle" | base64 -w0 | tr '+/' '-_' | tr -d '=')
+  echo "case $(measure case "$base/api/v1/cases/${middle#*:}" -H "Authorization: Bearer $token")"
   echo "list_first $(measure list "$base/api/v1/cases?limit=50" -H "Authorization: Bearer $token")"
-  echo "list_deep $(measure list "$base/api/v1/cases?limit=50&cursor=$(cursor "$1" "$2" "$4")" \
-    -H "Authorization: Bearer $token")"
+  echo "list_deep $(measure list "$base/api/v1/cases?limit=50&cursor=$cursor" -H "Authorization: Bearer $token")"
   flow=$(code_flow "$3" "$6" "$7" seed "$password")
   read -r rate p50 p99 <<<"$flow"
   echo "code_flow $p50 $p99 $rate"
@@ -127,8 +124,7 @@ run_case() { # CASE URL PORT
   read -r code_id code_secret < <(code_client "$2" seed)
   user=$(sql "$1" "$2" "SELECT id FROM users WHERE username = 'seed'")
   serve_db "$2" "$3"
-  token=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials "http://127.0.0.1:$3/oauth2/token" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  token=$(access_token "http://127.0.0.1:$3" "$id" "$secret")
   make_cases "$3" "$token"
   cases "$@" "$id" "$secret" "$code_id" "$code_secret" > "$work/$1.empty"
   kill -TERM "$gh_pid"; wait "$gh_pid" 2>/dev/null || true

@@ -61,6 +61,12 @@ service_client() {
     python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])'
 }
 
+# access_token BASE ID SECRET: a client_credentials access token from the server at BASE
+access_token() {
+  curl -sf -u "$2:$3" -d grant_type=client_credentials "$1/oauth2/token" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+
 # code_client URL USERNAME [client create args...]: registers a confidential client for
 # the authorization-code flow (redirect https://rp.example/cb; scopes openid,
 # offline_access and api) that USERNAME has pre-authorized; prints its id and secret.

@@ -18,8 +18,7 @@ run() { # LABEL MODE: on a fresh database each time (failure counters start at z
   id=$(field client_id) secret=$(field client_secret)
   start_gatehouse
   local base="http://127.0.0.1:$PORT" jar="$work/jar" token cookie csrf alone flooded
-  token=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials "$base/oauth2/token" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  token=$(access_token "$base" "$id" "$secret")
   csrf=$(curl -sf -c "$jar" "$base/login" | sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p')
   cookie=$(awk '$6 == "gatehouse_csrf" {print "gatehouse_csrf=" $7}' "$jar")
   alone=$(load "me alone ($1)" "$base/api/v1/me" -H "Authorization: Bearer $token")

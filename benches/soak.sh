@@ -39,8 +39,7 @@ run_case() { # CASE URL PORT
     --email soak@example.com --password-stdin >/dev/null
   GATEHOUSE_MAIL_DAILY_LIMIT=0 GATEHOUSE_MAIL_DIR="$work/mail-$1" serve_db "$2" "$3"
   basic="Basic $(printf '%s:%s' "$id" "$secret" | base64 -w0)"
-  token=$(curl -sf -H "Authorization: $basic" -d grant_type=client_credentials "$base/oauth2/token" |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  token=$(access_token "$base" "$id" "$secret")
   case_id=$(curl -sf -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
     --data-binary "$(case_body)" "$base/api/v1/cases" |
     python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
