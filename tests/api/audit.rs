@@ -191,3 +191,47 @@ async fn events_are_also_structured_log_lines() {
     assert_eq!(line["fields"]["outcome"], "success");
     assert!(!line.to_string().contains(secret.as_str()));
 }
+
+/// The writer gathers what arrives within its linger: token requests one after another
+/// share a few INSERTs instead of one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arriving_one_after_another_share_a_few_batches() {
+    const REQUESTS: usize = 30;
+    let db = TestDb::new(Backend::Sqlite).await;
+    cli(&db, &["migrate"], None).await.ok();
+    let (id, secret) = cli_service_client(&db, "api").await;
+    let server = ServerProcess::start(&db, &[]).await;
+    let stored = || server.counter("gatehouse_audit_events_stored_total");
+    // Whatever start-up recorded is stored first.
+    let mut settled = stored().await;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let now = stored().await;
+        if now == settled {
+            break;
+        }
+        settled = now;
+    }
+    let batches = server.counter("gatehouse_audit_batches_total").await;
+    let http = reqwest::Client::new();
+    for _ in 0..REQUESTS {
+        let res = http
+            .post(server.url("/oauth2/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    eventually(10, || async {
+        (stored().await >= settled + REQUESTS as f64).then_some(())
+    })
+    .await
+    .expect("every token.issued event stored");
+    let used = server.counter("gatehouse_audit_batches_total").await - batches;
+    assert!(
+        (1.0..=(REQUESTS / 2) as f64).contains(&used),
+        "{REQUESTS} events took {used} batches"
+    );
+}
