@@ -19,10 +19,17 @@ if ! command -v wrk >/dev/null; then
   { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
 fi
 
-echo "building (release)" >&2
-cargo build --release --quiet
+# GATEHOUSE_BIN=PATH runs that binary instead of building this checkout (a build of an
+# earlier commit, for a before-and-after comparison).
+if [ -n "${GATEHOUSE_BIN:-}" ]; then
+  gh=$(cd "$(dirname "$GATEHOUSE_BIN")" && pwd)/$(basename "$GATEHOUSE_BIN")
+  [ -x "$gh" ] || { echo "GATEHOUSE_BIN=$GATEHOUSE_BIN is not an executable" >&2; exit 2; }
+else
+  echo "building (release)" >&2
+  cargo build --release --quiet
+  gh="$PWD/target/release/gatehouse"
+fi
 (cd benches/http-floor && CARGO_TARGET_DIR="$PWD/../../target/http-floor" cargo build --release --quiet)
-gh="$PWD/target/release/gatehouse"
 floor="$PWD/target/http-floor/release/http-floor"
 
 export GATEHOUSE_DATABASE_URL="sqlite://$work/bench.db" GATEHOUSE_LISTEN="127.0.0.1:$PORT" GATEHOUSE_MANAGEMENT_LISTEN=127.0.0.1:0 \

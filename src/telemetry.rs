@@ -2,6 +2,7 @@
 //! traces when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a Prometheus recorder for metrics.
 
 use std::collections::HashMap;
+use std::io::IsTerminal as _;
 use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
@@ -42,7 +43,14 @@ impl Drop for TelemetryGuard {
 pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
     let filter = || EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log));
     let fmt = match config.log_format {
+        // Colours only for a terminal (and not with NO_COLOR): in a file or a journal they
+        // are escape codes, and writing them costs each line (the audit line of every
+        // token among them).
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()

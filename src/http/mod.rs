@@ -19,7 +19,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -65,19 +64,14 @@ pub fn router(state: AppState) -> Router {
             // Outermost first: every answer below, panics and timeouts included, passes
             // through `observe` and leaves with its request id, metrics and error shape.
             ServiceBuilder::new()
-                .layer(middleware::from_fn(move |request, next| {
-                    observe::observe(observe_config, request, next)
-                }))
+                .layer(observe::ObserveLayer::new(observe_config))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     timeout,
                 ))
                 .layer(cors::layer(state.cors_origins.clone()))
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    ratelimit::layer,
-                ))
+                .layer(ratelimit::RateLimitLayer::new(state.clone()))
                 .layer(CompressionLayer::new().compress_when(worth_compressing()))
                 .layer(RequestBodyLimitLayer::new(limit))
                 .layer(DefaultBodyLimit::max(limit)),

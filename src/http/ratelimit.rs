@@ -11,13 +11,19 @@
 //!
 //! A refused request also gets `Retry-After`.
 
+use std::convert::Infallible;
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::future::{BoxFuture, Either};
+use tower::{Layer, Service};
 
 use crate::error::{ApiError, OAuthError};
 use crate::http::state::AppState;
@@ -36,40 +42,142 @@ fn address_policy(path: &str) -> Option<(Policy, bool)> {
     }
 }
 
-/// The middleware (outside the handlers, inside request id and timeout).
-pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path().to_owned();
-    let limit = address_policy(&path).map(|(policy, deferred)| {
-        let address = client_address(
-            request.headers(),
-            request.extensions(),
-            &state.config.trusted_proxies,
-        );
-        let address = match crate::ratelimit::address_bucket(&address) {
-            std::borrow::Cow::Owned(bucket) => bucket,
-            std::borrow::Cow::Borrowed(_) => address,
-        };
-        (policy, address, deferred)
-    });
-    let (response, report) = ratelimit::reporting(async {
-        if let Some((policy, address, deferred)) = limit {
-            // Counting in memory costs nothing: only a shared limit is worth deferring.
-            let decision = if deferred && state.limiter.is_shared() {
-                let known = state.limiter.known_refusal(policy, &address);
-                if known.is_none() {
-                    ratelimit::defer(policy, address);
-                }
-                known
-            } else {
-                state.limiter.check(policy, &address).await
-            };
-            if let Some(decision) = decision
-                && decision.refused()
-            {
-                return refusal(&path, &decision);
-            }
+/// The layer (outside the handlers, inside request id and timeout).
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    state: AppState,
+}
+
+impl RateLimitLayer {
+    /// The layer over the limiter of `state`.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit {
+            inner,
+            state: self.state.clone(),
         }
-        let response = next.run(request).await;
+    }
+}
+
+/// The service [`RateLimitLayer`] makes.
+#[derive(Clone)]
+pub struct RateLimit<S> {
+    inner: S,
+    state: AppState,
+}
+
+type Answer = Result<Response, Infallible>;
+
+impl<S, B> Service<Request> for RateLimit<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<WithHeaders<S::Future>, BoxFuture<'static, Answer>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // Most requests (the API, discovery, pages without a per-address limit) only need
+        // their report turned into headers: a future of its own, not a boxed one.
+        let Some((policy, deferred)) = address_policy(request.uri().path()) else {
+            return Either::Left(WithHeaders {
+                inner: ratelimit::report_on(self.inner.call(request)),
+            });
+        };
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        Either::Right(Box::pin(limited(
+            self.state.clone(),
+            inner,
+            request,
+            policy,
+            deferred,
+        )))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer, with its report as headers.
+    pub struct WithHeaders<F: Future> {
+        #[pin]
+        inner: ratelimit::Reported<F>,
+    }
+}
+
+impl<F, B> Future for WithHeaders<F>
+where
+    F: Future<Output = Result<axum::http::Response<B>, Infallible>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Output = Answer;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        let mut inner = self.project().inner;
+        let Ok(response) = std::task::ready!(inner.as_mut().poll(cx));
+        let response = response.map(Body::new);
+        Poll::Ready(Ok(with_headers(response, &ratelimit::take_report(inner))))
+    }
+}
+
+/// A request to a path with a per-address limit: counted before it runs.
+async fn limited<S, B>(
+    state: AppState,
+    mut inner: S,
+    request: Request,
+    policy: Policy,
+    deferred: bool,
+) -> Answer
+where
+    S: Service<Request, Response = axum::http::Response<B>, Error = Infallible>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let path = request.uri().path().to_owned();
+    let address = client_address(
+        request.headers(),
+        request.extensions(),
+        &state.config.trusted_proxies,
+    );
+    let address = match crate::ratelimit::address_bucket(&address) {
+        std::borrow::Cow::Owned(bucket) => bucket,
+        std::borrow::Cow::Borrowed(_) => address,
+    };
+    let (response, report) = ratelimit::reporting(async {
+        // Counting in memory costs nothing: only a shared limit is worth deferring.
+        let decision = if deferred && state.limiter.is_shared() {
+            let known = state.limiter.known_refusal(policy, &address);
+            if known.is_none() {
+                ratelimit::defer(policy, address);
+            }
+            known
+        } else {
+            state.limiter.check(policy, &address).await
+        };
+        if let Some(decision) = decision
+            && decision.refused()
+        {
+            return refusal(&path, &decision);
+        }
+        let Ok(response) = inner.call(request).await;
+        let response = response.map(Body::new);
         // The endpoint ended before its per-client check took the address along.
         match state.limiter.check_deferred().await {
             Some(decision) if decision.refused() => refusal(&path, &decision),
@@ -77,7 +185,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         }
     })
     .await;
-    with_headers(response, &report)
+    Ok(with_headers(response, &report))
 }
 
 /// The answer to a request an address limit refused, in the shape of its endpoint.
@@ -102,6 +210,10 @@ fn refusal(path: &str, decision: &Decision) -> Response {
     }
 }
 
+static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static GATEHOUSE_LIMIT_INFO: HeaderName = HeaderName::from_static("gatehouse-limit-info");
+
 /// Adds `RateLimit-Policy`, `RateLimit`, `Gatehouse-Limit-Info` and, when refused,
 /// `Retry-After`.
 fn with_headers(mut response: Response, report: &Report) -> Response {
@@ -111,8 +223,10 @@ fn with_headers(mut response: Response, report: &Report) -> Response {
         } else {
             format!("api-usage={}", usage.used)
         };
-        if let Ok(value) = HeaderValue::from_str(&info) {
-            response.headers_mut().insert("gatehouse-limit-info", value);
+        if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(info)) {
+            response
+                .headers_mut()
+                .insert(GATEHOUSE_LIMIT_INFO.clone(), value);
         }
         if let Some(secs) = usage.refused_for_secs {
             response
@@ -124,27 +238,26 @@ fn with_headers(mut response: Response, report: &Report) -> Response {
     if decisions.is_empty() {
         return response;
     }
-    let policies = decisions
-        .iter()
-        .map(|d| format!("\"{}\";q={};w={}", d.policy.name(), d.quota, d.window_secs))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let limits = decisions
-        .iter()
-        .map(|d| {
-            format!(
-                "\"{}\";r={};t={}",
-                d.policy.name(),
-                d.remaining,
-                d.reset_secs
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut policies = String::with_capacity(40 * decisions.len());
+    let mut limits = String::with_capacity(40 * decisions.len());
+    for (i, d) in decisions.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let name = d.policy.name();
+        let _ = write!(
+            policies,
+            "{sep}\"{name}\";q={};w={}",
+            d.quota, d.window_secs
+        );
+        let _ = write!(
+            limits,
+            "{sep}\"{name}\";r={};t={}",
+            d.remaining, d.reset_secs
+        );
+    }
     let headers = response.headers_mut();
-    for (name, value) in [("ratelimit-policy", policies), ("ratelimit", limits)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
+    for (name, value) in [(&RATELIMIT_POLICY, policies), (&RATELIMIT, limits)] {
+        if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
+            headers.insert(name.clone(), value);
         }
     }
     if let Some(retry) = decisions

@@ -111,9 +111,10 @@ pub async fn authenticate(ctx: &Ctx<'_>, presented: &Presented) -> Result<Arc<Cl
         }
         AuthMethod::PrivateKeyJwt => {
             let assertion = presented.assertion.as_deref().unwrap_or_default();
-            verify_assertion(ctx, &client, assertion, AssertionUse::ClientAuthentication)
-                .await
-                .map_err(invalid_client)?;
+            let purpose = AssertionUse::ClientAuthentication;
+            let check = verify_assertion(ctx, &client, assertion, purpose);
+            // Boxed: inline, its future would make every client authentication's as large.
+            Box::pin(check).await.map_err(invalid_client)?;
         }
         AuthMethod::None => {}
     }

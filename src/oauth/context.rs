@@ -102,7 +102,9 @@ impl ClientCache {
         if let Some(name) = self.usernames.get(sub) {
             return Ok(name);
         }
-        let name = store::users::by_id(store, sub)
+        // Boxed, here and below: a miss is rare, and the query's future is large enough
+        // that every request carrying it inline would pay for copying it.
+        let name = Box::pin(store::users::by_id(store, sub))
             .await?
             .map(|u| Arc::from(u.username.as_str()));
         self.usernames.insert(sub.to_owned(), name.clone());
@@ -118,7 +120,7 @@ impl ClientCache {
         if let Some(client) = self.clients.get(client_id) {
             return Ok(Some(client));
         }
-        let Some(client) = store::clients::get(store, client_id).await? else {
+        let Some(client) = Box::pin(store::clients::get(store, client_id)).await? else {
             return Ok(None);
         };
         let client = Arc::new(client);
@@ -135,7 +137,7 @@ impl ClientCache {
         if let Some(keys) = self.keys.get(client_id) {
             return Ok(keys);
         }
-        let rows = store::client_keys::for_client(store, client_id).await?;
+        let rows = Box::pin(store::client_keys::for_client(store, client_id)).await?;
         let keys = Arc::new(
             rows.iter()
                 .filter_map(VerifyKey::from_row)

@@ -44,7 +44,7 @@ pub async fn exchange(
             )
         })?;
     let client = if grant == GrantType::JwtBearer {
-        jwt_bearer_client(ctx, params, presented).await?
+        Box::pin(jwt_bearer_client(ctx, params, presented)).await?
     } else {
         client_auth::authenticate(ctx, presented).await?
     };
@@ -75,14 +75,23 @@ pub async fn exchange(
             format!("this client is not registered for {grant}"),
         ));
     }
+    // The grants that reach the database are boxed: their futures are large (kilobytes),
+    // and inline they would make every token request's future that large, copied as
+    // the request moves through the server (client credentials included).
     let response = match grant {
         GrantType::ClientCredentials => grants::client_credentials::exchange(ctx, &client, params)?,
         GrantType::AuthorizationCode => {
-            grants::authorization_code::exchange(ctx, &client, params).await?
+            Box::pin(grants::authorization_code::exchange(ctx, &client, params)).await?
         }
-        GrantType::RefreshToken => grants::refresh_token::exchange(ctx, &client, params).await?,
-        GrantType::JwtBearer => grants::jwt_bearer::exchange(ctx, &client, params).await?,
-        GrantType::DeviceCode => grants::device_code::exchange(ctx, &client, params).await?,
+        GrantType::RefreshToken => {
+            Box::pin(grants::refresh_token::exchange(ctx, &client, params)).await?
+        }
+        GrantType::JwtBearer => {
+            Box::pin(grants::jwt_bearer::exchange(ctx, &client, params)).await?
+        }
+        GrantType::DeviceCode => {
+            Box::pin(grants::device_code::exchange(ctx, &client, params)).await?
+        }
     };
     let mut event = Event::new("token.issued")
         .client(client.client_id.as_str())

@@ -134,7 +134,9 @@ impl Limiter {
                 }
                 decisions
             }
-            Backend::Redis(shared) => self.redis_checks(shared, &limited).await,
+            // Boxed: the Redis exchange's future is large, and every request that counts a
+            // limit would otherwise carry (and copy) its size even when counting in memory.
+            Backend::Redis(shared) => Box::pin(self.redis_checks(shared, &limited)).await,
         };
         for decision in &decisions {
             self.recorded(*decision);

@@ -31,6 +31,23 @@ tokio::task_local! {
     static REPORT: RefCell<Report>;
 }
 
+/// `future` (a request) with an empty report, as a future a service can name; its
+/// [`Reported::report`] is the report once the future is done.
+pub fn report_on<F: Future>(future: F) -> Reported<F> {
+    REPORT.scope(RefCell::new(Report::default()), future)
+}
+
+/// A request's future with its report (see [`report_on`]).
+pub type Reported<F> = tokio::task::futures::TaskLocalFuture<RefCell<Report>, F>;
+
+/// The report of a [`report_on`] future that is done (empty if taken before).
+pub fn take_report<F: Future>(future: std::pin::Pin<&mut Reported<F>>) -> Report {
+    future
+        .take_value()
+        .map(RefCell::into_inner)
+        .unwrap_or_default()
+}
+
 /// Runs `future` (a request) with an empty report; returns its output and the report.
 pub async fn reporting<F: Future>(future: F) -> (F::Output, Report) {
     REPORT

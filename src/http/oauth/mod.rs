@@ -96,6 +96,9 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
     let unescape = |s: &str| {
+        if !s.contains(['%', '+', '&']) {
+            return s.to_owned();
+        }
         form_urlencoded::parse(format!("x={s}").as_bytes())
             .next()
             .map(|(_, v)| v.into_owned())
