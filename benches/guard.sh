@@ -7,7 +7,7 @@
 # Run it before and after any change to a request path, and quote both in the note.
 # Usage: BENCH_KIT=DIR benches/guard.sh   (DIR holds the kit's compare.sh;
 #   env: DURATION=10s CONC=32 ROUNDS=1 RATE_LIMIT=1000000000 STRICT=1 to exit 1 below a goal,
-#   GATEHOUSE_BIN=PATH to measure that binary, such as a build of the commit before a change)
+#   BENCH_BIN=PATH to measure that binary, such as a build of the commit before a change)
 RATE_LIMIT=${RATE_LIMIT:-1000000000} ROUNDS=${ROUNDS:-1}
 kit=${BENCH_KIT:-}
 if [ -z "$kit" ] || [ ! -x "$kit/compare.sh" ]; then

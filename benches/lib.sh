@@ -19,11 +19,11 @@ if ! command -v wrk >/dev/null; then
   { apt-get update -qq && apt-get install -y -qq wrk; } >/dev/null
 fi
 
-# GATEHOUSE_BIN=PATH runs that binary instead of building this checkout (a build of an
+# BENCH_BIN=PATH runs that binary instead of building this checkout (a build of an
 # earlier commit, for a before-and-after comparison).
-if [ -n "${GATEHOUSE_BIN:-}" ]; then
-  gh=$(cd "$(dirname "$GATEHOUSE_BIN")" && pwd)/$(basename "$GATEHOUSE_BIN")
-  [ -x "$gh" ] || { echo "GATEHOUSE_BIN=$GATEHOUSE_BIN is not an executable" >&2; exit 2; }
+if [ -n "${BENCH_BIN:-}" ]; then
+  gh=$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")
+  [ -x "$gh" ] || { echo "BENCH_BIN=$BENCH_BIN is not an executable" >&2; exit 2; }
 else
   echo "building (release)" >&2
   cargo build --release --quiet
