@@ -31,8 +31,8 @@ tokio::task_local! {
     static REPORT: RefCell<Report>;
 }
 
-/// `future` (a request) with an empty report, as a future a service can name; its
-/// [`Reported::report`] is the report once the future is done.
+/// `future` (a request) with an empty report, as a future a service can name; once it
+/// is done, [`take_report`] gives its report.
 pub fn report_on<F: Future>(future: F) -> Reported<F> {
     REPORT.scope(RefCell::new(Report::default()), future)
 }
@@ -50,13 +50,9 @@ pub fn take_report<F: Future>(future: std::pin::Pin<&mut Reported<F>>) -> Report
 
 /// Runs `future` (a request) with an empty report; returns its output and the report.
 pub async fn reporting<F: Future>(future: F) -> (F::Output, Report) {
-    REPORT
-        .scope(RefCell::new(Report::default()), async move {
-            let output = future.await;
-            let report = REPORT.with(|r| r.take());
-            (output, report)
-        })
-        .await
+    let mut reported = std::pin::pin!(report_on(future));
+    let output = reported.as_mut().await;
+    (output, take_report(reported))
 }
 
 pub(super) fn record(decision: Decision) {
