@@ -21,6 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
+use tower::layer::layer_fn;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     let (routes, spec) = crate::routes().split_for_parts();
     let limit = state.config.body_limit_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let limits = state.clone();
     let observe_config = observe::ObserveConfig {
         traced: crate::telemetry::tracing_exported(),
     };
@@ -64,14 +66,18 @@ pub fn router(state: AppState) -> Router {
             // Outermost first: every answer below, panics and timeouts included, passes
             // through `observe` and leaves with its request id, metrics and error shape.
             ServiceBuilder::new()
-                .layer(observe::ObserveLayer::new(observe_config))
+                .layer(layer_fn(move |inner| {
+                    observe::Observe::new(inner, observe_config)
+                }))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     timeout,
                 ))
                 .layer(cors::layer(state.cors_origins.clone()))
-                .layer(ratelimit::RateLimitLayer::new(state.clone()))
+                .layer(layer_fn(move |inner| {
+                    ratelimit::RateLimit::new(inner, limits.clone())
+                }))
                 .layer(CompressionLayer::new().compress_when(worth_compressing()))
                 .layer(RequestBodyLimitLayer::new(limit))
                 .layer(DefaultBodyLimit::max(limit)),

@@ -18,7 +18,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::task::futures::TaskLocalFuture;
-use tower::{Layer, Service};
+use tower::Service;
 use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
 
@@ -37,35 +37,18 @@ pub struct ObserveConfig {
     pub traced: bool,
 }
 
-/// The layer; see the module documentation.
-#[derive(Clone, Copy)]
-pub struct ObserveLayer {
-    config: ObserveConfig,
-}
-
-impl ObserveLayer {
-    /// The layer, with `config`.
-    pub fn new(config: ObserveConfig) -> Self {
-        Self { config }
-    }
-}
-
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-
-    fn layer(&self, inner: S) -> Observe<S> {
-        Observe {
-            inner,
-            config: self.config,
-        }
-    }
-}
-
-/// The service [`ObserveLayer`] makes.
+/// The service; see the module documentation.
 #[derive(Clone)]
 pub struct Observe<S> {
     inner: S,
     config: ObserveConfig,
+}
+
+impl<S> Observe<S> {
+    /// `inner`, observed as `config` says.
+    pub fn new(inner: S, config: ObserveConfig) -> Self {
+        Self { inner, config }
+    }
 }
 
 impl<S, B> Service<Request> for Observe<S>

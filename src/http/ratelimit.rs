@@ -23,7 +23,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::{BoxFuture, Either};
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::error::{ApiError, OAuthError};
 use crate::http::state::AppState;
@@ -42,35 +42,18 @@ fn address_policy(path: &str) -> Option<(Policy, bool)> {
     }
 }
 
-/// The layer (outside the handlers, inside request id and timeout).
-#[derive(Clone)]
-pub struct RateLimitLayer {
-    state: AppState,
-}
-
-impl RateLimitLayer {
-    /// The layer over the limiter of `state`.
-    pub fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimit<S>;
-
-    fn layer(&self, inner: S) -> RateLimit<S> {
-        RateLimit {
-            inner,
-            state: self.state.clone(),
-        }
-    }
-}
-
-/// The service [`RateLimitLayer`] makes.
+/// The rate-limit service (outside the handlers, inside request id and timeout).
 #[derive(Clone)]
 pub struct RateLimit<S> {
     inner: S,
     state: AppState,
+}
+
+impl<S> RateLimit<S> {
+    /// `inner`, counted against the limiter of `state`.
+    pub fn new(inner: S, state: AppState) -> Self {
+        Self { inner, state }
+    }
 }
 
 type Answer = Result<Response, Infallible>;
