@@ -167,14 +167,7 @@ async fn events_are_also_structured_log_lines() {
     cli(&db, &["migrate"], None).await.ok();
     let (id, secret) = cli_service_client(&db, "api").await;
     let server = ServerProcess::start(&db, &[]).await;
-    let res = reqwest::Client::new()
-        .post(server.url("/oauth2/token"))
-        .basic_auth(&id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    client_credentials(&reqwest::Client::new(), &server, &id, &secret).await;
     let line = eventually(5, || async {
         server
             .log
@@ -215,14 +208,7 @@ async fn events_arriving_one_after_another_share_a_few_batches() {
     let batches = server.counter("gatehouse_audit_batches_total").await;
     let http = reqwest::Client::new();
     for _ in 0..REQUESTS {
-        let res = http
-            .post(server.url("/oauth2/token"))
-            .basic_auth(&id, Some(&secret))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        client_credentials(&http, &server, &id, &secret).await;
     }
     eventually(10, || async {
         (stored().await >= settled + REQUESTS as f64).then_some(())
@@ -234,4 +220,21 @@ async fn events_arriving_one_after_another_share_a_few_batches() {
         (1.0..=(REQUESTS / 2) as f64).contains(&used),
         "{REQUESTS} events took {used} batches"
     );
+}
+
+/// A client_credentials token request to `server`, which must succeed.
+async fn client_credentials(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    id: &str,
+    secret: &str,
+) {
+    let res = http
+        .post(server.url("/oauth2/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 }
