@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _};
@@ -24,9 +25,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Keeps the trace pipeline alive; flushes pending spans when dropped.
+/// Keeps the trace pipeline and the log writer alive; when dropped, flushes pending spans
+/// and writes the log lines still queued.
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    _log_writer: WorkerGuard,
 }
 
 impl Drop for TelemetryGuard {
@@ -39,9 +42,22 @@ impl Drop for TelemetryGuard {
     }
 }
 
+/// Log lines queued for the writer thread before a request that logs waits for it.
+const QUEUED_LOG_LINES: usize = 64 * 1024;
+
 /// Installs the global log/trace subscriber. Call once, from the binary, before anything logs.
+///
+/// A request formats its line and queues it; one writer thread writes the queue to stderr,
+/// gathered into a few large writes while lines keep coming, and flushed whenever the queue
+/// is empty. A request thread never waits for stderr (a pipe, a terminal, a journal) unless
+/// the queue is full, and then it waits rather than lose a line: audit lines are among them.
 pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
     let filter = || EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&config.log));
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LOG_LINES)
+        .thread_name("gatehouse-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let fmt = match config.log_format {
         // Colours only for a terminal (and not with NO_COLOR): in a file or a journal they
         // are escape codes, and writing them costs each line (the audit line of every
@@ -51,13 +67,13 @@ pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
                 std::io::stderr().is_terminal()
                     && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             )
-            .with_writer(std::io::stderr)
+            .with_writer(writer.clone())
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
     };
     let provider = otlp_provider()?;
@@ -70,7 +86,10 @@ pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
         .with(fmt.with_filter(filter()?))
         .with(otel)
         .try_init()?;
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard {
+        provider,
+        _log_writer: log_writer,
+    })
 }
 
 /// Whether traces are exported (an OTLP endpoint is configured).

@@ -161,25 +161,78 @@ async fn security_events_are_stored_and_queried_with_filters_and_paging(#[case] 
     app.stop().await;
 }
 
+/// Every event is a structured log line (target `audit`) at INFO, except a token's issue:
+/// one line per token floods the log at traffic scale, so it is at DEBUG, where
+/// `log = "info,audit=debug"` brings it back. Its row is stored either way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_also_structured_log_lines() {
     let db = TestDb::new(Backend::Sqlite).await;
     cli(&db, &["migrate"], None).await.ok();
     let (id, secret) = cli_service_client(&db, "api").await;
-    let server = ServerProcess::start(&db, &[]).await;
-    client_credentials(&reqwest::Client::new(), &server, &id, &secret).await;
-    let line = eventually(5, || async {
-        server
-            .log
-            .lock()
+    let audit_lines = |server: &ServerProcess| {
+        let log = server.log.clone();
+        async move {
+            log.lock()
+                .await
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|l| l["target"] == "audit")
+                .collect::<Vec<_>>()
+        }
+    };
+    let http = reqwest::Client::new();
+
+    // At log=info: the token's revocation is a line, its issue is not.
+    let mut server = ServerProcess::start(&db, &[]).await;
+    let token = client_credentials(&http, &server, &id, &secret).await;
+    let revoked = http
+        .post(server.url("/oauth2/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let revocation = eventually(5, || async {
+        audit_lines(&server)
             .await
-            .iter()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|l| l["target"] == "audit")
+            .into_iter()
+            .find(|l| l["fields"]["event"] == "token.revoked")
     })
     .await
-    .expect("an audit log line");
-    assert_eq!(line["fields"]["event"], "token.issued");
+    .expect("the revocation's audit line");
+    assert_eq!(revocation["level"], "INFO");
+    assert_eq!(revocation["fields"]["client_id"], id);
+    assert_eq!(revocation["fields"]["outcome"], "success");
+    assert!(!revocation.to_string().contains(secret.as_str()));
+    assert!(
+        audit_lines(&server)
+            .await
+            .iter()
+            .all(|l| l["fields"]["event"] != "token.issued"),
+        "a token's issue is not an INFO line"
+    );
+    eventually(5, || async {
+        let stored = server.counter("gatehouse_audit_events_stored_total").await;
+        (stored >= 2.0).then_some(())
+    })
+    .await
+    .expect("both events stored");
+    server.terminate();
+    assert_eq!(server.wait().await, 0);
+
+    // With the audit target at debug, each issued token is a line too.
+    let server = ServerProcess::start(&db, &[("GATEHOUSE_LOG", "info,audit=debug")]).await;
+    client_credentials(&http, &server, &id, &secret).await;
+    let line = eventually(5, || async {
+        audit_lines(&server)
+            .await
+            .into_iter()
+            .find(|l| l["fields"]["event"] == "token.issued")
+    })
+    .await
+    .expect("the issued token's audit line");
+    assert_eq!(line["level"], "DEBUG");
     assert_eq!(line["fields"]["client_id"], id);
     assert_eq!(line["fields"]["outcome"], "success");
     assert!(!line.to_string().contains(secret.as_str()));
@@ -228,7 +281,7 @@ async fn client_credentials(
     server: &ServerProcess,
     id: &str,
     secret: &str,
-) {
+) -> String {
     let res = http
         .post(server.url("/oauth2/token"))
         .basic_auth(id, Some(secret))
@@ -237,4 +290,6 @@ async fn client_credentials(
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }
