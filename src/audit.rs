@@ -1,7 +1,8 @@
 //! The audit log: security-relevant events, each written to the structured log at once
-//! (target `audit`; a token's issue at DEBUG, everything else at INFO) and to the database by one writer task that gathers events for up
-//! to 50 ms and writes them with one multi-row INSERT, so that a burst of token requests
-//! costs a few statements a second, not one each.
+//! (target `audit`; a token's issue at DEBUG, everything else at INFO) and to the database
+//! by one writer task that gathers events for up to 50 ms and writes them with one
+//! multi-row INSERT, so that a burst of token requests costs a few statements a second, not
+//! one each.
 //!
 //! An event is in the database at most a moment after it happened: a process that is
 //! killed loses at most the events of the batch being gathered or written (their log lines
