@@ -67,7 +67,7 @@ pub fn init(config: &Config) -> anyhow::Result<TelemetryGuard> {
                 std::io::stderr().is_terminal()
                     && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             )
-            .with_writer(writer.clone())
+            .with_writer(writer)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
