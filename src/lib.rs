@@ -7,11 +7,13 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod fields;
 pub mod http;
 pub mod mail;
 pub mod model;
 pub mod oauth;
+pub mod outbound;
 pub mod paging;
 pub mod ratelimit;
 pub mod retention;
@@ -101,6 +103,7 @@ impl App {
         let mailer = mail::Mailer::from_config(&config, &mail::domain_of(&issuer))?;
         let limiter = ratelimit::Limiter::from_config(&config)?;
         let audit = audit::Audit::spawn(&store, clock.clone());
+        let config_streams = config.events_max_streams;
         let state = AppState::new(Inner {
             refresh,
             cases,
@@ -122,6 +125,9 @@ impl App {
             assertions,
             csrf_key,
             cors_origins: http::cors::Origins::default(),
+            events: events::Hub::default(),
+            event_streams: Arc::new(tokio::sync::Semaphore::new(config_streams)),
+            webhook_wakeup: tokio::sync::Notify::new(),
         });
         state.cors_origins.refresh(&state.store).await?;
         seed::first_run(&state).await?;
@@ -152,16 +158,7 @@ impl App {
         tokio::spawn(sync_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(maintenance_loop(self.state.clone(), stopping.clone()));
         tokio::spawn(metrics_upkeep_loop(self.state.clone(), stopping.clone()));
-        let dispatcher = {
-            let (state, stop) = (self.state.clone(), stopping.clone());
-            tokio::spawn(async move { mail::run(state.mail(), stop).await })
-        };
-        let logouts = {
-            let (state, stop) = (self.state.clone(), stopping.clone());
-            tokio::spawn(async move {
-                oauth::backchannel::run(state.oauth(), &state.logout_wakeup, stop).await;
-            })
-        };
+        let workers = Workers::spawn(&self.state, &stopping);
         let trigger = stopping.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -187,16 +184,9 @@ impl App {
                 tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace elapsed; dropping open requests");
             }
         }
-        // The dispatcher finishes the batch it holds, so that its email is not left claimed
-        // (and delayed by the lease) when the process exits.
-        if tokio::time::timeout(grace, dispatcher).await.is_err() {
-            tracing::warn!("the email dispatcher did not finish its batch within the grace period");
-        }
-        if tokio::time::timeout(grace, logouts).await.is_err() {
-            tracing::warn!(
-                "the logout dispatcher did not finish its batch within the grace period"
-            );
-        }
+        // Each worker finishes the batch it holds, so that what it claimed is not left
+        // claimed (and delayed by the lease) when the process exits.
+        workers.finish(grace).await;
         if let Err(e) = self
             .state
             .usage
@@ -220,6 +210,48 @@ impl App {
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The background workers that deliver what the database queued: email, webhooks, the
+/// NATS publisher (with `nats_url`) and back-channel logout tokens.
+struct Workers(Vec<(&'static str, tokio::task::JoinHandle<()>)>);
+
+impl Workers {
+    fn spawn(state: &AppState, stopping: &CancellationToken) -> Self {
+        let mut workers = Vec::with_capacity(4);
+        let (s, stop) = (state.clone(), stopping.clone());
+        let mail = tokio::spawn(async move { mail::run(s.mail(), stop).await });
+        workers.push(("email dispatcher", mail));
+        let (s, stop) = (state.clone(), stopping.clone());
+        let webhooks = tokio::spawn(async move {
+            let master = s.tokens.ring.master();
+            events::webhooks::run(s.events(), master, &s.webhook_wakeup, stop).await;
+        });
+        workers.push(("webhook relay", webhooks));
+        if let Some(url) = state.config.nats_url.clone() {
+            let (s, stop) = (state.clone(), stopping.clone());
+            let nats = tokio::spawn(async move { events::nats::run(s.events(), url, stop).await });
+            workers.push(("NATS publisher", nats));
+        }
+        let (s, stop) = (state.clone(), stopping.clone());
+        let logouts = tokio::spawn(async move {
+            oauth::backchannel::run(s.oauth(), &s.logout_wakeup, stop).await;
+        });
+        workers.push(("logout dispatcher", logouts));
+        Self(workers)
+    }
+
+    /// Waits for each worker to stop, at most `grace` each.
+    async fn finish(self, grace: Duration) {
+        for (name, worker) in self.0 {
+            if tokio::time::timeout(grace, worker).await.is_err() {
+                tracing::warn!(
+                    worker = name,
+                    "a worker did not finish its batch within the grace period"
+                );
+            }
+        }
     }
 }
 
@@ -329,6 +361,15 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         }
         if let Err(e) = store::logouts::forget_orphans(&state.store).await {
             tracing::warn!(error = %e, "session client cleanup failed");
+        }
+        match events::prune(&state.events()).await {
+            Ok(0) => {}
+            Ok(rows) => {
+                metrics::counter!("gatehouse_pruned_rows_total", "table" => "change_events")
+                    .increment(rows);
+                tracing::debug!(table = "change_events", rows, "pruned");
+            }
+            Err(e) => tracing::warn!(error = %e, "event pruning failed"),
         }
     }
 }

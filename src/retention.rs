@@ -31,6 +31,10 @@ pub fn rules(config: &Config, now: i64) -> Vec<(Rule, Cutoff)> {
         let cutoff = now - config.mail_retention_days * DAY;
         rules.push((prune::EMAIL, Cutoff::Unix(cutoff)));
     }
+    if config.events_retention_hours > 0 {
+        let cutoff = now - config.events_retention_hours * 3600;
+        rules.push((prune::WEBHOOK_DELIVERIES, Cutoff::Unix(cutoff)));
+    }
     if config.usage_retention_days > 0 {
         let first_kept = now - config.usage_retention_days * DAY;
         rules.push((prune::USAGE, Cutoff::Day(crate::usage::day_of(first_kept))));

@@ -84,6 +84,7 @@ fn builtin_public_client(
         admin_approved_only: false,
         id_token_signed_response_alg: None,
         may_introspect: false,
+        may_read_all_events: false,
         post_logout_redirect_uris: vec![],
         backchannel_logout_uri: None,
         pre_authorized_users: vec![],

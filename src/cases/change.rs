@@ -4,7 +4,9 @@ use super::create::item_rows;
 use super::validate::{validate_append, validate_update};
 use super::{Actor, AppendLineItems, Case, CaseUpdate, Ctx, reply};
 use crate::error::ApiError;
+use crate::events::TxEvents;
 use crate::store::cases as store_cases;
+use crate::store::events as store_events;
 use crate::store::idempotency::{Claim, StoredResponse};
 
 /// Changes a case. With `expected` (the caller's If-Match) the change applies only to that
@@ -37,6 +39,7 @@ pub async fn update(
             .as_ref()
             .map(|c| c.email.as_deref().map(|e| e.trim().to_owned())),
     };
+    let changed = changed_fields(&current.case, &change);
     let now = ctx.clock.unix();
     let mut tx = ctx.store.begin().await?;
     let updated =
@@ -53,8 +56,49 @@ pub async fn update(
     let record = store_cases::get_in(&mut tx, id)
         .await?
         .ok_or(ApiError::NotFound)?;
+    let case = Case::try_from(record)?;
+    let response = reply(200, &case, false)?;
+    let mut events = TxEvents::default();
+    let state = super::case_state(&case, &response.body);
+    events.push("case.updated", &changed, &state, &actor.author(ctx));
+    // Last before COMMIT: it holds the event log's lock until the transaction ends.
+    store_events::append(&mut tx, &events.into_events()).await?;
     tx.commit().await?;
-    reply(200, &Case::try_from(record)?, false)
+    ctx.events.committed();
+    Ok(response)
+}
+
+/// The API fields whose values `change` changes (a field set to its current value is not
+/// a change).
+fn changed_fields(
+    current: &store_cases::CaseRow,
+    change: &store_cases::CaseChange,
+) -> Vec<&'static str> {
+    let differs = |new: &Option<String>, old: &String| new.as_ref().is_some_and(|n| n != old);
+    let differs_opt =
+        |new: &Option<Option<String>>, old: &Option<String>| new.as_ref().is_some_and(|n| n != old);
+    let mut fields = Vec::new();
+    if differs(&change.subject, &current.subject) {
+        fields.push("subject");
+    }
+    if differs(&change.description, &current.description) {
+        fields.push("description");
+    }
+    if differs(&change.status, &current.status) {
+        fields.push("status");
+    }
+    if differs(&change.priority, &current.priority) {
+        fields.push("priority");
+    }
+    if differs_opt(&change.origin, &current.origin) {
+        fields.push("origin");
+    }
+    if differs_opt(&change.contact_name, &current.contact_name)
+        || differs_opt(&change.contact_email, &current.contact_email)
+    {
+        fields.push("contact");
+    }
+    fields
 }
 
 /// Appends line items to a case atomically (all or none), after the existing ones, and
@@ -77,10 +121,22 @@ pub async fn append_line_items(
     let record = store_cases::get_in(&mut tx, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let response = reply(201, &Case::try_from(record)?, true)?;
+    let case = Case::try_from(record)?;
+    let response = reply(201, &case, true)?;
     if let Some(claim) = claim {
         claim.complete(&mut tx, &response).await?;
     }
+    let mut events = TxEvents::default();
+    let state = super::case_state(&case, &response.body);
+    events.push(
+        "case.line_items_added",
+        &["line_items"],
+        &state,
+        &actor.author(ctx),
+    );
+    // Last before COMMIT: it holds the event log's lock until the transaction ends.
+    store_events::append(&mut tx, &events.into_events()).await?;
     tx.commit().await?;
+    ctx.events.committed();
     Ok(response)
 }

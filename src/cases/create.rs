@@ -101,8 +101,10 @@ pub async fn create(
         row,
         email,
         claim: claim.cloned(),
+        author: actor.author(ctx),
     };
     let response = ctx.creates.0.call(Arc::new(pending)).await?;
+    ctx.events.committed();
     if queued {
         ctx.mail_wakeup.notify_one();
     }
@@ -161,6 +163,24 @@ async fn take_mail_quota(ctx: &Ctx<'_>, actor: Actor<'_>, now: i64) -> Result<()
     })
 }
 
+/// The fields a create set: every field the case has.
+fn created_fields(case: &Case) -> Vec<&'static str> {
+    let mut fields = vec!["subject", "description", "status", "priority"];
+    if case.origin.is_some() {
+        fields.push("origin");
+    }
+    if case.contact.is_some() {
+        fields.push("contact");
+    }
+    if !case.line_items.is_empty() {
+        fields.push("line_items");
+    }
+    if case.notification.is_some() {
+        fields.push("notification");
+    }
+    fields
+}
+
 /// A composite create ready to be written: everything but its case number.
 #[derive(Debug)]
 struct PendingCreate {
@@ -168,6 +188,7 @@ struct PendingCreate {
     items: Vec<LineItemRow>,
     email: Option<NewEmail>,
     claim: Option<Claim>,
+    author: crate::events::Author,
 }
 
 /// The composite creates of every request of this process, written in batches: one
@@ -214,6 +235,7 @@ async fn write_creates(
     let mut tx = store.begin().await?;
     let records = store_cases::insert_many(&mut tx, &inserts).await?;
     let mut responses = Vec::with_capacity(batch.len());
+    let mut events = Vec::with_capacity(batch.len() * 2);
     for (pending, record) in batch.iter().zip(records) {
         let case = Case::try_from(record).map_err(corrupt)?;
         let response = reply(201, &case, true).map_err(corrupt)?;
@@ -222,8 +244,28 @@ async fn write_creates(
         if let Some(claim) = &pending.claim {
             claim.complete(&mut tx, &response).await?;
         }
+        // Each create is its own transaction to subscribers, whatever batch carried it.
+        let mut tx_events = crate::events::TxEvents::default();
+        let state = super::case_state(&case, &response.body);
+        tx_events.push(
+            "case.created",
+            &created_fields(&case),
+            &state,
+            &pending.author,
+        );
+        if !case.line_items.is_empty() {
+            tx_events.push(
+                "case.line_items_added",
+                &["line_items"],
+                &state,
+                &pending.author,
+            );
+        }
+        events.extend(tx_events.into_events());
         responses.push(response);
     }
+    // Last before COMMIT: it holds the event log's lock until the transaction ends.
+    crate::store::events::append(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(responses)
 }

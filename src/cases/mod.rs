@@ -38,6 +38,8 @@ pub struct Ctx<'a> {
     pub creates: &'a CreateQueue,
     /// Wakes the email dispatcher when a create queued email.
     pub mail_wakeup: &'a tokio::sync::Notify,
+    /// Wakes event subscribers when a change committed.
+    pub events: &'a crate::events::Hub,
 }
 
 /// Who asks: the client and the subject of the caller's token.
@@ -50,6 +52,16 @@ pub struct Actor<'a> {
 }
 
 impl Actor<'_> {
+    /// The author of a change this actor makes at `ctx`'s current time.
+    pub fn author(&self, ctx: &Ctx<'_>) -> crate::events::Author {
+        crate::events::Author {
+            commit_user: self.subject.to_owned(),
+            client_id: self.client_id.to_owned(),
+            at_ms: i64::try_from(ctx.clock.now().unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or_default(),
+        }
+    }
+
     /// What the caller may see and own: a user their own cases, a client acting for
     /// itself the cases it created.
     pub fn visibility(&self) -> Visibility {
@@ -80,6 +92,16 @@ fn reply(
         headers,
         body,
     })
+}
+
+/// The event-log view of a case and its API body.
+fn case_state<'a>(case: &'a Case, json: &'a str) -> crate::events::CaseState<'a> {
+    crate::events::CaseState {
+        id: &case.id,
+        owner_id: case.owner.as_deref(),
+        created_by: &case.created_by,
+        json,
+    }
 }
 
 /// The ETag of a case version: `"<version>"`.

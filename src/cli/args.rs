@@ -30,6 +30,9 @@ pub(super) enum Command {
     /// Manage the server's signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage webhook endpoints and their deliveries
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Print the OpenAPI document
     Openapi,
     /// Exit 0 when the server on `listen` answers /healthz with 200 (container health checks)
@@ -85,6 +88,73 @@ pub(super) struct AddKey {
     /// A JWKS document (JSON): every key in it is registered, under its own kid
     #[arg(long, value_name = "FILE")]
     pub(super) jwks: Option<PathBuf>,
+    #[command(flatten)]
+    pub(super) out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum WebhookCommand {
+    /// Register an endpoint; prints its whsec_ signing secret once
+    Create(CreateWebhook),
+    /// List endpoints
+    List(JsonFlag),
+    /// Disable an endpoint: its deliveries wait until it is enabled
+    Disable(WebhookRef),
+    /// Enable a disabled endpoint
+    Enable(WebhookRef),
+    /// Delete an endpoint and its deliveries
+    Delete(WebhookRef),
+    /// Replace the signing secret (the previous one signs too for 24 hours)
+    RotateSecret(WebhookRef),
+    /// An endpoint's deliveries, newest first, with every attempt
+    Deliveries(WebhookDeliveries),
+    /// Send a delivery again
+    Redeliver(Redeliver),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct CreateWebhook {
+    /// Where deliveries are POSTed (https; a private address only with webhook_allow_private)
+    #[arg(long)]
+    pub(super) url: String,
+    /// An event type it receives (repeatable; none: every type)
+    #[arg(long = "event", value_name = "TYPE")]
+    pub(super) event_types: Vec<String>,
+    /// What it is for
+    #[arg(long)]
+    pub(super) description: Option<String>,
+    #[command(flatten)]
+    pub(super) out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct WebhookRef {
+    /// The endpoint's id
+    pub(super) id: String,
+    #[command(flatten)]
+    pub(super) out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct WebhookDeliveries {
+    /// The endpoint's id
+    pub(super) id: String,
+    /// Only queued, sent or failed deliveries
+    #[arg(long)]
+    pub(super) status: Option<String>,
+    /// How many (1 to 200)
+    #[arg(long, default_value_t = 50)]
+    pub(super) limit: i64,
+    #[command(flatten)]
+    pub(super) out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct Redeliver {
+    /// The endpoint's id
+    pub(super) id: String,
+    /// The delivery's id
+    pub(super) delivery_id: String,
     #[command(flatten)]
     pub(super) out: JsonFlag,
 }
@@ -165,6 +235,9 @@ pub(super) struct CreateClient {
     /// A resource server: may introspect tokens issued to any client (confidential only)
     #[arg(long)]
     pub(super) may_introspect: bool,
+    /// An integration: its tokens read every case's change events (confidential only)
+    #[arg(long)]
+    pub(super) may_read_all_events: bool,
     /// Where RP-initiated logout may return, matched exactly (repeatable)
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     pub(super) post_logout_redirect_uris: Vec<String>,

@@ -92,6 +92,7 @@ async fn create_client(config: &Config, store: &Store, args: CreateClient) -> Re
             refresh_token_idle_secs: args.refresh_token_idle,
             id_token_alg: args.id_token_alg,
             may_introspect: args.may_introspect,
+            may_read_all_events: args.may_read_all_events,
             post_logout_redirect_uris: args.post_logout_redirect_uris,
             backchannel_logout_uri: args.backchannel_logout_uri,
         },

@@ -3,6 +3,7 @@
 mod args;
 mod commands;
 mod output;
+mod webhook;
 
 pub use args::Cli;
 use args::Command;
@@ -29,6 +30,23 @@ impl From<RegistryError> for Failure {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Invalid(_) => Failure::Usage(e.to_string()),
+            other => Failure::Runtime(format!("{other:#}")),
+        }
+    }
+}
+
+impl From<crate::error::ApiError> for Failure {
+    fn from(e: crate::error::ApiError) -> Self {
+        use crate::error::ApiError;
+        match e {
+            ApiError::Validation(errors) => Failure::Usage(
+                errors
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            ApiError::NotFound => Failure::Runtime("no such webhook or delivery".to_owned()),
             other => Failure::Runtime(format!("{other:#}")),
         }
     }
@@ -101,6 +119,9 @@ async fn run(command: Command, config: Config) -> Result<(), Failure> {
         Command::Client(cmd) => client(cmd, &config, &connect_migrated(&config).await?).await,
         Command::User(cmd) => user(cmd, &connect_migrated(&config).await?).await,
         Command::Keys(cmd) => keys_command(cmd, &config, &connect_migrated(&config).await?).await,
+        Command::Webhook(cmd) => {
+            webhook::command(cmd, &config, &connect_migrated(&config).await?).await
+        }
         Command::Openapi => Ok(()),
         Command::Healthcheck => healthcheck(&config).await,
     }

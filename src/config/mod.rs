@@ -192,6 +192,35 @@ pub struct Config {
     pub rate_limit_api_key: crate::ratelimit::ApiLimitKey,
     /// Resource API calls one client may make per UTC day (0 = counted, not capped).
     pub api_daily_limit: u64,
+    /// Hours change events are kept for replay (0 = forever). A subscriber that resumes
+    /// from an id older than this is refused (410), never silently skipped ahead.
+    pub events_retention_hours: i64,
+    /// How often an event stream looks for events written by other replicas (events of
+    /// this process wake it at once).
+    pub events_poll_ms: u64,
+    /// Seconds between heartbeat comments on an idle event stream.
+    pub events_heartbeat_secs: u64,
+    /// Event streams one process holds open at once; more are answered 503.
+    pub events_max_streams: usize,
+    /// Let webhook endpoints be private, loopback or link-local addresses (tests, a
+    /// receiver on the same host). Off: such targets are refused, at registration and at
+    /// every delivery (after name resolution).
+    pub webhook_allow_private: bool,
+    /// How long an endpoint has to answer one delivery.
+    pub webhook_timeout_ms: u64,
+    /// First retry delay of a failed delivery; doubled per attempt (with jitter), at
+    /// most six hours apart.
+    pub webhook_retry_secs: i64,
+    /// Hours a delivery is retried before it is given up.
+    pub webhook_retry_hours: i64,
+    /// NATS server (`nats://host:4222`) whose JetStream receives every event. Unset: no
+    /// publishing. May hold credentials: never logged.
+    pub nats_url: Option<SecretString>,
+    /// The JetStream stream that holds the events (created if missing, over the subjects
+    /// `<nats_subject_prefix>.>`).
+    pub nats_stream: String,
+    /// Events are published on `<prefix>.<type>` (`gatehouse.events.case.created`).
+    pub nats_subject_prefix: String,
 }
 
 impl Default for Config {
@@ -261,6 +290,17 @@ impl Default for Config {
             rate_limit_api: 6000,
             rate_limit_api_key: crate::ratelimit::ApiLimitKey::Subject,
             api_daily_limit: 0,
+            events_retention_hours: 72,
+            events_poll_ms: 500,
+            events_heartbeat_secs: 15,
+            events_max_streams: 1000,
+            webhook_allow_private: false,
+            webhook_timeout_ms: 10_000,
+            webhook_retry_secs: 5,
+            webhook_retry_hours: 72,
+            nats_url: None,
+            nats_stream: "GATEHOUSE_EVENTS".to_owned(),
+            nats_subject_prefix: "gatehouse.events".to_owned(),
         }
     }
 }

@@ -12,6 +12,7 @@ impl Config {
         self.check_connections()?;
         self.check_minimums()?;
         self.check_mail()?;
+        self.check_events()?;
         self.check_keys()?;
         if self.mode == Mode::Production {
             self.check_production(&issuer)?;
@@ -130,6 +131,77 @@ impl Config {
             return Err(ConfigError::key(
                 "access_token_ttl_secs",
                 "must not exceed access_token_max_ttl_secs",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Change events: retention, streams, webhooks and NATS.
+    fn check_events(&self) -> Result<(), ConfigError> {
+        if !(0..=24 * 365).contains(&self.events_retention_hours) {
+            return Err(ConfigError::key(
+                "events_retention_hours",
+                "must be 0 (forever) to 8760",
+            ));
+        }
+        if !(10..=60_000).contains(&self.events_poll_ms) {
+            return Err(ConfigError::key("events_poll_ms", "must be 10 to 60000"));
+        }
+        if !(1..=300).contains(&self.events_heartbeat_secs) {
+            return Err(ConfigError::key(
+                "events_heartbeat_secs",
+                "must be 1 to 300",
+            ));
+        }
+        if !(1..=100_000).contains(&self.events_max_streams) {
+            return Err(ConfigError::key(
+                "events_max_streams",
+                "must be 1 to 100000",
+            ));
+        }
+        if !(100..=60_000).contains(&self.webhook_timeout_ms) {
+            return Err(ConfigError::key(
+                "webhook_timeout_ms",
+                "must be 100 to 60000",
+            ));
+        }
+        if !(1..=3600).contains(&self.webhook_retry_secs) {
+            return Err(ConfigError::key("webhook_retry_secs", "must be 1 to 3600"));
+        }
+        if !(1..=24 * 30).contains(&self.webhook_retry_hours) {
+            return Err(ConfigError::key("webhook_retry_hours", "must be 1 to 720"));
+        }
+        if self.nats_stream.is_empty()
+            || !self
+                .nats_stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError::key(
+                "nats_stream",
+                "must be letters, digits, _ and - (a JetStream stream name)",
+            ));
+        }
+        if self.nats_subject_prefix.is_empty()
+            || self.nats_subject_prefix.split('.').any(|token| {
+                token.is_empty()
+                    || !token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            })
+        {
+            return Err(ConfigError::key(
+                "nats_subject_prefix",
+                "must be dot-separated tokens of letters, digits, _ and - (no wildcards)",
+            ));
+        }
+        if let Some(url) = &self.nats_url
+            && !url.expose_secret().starts_with("nats://")
+            && !url.expose_secret().starts_with("tls://")
+        {
+            return Err(ConfigError::key(
+                "nats_url",
+                "must be a nats:// (or tls://) URL",
             ));
         }
         Ok(())

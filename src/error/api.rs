@@ -61,6 +61,13 @@ pub enum ApiError {
     /// The shared rate limiter did not answer and the server fails closed (503).
     #[error("the rate limiter is unavailable; retry shortly")]
     Unavailable,
+    /// A replay id from before the event retention window: the events after it are gone
+    /// (410), and resuming from it would hide the gap.
+    #[error("{0}")]
+    ReplayExpired(String),
+    /// The server holds as many event streams as it allows (503, `Retry-After`).
+    #[error("this server holds as many event streams as it allows; retry shortly")]
+    StreamsFull,
     /// Something failed inside; logged, never described to the caller.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -95,6 +102,7 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::IdempotencyKeyInFlight => Some(1),
             ApiError::QuotaSpent { retry_after, .. } => Some((*retry_after).max(1)),
+            ApiError::StreamsFull => Some(5),
             _ => None,
         };
         let challenge = match &self {
@@ -184,6 +192,12 @@ impl ApiError {
             e @ ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some("unavailable"),
+                e.to_string(),
+            ),
+            ApiError::ReplayExpired(detail) => (StatusCode::GONE, Some("replay-expired"), detail),
+            e @ ApiError::StreamsFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("streams-full"),
                 e.to_string(),
             ),
         };

@@ -27,7 +27,8 @@ use crate::model::Scope;
         (name = "oauth", description = "OAuth 2.0 authorization server: tokens, introspection, revocation, keys, discovery"),
         (name = "api", description = "The resource API (bearer tokens)"),
         (name = "cases", description = "Cases: the composite create (case, line items and notification email in one transaction) and reads. Limits: at most 200 line items per case; subject 1-255 characters, description up to 32,000, sku 1-64, quantity 1-1,000,000, unit price 0-100,000,000,000 minor units, currency three upper-case letters (ISO 4217)."),
-        (name = "admin", description = "Administration of clients, users and signing keys (scope `admin`)"),
+        (name = "events", description = "Change events: every committed change to a case, in commit order, each with a replay id to resume after (Server-Sent Events or JSON pages; scope `events.read`). Kept `events_retention_hours` (72 h by default). Webhooks (Standard Webhooks v1) and NATS JetStream carry the same events."),
+        (name = "admin", description = "Administration of clients, users, signing keys and webhooks (scope `admin`)"),
         (name = "operations", description = "Health, readiness and metrics for operators and load balancers"),
     )
 )]
@@ -100,6 +101,7 @@ fn scope_description(scope: Scope) -> &'static str {
         Scope::Api => "Use the API on your behalf",
         Scope::CasesRead => "Read cases",
         Scope::CasesWrite => "Create and change cases",
+        Scope::EventsRead => "Read the change events of cases",
         Scope::Grants => "List and withdraw the apps you have granted access",
         Scope::Admin => "Administer clients, users and keys",
     }

@@ -57,6 +57,12 @@ pub struct Inner {
     pub audit: crate::audit::Audit,
     /// Request-rate limits (in memory, or in Redis shared by every replica).
     pub limiter: crate::ratelimit::Limiter,
+    /// Wakes event streams when this process committed events.
+    pub events: crate::events::Hub,
+    /// Event streams open now (at most `events_max_streams`).
+    pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Wakes the webhook relay when this process committed events.
+    pub webhook_wakeup: tokio::sync::Notify,
 }
 
 impl AppState {
@@ -94,6 +100,17 @@ impl AppState {
             issuer: &self.issuer,
             creates: &self.cases,
             mail_wakeup: &self.mail_wakeup,
+            events: &self.events,
+        }
+    }
+
+    /// The parts the event log works with.
+    pub fn events(&self) -> crate::events::Ctx<'_> {
+        crate::events::Ctx {
+            store: &self.store,
+            clock: &self.clock,
+            config: &self.config,
+            hub: &self.events,
         }
     }
 

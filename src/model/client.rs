@@ -47,6 +47,8 @@ pub struct Client {
     pub id_token_signed_response_alg: Option<SigningAlg>,
     /// A resource server: may introspect access and refresh tokens issued to any client.
     pub may_introspect: bool,
+    /// An integration (a warehouse sync): its tokens read every case's change events.
+    pub may_read_all_events: bool,
     /// Where RP-initiated logout may send the browser back to, matched exactly.
     pub post_logout_redirect_uris: Vec<RedirectUri>,
     /// Where the server POSTs a logout token when a session in which the client received

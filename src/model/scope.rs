@@ -25,6 +25,8 @@ protocol_enum!(
         CasesRead = "cases.read",
         /// Create and change cases.
         CasesWrite = "cases.write",
+        /// Read the change events of the cases the token may read (`/api/v1/events`).
+        EventsRead = "events.read",
         /// List and withdraw every app the user has granted access (`/api/v1/me/grants`).
         Grants = "grants",
         /// The admin API.

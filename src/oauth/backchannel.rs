@@ -29,8 +29,6 @@ const TOKEN_TTL_SECS: i64 = 120;
 const BATCH: i64 = 32;
 /// POSTs in flight at once.
 const CONCURRENCY: usize = 8;
-/// Longest answer body read (and then dropped) from a client.
-const MAX_ANSWER_BYTES: usize = 4096;
 
 /// The claims of a logout token (§2.4): never a `nonce`, always `sid` and `sub`.
 #[derive(Debug, Serialize)]
@@ -131,18 +129,7 @@ async fn deliver(ctx: &Ctx<'_>, http: &reqwest::Client, due: &DueLogout) -> Resu
         .await
         .map_err(|e| describe(&e))?;
     let status = answer.status();
-    // The body is not used; read a little of it so that the connection can be reused.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let mut answer = answer;
-        let mut read = 0;
-        while let Ok(Some(chunk)) = answer.chunk().await {
-            read += chunk.len();
-            if read > MAX_ANSWER_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
+    crate::outbound::drain(answer).await;
     if status.is_success() {
         Ok(())
     } else {

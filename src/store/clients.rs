@@ -13,8 +13,8 @@ macro_rules! select_clients {
             "SELECT id, name, client_type, auth_method, secret_hash, redirect_uris, grant_types, \
              scopes, cors_origins, access_token_ttl_secs, refresh_token_ttl_secs, \
              refresh_token_idle_secs, admin_approved_only, id_token_signed_response_alg, \
-             may_introspect, post_logout_redirect_uris, backchannel_logout_uri, enabled, \
-             created_at, updated_at \
+             may_introspect, may_read_all_events, post_logout_redirect_uris, \
+             backchannel_logout_uri, enabled, created_at, updated_at \
              FROM clients ",
             $($tail)?
         )
@@ -38,6 +38,7 @@ struct ClientRow {
     admin_approved_only: bool,
     id_token_signed_response_alg: Option<String>,
     may_introspect: bool,
+    may_read_all_events: bool,
     post_logout_redirect_uris: Json<Vec<String>>,
     backchannel_logout_uri: Option<String>,
     enabled: bool,
@@ -99,6 +100,7 @@ impl ClientRow {
                 None => None,
             },
             may_introspect: self.may_introspect,
+            may_read_all_events: self.may_read_all_events,
             post_logout_redirect_uris: parse_all(
                 "post_logout_redirect_uris",
                 self.post_logout_redirect_uris.0,
@@ -134,9 +136,9 @@ pub async fn insert(
         redirect_uris, grant_types, scopes, cors_origins, access_token_ttl_secs, \
         refresh_token_ttl_secs, refresh_token_idle_secs, admin_approved_only, \
         id_token_signed_response_alg, may_introspect, post_logout_redirect_uris, \
-        backchannel_logout_uri, enabled, created_at, updated_at) \
+        backchannel_logout_uri, enabled, created_at, updated_at, may_read_all_events) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-        $19, $20)";
+        $19, $20, $21)";
     const PREAUTH: &str = "INSERT INTO client_preauthorized_users (client_id, user_id, created_at) VALUES ($1, $2, $3)";
     let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     let scopes: Vec<&str> = client.scopes.iter().map(|s| s.as_str()).collect();
@@ -162,6 +164,7 @@ pub async fn insert(
             .bind(client.enabled)
             .bind(client.created_at)
             .bind(client.updated_at)
+            .bind(client.may_read_all_events)
             .execute(&mut *c)
             .await
             .map_err(|e| StoreError::on_unique(e, "a client with this id exists"))?;

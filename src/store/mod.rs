@@ -16,6 +16,7 @@ pub mod consents;
 pub mod cutoffs;
 mod delivery;
 pub mod devices;
+pub mod events;
 pub mod grants;
 pub mod idempotency;
 pub mod keys;
@@ -26,6 +27,7 @@ pub mod revocations;
 pub mod sessions;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

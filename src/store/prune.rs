@@ -86,6 +86,14 @@ pub const LOGOUTS: Rule = Rule {
     expired: "status <> 'queued' AND created_at < $1",
 };
 
+/// Delivered or given-up webhook deliveries (and, by cascade, their attempts) once their
+/// events are past retention.
+pub const WEBHOOK_DELIVERIES: Rule = Rule {
+    table: "webhook_deliveries",
+    key: "id",
+    expired: "status <> 'queued' AND created_at < $1",
+};
+
 /// A rule's cut-off: a Unix time, or a day for the tables that count by day.
 #[derive(Debug, Clone)]
 pub enum Cutoff {

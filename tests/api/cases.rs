@@ -12,13 +12,13 @@ use crate::support::{TestApp, query_count};
 
 const REDIRECT: &str = "https://app.example/cb";
 
-/// A public app that may ask for the case scopes.
+/// A public app that may ask for the case (and event) scopes.
 pub async fn cases_app(app: &TestApp) -> String {
     app.register(gatehouse::oauth::clients::NewClient {
         name: "Field Service".to_owned(),
         client_type: "public".to_owned(),
         redirect_uris: vec![REDIRECT.to_owned()],
-        scopes: ["openid", "api", "cases.read", "cases.write"]
+        scopes: ["openid", "api", "cases.read", "cases.write", "events.read"]
             .map(String::from)
             .to_vec(),
         ..Default::default()

@@ -18,6 +18,8 @@ mod cli;
 mod config;
 mod deploy;
 mod device;
+mod events;
+mod events_relay;
 mod flow;
 mod grants;
 mod guard;

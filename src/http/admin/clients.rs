@@ -59,6 +59,10 @@ pub struct CreateClientRequest {
     /// clients only).
     #[serde(default)]
     pub may_introspect: bool,
+    /// An integration (a warehouse sync): its tokens read every case's change events
+    /// (`GET /api/v1/events`), not only its own (confidential clients only).
+    #[serde(default)]
+    pub may_read_all_events: bool,
     /// Where RP-initiated logout may send the browser back to (at most 32), matched
     /// exactly.
     #[serde(default)]
@@ -154,6 +158,7 @@ pub async fn create_client(
             refresh_token_idle_secs: body.refresh_token_idle_secs,
             id_token_alg: body.id_token_signed_response_alg,
             may_introspect: body.may_introspect,
+            may_read_all_events: body.may_read_all_events,
             post_logout_redirect_uris: body.post_logout_redirect_uris,
             backchannel_logout_uri: body.backchannel_logout_uri,
         },

@@ -1,9 +1,11 @@
-//! The admin API (/admin/v1, scope `admin`): clients, users and signing keys, mirroring the CLI.
+//! The admin API (/admin/v1, scope `admin`): clients, users, signing keys and webhooks,
+//! mirroring the CLI.
 
 mod audit;
 mod clients;
 mod keys;
 mod users;
+mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -57,4 +59,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(audit::list_audit_events))
         .routes(routes!(clients::get_client_usage))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::get_webhook, webhooks::delete_webhook))
+        .routes(routes!(webhooks::disable_webhook))
+        .routes(routes!(webhooks::enable_webhook))
+        .routes(routes!(webhooks::rotate_webhook_secret))
+        .routes(routes!(webhooks::list_webhook_deliveries))
+        .routes(routes!(webhooks::redeliver_webhook))
 }

@@ -1,6 +1,7 @@
 //! The resource API: the bearer-token guard and the endpoints it protects.
 
 pub mod cases;
+pub mod events;
 pub mod grants;
 pub mod idempotency;
 pub mod me;
@@ -17,6 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(cases::create_case, cases::list_cases))
         .routes(routes!(cases::get_case, cases::update_case))
         .routes(routes!(cases::append_line_items))
+        .routes(routes!(events::events))
         .routes(routes!(grants::list_my_grants))
         .routes(routes!(grants::revoke_my_grant))
 }

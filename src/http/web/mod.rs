@@ -168,6 +168,7 @@ pub fn describe_scope(scope: Scope) -> &'static str {
         Scope::Api => "use the API on your behalf",
         Scope::CasesRead => "read your cases",
         Scope::CasesWrite => "create and change your cases",
+        Scope::EventsRead => "follow changes to your cases as they happen",
         Scope::Grants => "see and remove the apps you have connected to your account",
         Scope::Admin => "administer this server",
     }

@@ -54,6 +54,8 @@ pub struct NewClient {
     pub id_token_alg: Option<String>,
     /// A resource server: may introspect tokens issued to any client.
     pub may_introspect: bool,
+    /// An integration: its tokens read every case's change events.
+    pub may_read_all_events: bool,
     /// Where RP-initiated logout may return to.
     pub post_logout_redirect_uris: Vec<String>,
     /// Where to POST logout tokens (Back-Channel Logout 1.0).
@@ -83,6 +85,27 @@ pub async fn register(
             .map_err(|e| RegistryError::Internal(e.into()))?;
     }
     Ok(created)
+}
+
+/// The powers only a confidential client (one that authenticates) may have.
+fn check_confidential_only(f: &mut FieldErrors, new: &NewClient, client_type: ClientType) {
+    if client_type != ClientType::Public {
+        return;
+    }
+    if new.may_read_all_events {
+        f.fail(
+            "may_read_all_events",
+            "invalid",
+            "reading every case's events needs a confidential client",
+        );
+    }
+    if new.may_introspect {
+        f.fail(
+            "may_introspect",
+            "invalid",
+            "introspection needs a confidential client (a resource server authenticates)",
+        );
+    }
 }
 
 /// Validates and registers a client; generates its id and, if it uses one, its secret.
@@ -134,13 +157,7 @@ pub async fn create(
         ScopeSet::new(scopes)
     };
     check_scopes(&mut f, &scopes, &grant_types);
-    if new.may_introspect && client_type == ClientType::Public {
-        f.fail(
-            "may_introspect",
-            "invalid",
-            "introspection needs a confidential client (a resource server authenticates)",
-        );
-    }
+    check_confidential_only(&mut f, &new, client_type);
     f.finish()?;
 
     let now = clock.unix();
@@ -161,6 +178,7 @@ pub async fn create(
         admin_approved_only: new.admin_approved_only,
         id_token_signed_response_alg: openid.1,
         may_introspect: new.may_introspect,
+        may_read_all_events: new.may_read_all_events,
         post_logout_redirect_uris: openid.0,
         backchannel_logout_uri: openid.2,
         pre_authorized_users: pre_authorize,

@@ -102,6 +102,22 @@ pub fn redis_url(test: &str) -> Option<String> {
     None
 }
 
+/// The NATS server with JetStream of the event-publishing tests
+/// (`GATEHOUSE_TEST_NATS_URL`), or `None` after saying on stderr that the test skipped (a
+/// failure under `GATEHOUSE_TEST_REQUIRE_ALL=1`).
+pub fn nats_url(test: &str) -> Option<String> {
+    if let Ok(url) = std::env::var("GATEHOUSE_TEST_NATS_URL")
+        && !url.is_empty()
+    {
+        return Some(url);
+    }
+    skip(
+        test,
+        "set GATEHOUSE_TEST_NATS_URL=nats://127.0.0.1:4222 (nats-server -js) to run it",
+    );
+    None
+}
+
 /// A Redis key prefix no other test uses.
 pub fn redis_prefix() -> String {
     unique("gatehouse_test")
