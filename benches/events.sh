@@ -17,9 +17,11 @@ secs=${DURATION%s}
 unset GATEHOUSE_DATABASE_URL
 tag=$$
 hook_port=$((PORT + 7))
-export GATEHOUSE_MAIL_DAILY_LIMIT=0 GATEHOUSE_MAIL_DIR="$work/mail" GATEHOUSE_EVENTS_POLL_MS=100 \
-       GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true GATEHOUSE_NATS_STREAM="BENCH_$tag" \
-       GATEHOUSE_NATS_SUBJECT_PREFIX="bench$tag.events"
+export GATEHOUSE_MAIL_DAILY_LIMIT=0 GATEHOUSE_MAIL_DIR="$work/mail"
+# Settings only this build knows (the one before change events refuses unknown keys).
+events_env=(GATEHOUSE_EVENTS_POLL_MS=100 GATEHOUSE_WEBHOOK_ALLOW_PRIVATE=true
+  GATEHOUSE_NATS_STREAM="BENCH_$tag" GATEHOUSE_NATS_SUBJECT_PREFIX="bench$tag.events")
+ev() { env "${events_env[@]}" "$@"; }  # runs a command of this build with them
 
 fresh_db() { # NAME BIN: a migrated database; prints its URL
   local url="sqlite://$work/$1.db"
@@ -38,7 +40,7 @@ serve_with() { # BIN URL [ENV=VALUE...]: sets gh_pid
 stop_server() { kill -TERM "$gh_pid"; wait "$gh_pid" 2>/dev/null || true; }
 
 client_for() { # BIN URL: a client that writes cases and reads every case's events
-  GATEHOUSE_DATABASE_URL=$2 "$1" client create --name "events-bench" --type confidential \
+  GATEHOUSE_DATABASE_URL=$2 ev "$1" client create --name "events-bench" --type confidential \
     --grant client_credentials --scope cases.write --scope events.read --may-read-all-events --json |
     python3 -c 'import json, sys; c = json.load(sys.stdin); print(c["client_id"], c["client_secret"])'
 }
@@ -48,7 +50,7 @@ creates() { # BIN LABEL: creates/s of one wrk run against a fresh database
   url=$(fresh_db "tp-$label-$RANDOM" "$bin")
   if [ "$label" = on ]; then
     read -r id secret < <(client_for "$bin" "$url")
-    extra=(GATEHOUSE_NATS_URL="nats://$NATS")
+    extra=("${events_env[@]}" GATEHOUSE_NATS_URL="nats://$NATS")
   else
     read -r id secret < <(GATEHOUSE_DATABASE_URL=$url "$bin" client create --name off --type confidential \
       --grant client_credentials --scope cases.write --json |
@@ -80,15 +82,15 @@ fi
 echo "== 2. commit-to-delivery latency at $RATE creates/s" >&2
 url=$(fresh_db latency "$gh")
 read -r id secret < <(client_for "$gh" "$url")
-GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LOG=warn "$gh" webhook create --url "http://127.0.0.1:$hook_port/hook" --json >/dev/null
-serve_with "$gh" "$url" GATEHOUSE_NATS_URL="nats://$NATS"
+GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LOG=warn ev "$gh" webhook create --url "http://127.0.0.1:$hook_port/hook" --json >/dev/null
+serve_with "$gh" "$url" "${events_env[@]}" GATEHOUSE_NATS_URL="nats://$NATS"
 token=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials -d 'scope=cases.write events.read' \
   "http://127.0.0.1:$PORT/oauth2/token" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 python3 benches/events_latency.py "http://127.0.0.1:$PORT" "$token" "$hook_port" "$NATS" \
   "bench$tag.events" "$((secs + 5))" >"$work/latency.txt" &
 sub=$!
 sleep 1
-conns=20
+conns=25
 out=$(wrk -t2 -c"$conns" -d"$DURATION" -s benches/cases-paced.lua -H "Authorization: Bearer $token" \
   "http://127.0.0.1:$PORT/api/v1/cases" -- "$((1000 * conns / RATE))")
 echo "$out" | grep -E 'Requests/sec|Non-2xx' >&2
@@ -99,11 +101,11 @@ stop_server
 echo "== 3. a backlog of $BACKLOG creates drained" >&2
 url=$(fresh_db backlog "$gh")
 read -r id secret < <(client_for "$gh" "$url")
-hook=$(GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LOG=warn "$gh" webhook create \
+hook=$(GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LOG=warn ev "$gh" webhook create \
   --url "http://127.0.0.1:$hook_port/hook" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
-GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LOG=warn "$gh" webhook disable "$hook" >/dev/null
+GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LOG=warn ev "$gh" webhook disable "$hook" >/dev/null
 # NATS unreachable while the backlog is written (a port nothing listens on).
-serve_with "$gh" "$url" GATEHOUSE_NATS_URL="nats://127.0.0.1:$((PORT + 9))"
+serve_with "$gh" "$url" "${events_env[@]}" GATEHOUSE_NATS_URL="nats://127.0.0.1:$((PORT + 9))"
 token=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials -d 'scope=cases.write events.read' \
   "http://127.0.0.1:$PORT/oauth2/token" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 start=$(now_ms)
@@ -123,8 +125,12 @@ threads = [threading.Thread(target=worker, args=(total // 16,)) for _ in range(1
 PY
 echo "backlog of $BACKLOG written in $(( $(now_ms) - start )) ms" >&2
 stop_server
-GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LOG=warn "$gh" webhook enable "$hook" >/dev/null
-serve_with "$gh" "$url" GATEHOUSE_NATS_URL="nats://$NATS"
+GATEHOUSE_DATABASE_URL=$url GATEHOUSE_LOG=warn ev "$gh" webhook enable "$hook" >/dev/null
+# The subscribers first (timed from their start), then the server with NATS reachable.
 python3 benches/events_latency.py "http://127.0.0.1:$PORT" "$token" "$hook_port" "$NATS" \
-  "bench$tag.events" 600 "$(( BACKLOG / 16 * 16 ))"
+  "bench$tag.events" 600 "$(( BACKLOG / 16 * 16 ))" &
+sub=$!
+sleep 0.5
+serve_with "$gh" "$url" "${events_env[@]}" GATEHOUSE_NATS_URL="nats://$NATS"
+wait "$sub"
 stop_server

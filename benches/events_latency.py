@@ -9,7 +9,9 @@ before COMMIT, so a latency includes the commit itself).
 
 Prints one line per channel: "<channel> events=N p50=… p99=… max=… ms". With EXPECT, it
 stops as soon as every channel has received EXPECT events (a backlog drain) and prints the
-seconds each took instead of waiting SECONDS.
+seconds each took, from its own start, instead of waiting SECONDS; start it before the
+server (the SSE stream connects once the server answers; core NATS keeps nothing for a
+subscriber that was not there).
 """
 
 import http.client
@@ -46,10 +48,16 @@ def record(channel, event):
 
 def sse():
     url = urlparse(base)
-    conn = http.client.HTTPConnection(url.hostname, url.port)
     query = "from=earliest" if expect else "from=latest"
-    conn.request("GET", f"/api/v1/events?{query}", headers={"Authorization": f"Bearer {token}"})
-    resp = conn.getresponse()
+    while True:  # the server may still be starting
+        try:
+            conn = http.client.HTTPConnection(url.hostname, url.port)
+            conn.request("GET", f"/api/v1/events?{query}",
+                         headers={"Authorization": f"Bearer {token}"})
+            resp = conn.getresponse()
+            break
+        except OSError:
+            time.sleep(0.01)
     assert resp.status == 200, resp.status
     for raw in resp:
         line = raw.decode().rstrip("\n")

@@ -132,6 +132,11 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
+/// After a wake, how long a reader of the log lets further commits gather before it reads:
+/// under load every request commits, and a read per commit per reader would cost more than
+/// the writes it follows.
+pub const WAKE_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Wakes this process's subscribers when it commits events. Events written by other
 /// replicas are found by polling (`events_poll_ms`).
 #[derive(Debug)]

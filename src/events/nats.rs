@@ -102,7 +102,7 @@ async fn publish_loop(
         }
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
-            Ok(()) = commits.changed() => {}
+            Ok(()) = commits.changed() => tokio::time::sleep(super::WAKE_GATHER).await,
             () = tokio::time::sleep(poll) => {}
         }
     }
@@ -112,12 +112,29 @@ async fn publish_loop(
 /// position past those JetStream acknowledged; returns how many.
 pub async fn publish_once(ctx: &Ctx<'_>, js: &Context, holder: &str) -> anyhow::Result<usize> {
     let now = ctx.clock.unix();
-    let after = log::relay_position(ctx.store, RELAY, now).await?;
-    if !log::hold_relay(ctx.store, RELAY, holder, now, now + LEASE_SECS).await? {
+    // Reads first: an idle publisher, or one another process holds, writes nothing (on
+    // SQLite a write would wait for, and hold up, the one writer the requests need).
+    let (after, held_by, held_until) = match log::relay(ctx.store, RELAY).await? {
+        Some(relay) => relay,
+        None => (
+            log::relay_position(ctx.store, RELAY, now).await?,
+            None,
+            None,
+        ),
+    };
+    let mine = held_by.as_deref() == Some(holder);
+    let until = held_until.unwrap_or(0);
+    if !mine && until >= now {
         return Ok(0);
     }
     let rows = log::after_of_types(ctx.store, after, &[], BATCH).await?;
     if rows.is_empty() {
+        return Ok(0);
+    }
+    // The lease is taken, or renewed once half of it has passed.
+    if (!mine || until - now < LEASE_SECS / 2)
+        && !log::hold_relay(ctx.store, RELAY, holder, now, now + LEASE_SECS).await?
+    {
         return Ok(0);
     }
     let prefix = &ctx.config.nats_subject_prefix;

@@ -13,6 +13,7 @@
 //! Targets on private, loopback or link-local addresses are refused (at registration for
 //! an address in the URL, and after every name resolution) unless `webhook_allow_private`.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,9 +38,9 @@ pub const SECRET_PREFIX: &str = "whsec_";
 pub const ROTATION_OVERLAP_SECS: i64 = 24 * 3600;
 /// Deliveries claimed per round: two waves of POSTs, so that a claim's lease (what a
 /// process killed mid-round delays its deliveries by) stays near two timeouts.
-const BATCH: i64 = 16;
+const BATCH: i64 = 64;
 /// POSTs in flight at once.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 32;
 /// The longest wait between two retries.
 const MAX_RETRY_SECS: i64 = 6 * 3600;
 /// Longest error text kept with an attempt.
@@ -247,7 +248,7 @@ pub async fn run(ctx: Ctx<'_>, master: &MasterKey, wakeup: &Notify, stop: Cancel
         tokio::select! {
             () = stop.cancelled() => return,
             () = wakeup.notified() => {}
-            Ok(()) = commits.changed() => {}
+            Ok(()) = commits.changed() => tokio::time::sleep(super::WAKE_GATHER).await,
             () = tokio::time::sleep(poll) => {}
         }
     }
@@ -270,7 +271,10 @@ pub async fn relay_once(
     }
 }
 
-/// Claims due deliveries and sends them; returns how many were claimed.
+/// Claims due deliveries and sends them; returns how many were claimed. A round reads
+/// its endpoints and events in a few queries and records every attempt in one
+/// transaction, so that a busy relay costs the database a handful of statements per
+/// `BATCH` deliveries rather than several per delivery.
 async fn dispatch_once(
     ctx: &Ctx<'_>,
     master: &MasterKey,
@@ -282,15 +286,112 @@ async fn dispatch_once(
     let lease = i64::try_from(per_post * waves).unwrap_or(3600) + 5;
     let due = store::claim_due(ctx.store, now, now + lease, BATCH).await?;
     let claimed = due.len();
-    let results: Vec<Result<(), StoreError>> = futures::stream::iter(due)
-        .map(|due| async move { attempt(ctx, master, http, &due).await })
-        .buffer_unordered(CONCURRENCY)
+    if claimed == 0 {
+        return Ok(0);
+    }
+    let targets = Targets::load(ctx, master, &due).await?;
+    let targets = &targets;
+    // In order (`buffered`), so that each result lines up with its delivery.
+    let attempts: Vec<(AttemptRow, Outcome, bool)> = futures::stream::iter(due.clone())
+        .map(|due| async move { attempt(ctx, http, targets, &due).await })
+        .buffered(CONCURRENCY)
         .collect()
         .await;
-    for result in results {
-        result?;
+    let records: Vec<(AttemptRow, Outcome)> = attempts
+        .iter()
+        .map(|(row, outcome, _)| (row.clone(), *outcome))
+        .collect();
+    store::record_attempts(ctx.store, &records).await?;
+    for (_, outcome, _) in &attempts {
+        metrics::counter!("gatehouse_webhook_attempts_total", "outcome" => match outcome {
+            Outcome::Sent => "sent",
+            Outcome::Retry(_) => "retry",
+            Outcome::GiveUp => "failed",
+        })
+        .increment(1);
+    }
+    let gone: std::collections::BTreeSet<&str> = attempts
+        .iter()
+        .zip(&due)
+        .filter(|((_, _, gone), _)| *gone)
+        .map(|(_, d)| d.endpoint_id.as_str())
+        .collect();
+    for endpoint in gone {
+        store::set_status(
+            ctx.store,
+            endpoint,
+            Some("the endpoint answered 410 Gone"),
+            now,
+        )
+        .await?;
+        tracing::info!(endpoint, "webhook endpoint answered 410 Gone; disabled");
     }
     Ok(claimed)
+}
+
+/// An endpoint's URL and live signing keys, or why it cannot be sent to.
+type Target = Result<(String, Vec<Vec<u8>>), String>;
+
+/// What a round's deliveries go to: each endpoint's target, and each event.
+struct Targets {
+    endpoints: HashMap<String, Target>,
+    events: HashMap<i64, Event>,
+}
+
+impl Targets {
+    async fn load(
+        ctx: &Ctx<'_>,
+        master: &MasterKey,
+        due: &[DueDelivery],
+    ) -> Result<Self, StoreError> {
+        let mut endpoints = HashMap::new();
+        for d in due {
+            if endpoints.contains_key(&d.endpoint_id) {
+                continue;
+            }
+            let target = match store::get(ctx.store, &d.endpoint_id).await? {
+                Some(endpoint) => endpoint_target(ctx, master, endpoint),
+                None => Err("the endpoint no longer exists".to_owned()),
+            };
+            endpoints.insert(d.endpoint_id.clone(), target);
+        }
+        let seqs: Vec<i64> = due.iter().map(|d| d.event_seq).collect();
+        let mut events = HashMap::new();
+        for row in crate::store::events::by_seq(ctx.store, &seqs).await? {
+            let seq = row.seq;
+            match Event::try_from(row) {
+                Ok(event) => {
+                    events.insert(seq, event);
+                }
+                Err(e) => tracing::error!(seq, error = %e, "a stored event does not parse"),
+            }
+        }
+        Ok(Self { endpoints, events })
+    }
+}
+
+/// An endpoint's URL and live secrets (the current one, and the previous one during a
+/// rotation); `Err` with the reason it cannot be sent to.
+fn endpoint_target(
+    ctx: &Ctx<'_>,
+    master: &MasterKey,
+    endpoint: crate::store::webhooks::EndpointRow,
+) -> Target {
+    check_url(&endpoint.url, ctx.config.webhook_allow_private).map_err(|e| e.message)?;
+    let aad = aad(&endpoint.id);
+    let current = master
+        .open(&aad, &endpoint.secret_sealed)
+        .ok_or("the endpoint's secret cannot be opened (master key changed?)")?;
+    let mut keys = vec![current];
+    if let (Some(previous), Some(until)) = (
+        &endpoint.previous_secret_sealed,
+        endpoint.previous_secret_until,
+    ) && until > ctx.clock.unix()
+        && let Some(previous) = master.open(&aad, previous)
+    {
+        keys.push(previous);
+    }
+    Ok((endpoint.url, keys))
 }
 
 /// What one POST came to.
@@ -299,18 +400,28 @@ struct Answer {
     error: Option<String>,
 }
 
-/// One attempt of a delivery, recorded with what it came to.
+/// One attempt of a delivery: the attempt's record, what it came to, and whether the
+/// endpoint answered 410 Gone.
 async fn attempt(
     ctx: &Ctx<'_>,
-    master: &MasterKey,
     http: &reqwest::Client,
+    targets: &Targets,
     due: &DueDelivery,
-) -> Result<(), StoreError> {
+) -> (AttemptRow, Outcome, bool) {
     let at = ctx.clock.unix();
     let started = Instant::now();
-    let answer = match prepare(ctx, master, due).await? {
-        Ok((url, keys, event)) => post(ctx, http, &url, &keys, &event, at).await,
-        Err(error) => Answer {
+    let target = targets
+        .endpoints
+        .get(&due.endpoint_id)
+        .cloned()
+        .unwrap_or_else(|| Err("the endpoint no longer exists".to_owned()));
+    let event = targets
+        .events
+        .get(&due.event_seq)
+        .ok_or_else(|| "the event is past retention".to_owned());
+    let answer = match (target, event) {
+        (Ok((url, keys)), Ok(event)) => post(http, &url, &keys, event, at).await,
+        (Err(error), _) | (_, Err(error)) => Answer {
             status: None,
             error: Some(error),
         },
@@ -343,66 +454,10 @@ async fn attempt(
         error: error.map(|e| e.chars().take(MAX_ERROR_CHARS).collect()),
         duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
     };
-    store::record_attempt(ctx.store, &record, outcome).await?;
-    metrics::counter!("gatehouse_webhook_attempts_total", "outcome" => match outcome {
-        Outcome::Sent => "sent",
-        Outcome::Retry(_) => "retry",
-        Outcome::GiveUp => "failed",
-    })
-    .increment(1);
-    if gone {
-        store::set_status(
-            ctx.store,
-            &due.endpoint_id,
-            Some("the endpoint answered 410 Gone"),
-            at,
-        )
-        .await?;
-        tracing::info!(endpoint = %due.endpoint_id, "webhook endpoint answered 410 Gone; disabled");
-    }
-    Ok(())
-}
-
-/// The endpoint's URL, its live secrets and the event of a delivery; `Err` with the reason
-/// when it cannot be sent (the attempt is recorded as failed with it).
-async fn prepare(
-    ctx: &Ctx<'_>,
-    master: &MasterKey,
-    due: &DueDelivery,
-) -> Result<Result<(String, Vec<Vec<u8>>, Event), String>, StoreError> {
-    let Some(endpoint) = store::get(ctx.store, &due.endpoint_id).await? else {
-        return Ok(Err("the endpoint no longer exists".to_owned()));
-    };
-    let Some(row) = crate::store::events::get(ctx.store, due.event_seq).await? else {
-        return Ok(Err("the event is past retention".to_owned()));
-    };
-    let event = match Event::try_from(row) {
-        Ok(event) => event,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    let aad = aad(&endpoint.id);
-    let Some(current) = master.open(&aad, &endpoint.secret_sealed) else {
-        return Ok(Err(
-            "the endpoint's secret cannot be opened (master key changed?)".into(),
-        ));
-    };
-    let mut keys = vec![current];
-    if let (Some(previous), Some(until)) = (
-        &endpoint.previous_secret_sealed,
-        endpoint.previous_secret_until,
-    ) && until > ctx.clock.unix()
-        && let Some(previous) = master.open(&aad, previous)
-    {
-        keys.push(previous);
-    }
-    if let Err(e) = check_url(&endpoint.url, ctx.config.webhook_allow_private) {
-        return Ok(Err(e.message));
-    }
-    Ok(Ok((endpoint.url, keys, event)))
+    (record, outcome, gone)
 }
 
 async fn post(
-    _ctx: &Ctx<'_>,
     http: &reqwest::Client,
     url: &str,
     keys: &[Vec<u8>],

@@ -209,6 +209,24 @@ pub async fn after_of_types(
     })?)
 }
 
+/// The events at some positions, whoever they belong to (those pruned are missing).
+pub async fn by_seq(store: &Store, seqs: &[i64]) -> Result<Vec<EventRow>, StoreError> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(read!(store, |pool| {
+        let mut query = QueryBuilder::new(format!(
+            "SELECT {COLUMNS} FROM change_events WHERE seq IN ("
+        ));
+        let mut list = query.separated(", ");
+        for seq in seqs {
+            list.push_bind(*seq);
+        }
+        query.push(")");
+        query.build_query_as().fetch_all(pool).await
+    })?)
+}
+
 /// One event by position, whoever it belongs to.
 pub async fn get(store: &Store, seq: i64) -> Result<Option<EventRow>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM change_events WHERE seq = $1");
@@ -254,6 +272,19 @@ pub async fn prune_once(
     })?;
     tx.commit().await?;
     Ok(deleted)
+}
+
+/// The position relay `name` has published through and its lease (holder, until), if it
+/// is registered; a read.
+pub async fn relay(
+    store: &Store,
+    name: &str,
+) -> Result<Option<(i64, Option<String>, Option<i64>)>, StoreError> {
+    const SQL: &str = "SELECT last_seq, holder, held_until FROM event_relays WHERE name = $1";
+    Ok(read!(store, |pool| sqlx::query_as(SQL)
+        .bind(name)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 /// The position a relay (a publisher) has published through, creating its row at the

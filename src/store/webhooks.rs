@@ -6,7 +6,6 @@
 
 use sqlx::QueryBuilder;
 
-use super::events::EventRow;
 use super::{Db, Store, StoreError, Tx, in_tx, read, write};
 
 /// An endpoint as stored.
@@ -153,6 +152,17 @@ pub async fn fan_out(
     now: i64,
     wanted: impl Fn(&str, &str) -> bool,
 ) -> Result<usize, StoreError> {
+    // A read first: with nothing to fan out (the usual case between commits, and always
+    // without endpoints) no write transaction is opened, which on SQLite would hold the
+    // one writer the requests need.
+    const BEHIND: &str = "SELECT COUNT(*) FROM webhook_endpoints WHERE status = 'active' \
+        AND cursor_seq < (SELECT value FROM event_counters WHERE name = 'last_seq')";
+    let behind: i64 = read!(store, |pool| sqlx::query_scalar(BEHIND)
+        .fetch_one(pool)
+        .await)?;
+    if behind == 0 {
+        return Ok(0);
+    }
     let mut tx = store.begin().await?;
     let lock = match store.db {
         Db::Sqlite { .. } => "",
@@ -237,6 +247,16 @@ pub async fn claim_due(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<DueDelivery>, StoreError> {
+    // A read first, so that an idle relay never takes the writer (see `fan_out`).
+    const ANY: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM webhook_deliveries \
+        WHERE status = 'queued' AND next_attempt_at <= $1 LIMIT 1) due";
+    let any: i64 = read!(store, |pool| sqlx::query_scalar(ANY)
+        .bind(now)
+        .fetch_one(pool)
+        .await)?;
+    if any == 0 {
+        return Ok(Vec::new());
+    }
     let lock = match store.db {
         Db::Sqlite { .. } => "",
         Db::Postgres(_) => " FOR UPDATE OF d SKIP LOCKED",
@@ -287,51 +307,76 @@ pub struct AttemptRow {
     pub duration_ms: i64,
 }
 
-/// Records an attempt and what it came to, in one transaction.
-pub async fn record_attempt(
+/// Records a round's attempts and what each came to, in one transaction: the attempts in
+/// one statement, the delivered ones in another, a retry or a give-up each in its own.
+pub async fn record_attempts(
     store: &Store,
-    attempt: &AttemptRow,
-    outcome: Outcome,
+    attempts: &[(AttemptRow, Outcome)],
 ) -> Result<(), StoreError> {
-    const INSERT: &str = "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, \
-        error, duration_ms) VALUES ($1, $2, $3, $4, $5, $6) \
-        ON CONFLICT (delivery_id, attempt) DO NOTHING";
-    let (sql, next) = match outcome {
-        Outcome::Sent => (
-            "UPDATE webhook_deliveries SET status = 'sent', sent_at = $2, last_error = NULL \
-             WHERE id = $1 AND status = 'queued'",
-            attempt.at,
-        ),
-        Outcome::Retry(at) => (
-            "UPDATE webhook_deliveries SET next_attempt_at = $2, last_error = $3 \
-             WHERE id = $1 AND status = 'queued'",
-            at,
-        ),
-        Outcome::GiveUp => (
-            "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = $2, \
-             last_error = $3 WHERE id = $1 AND status = 'queued'",
-            attempt.at,
-        ),
-    };
+    if attempts.is_empty() {
+        return Ok(());
+    }
     let mut tx: Tx = store.begin().await?;
-    in_tx!(&mut tx, |c| {
-        sqlx::query(INSERT)
-            .bind(&attempt.delivery_id)
-            .bind(attempt.attempt)
-            .bind(attempt.at)
-            .bind(attempt.status_code)
-            .bind(&attempt.error)
-            .bind(attempt.duration_ms)
-            .execute(&mut *c)
-            .await?;
-        let query = sqlx::query(sql).bind(&attempt.delivery_id).bind(next);
-        let query = if outcome == Outcome::Sent {
-            query
-        } else {
-            query.bind(&attempt.error)
+    for chunk in attempts.chunks(500) {
+        in_tx!(&mut tx, |c| {
+            let mut query = QueryBuilder::new(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, \
+                 duration_ms) ",
+            );
+            query.push_values(chunk, |mut row, (a, _)| {
+                row.push_bind(&a.delivery_id)
+                    .push_bind(a.attempt)
+                    .push_bind(a.at)
+                    .push_bind(a.status_code)
+                    .push_bind(&a.error)
+                    .push_bind(a.duration_ms);
+            });
+            query.push(" ON CONFLICT (delivery_id, attempt) DO NOTHING");
+            query.build().execute(&mut *c).await.map(|_| ())
+        })?;
+    }
+    let sent: Vec<&AttemptRow> = attempts
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Sent)
+        .map(|(a, _)| a)
+        .collect();
+    for chunk in sent.chunks(500) {
+        in_tx!(&mut tx, |c| {
+            let mut query = QueryBuilder::new(
+                "UPDATE webhook_deliveries SET status = 'sent', last_error = NULL, sent_at = ",
+            );
+            query.push_bind(chunk[0].at);
+            query.push(" WHERE status = 'queued' AND id IN (");
+            let mut list = query.separated(", ");
+            for a in chunk {
+                list.push_bind(a.delivery_id.as_str());
+            }
+            query.push(")");
+            query.build().execute(&mut *c).await.map(|_| ())
+        })?;
+    }
+    for (a, outcome) in attempts {
+        let (sql, next) = match outcome {
+            Outcome::Sent => continue,
+            Outcome::Retry(at) => (
+                "UPDATE webhook_deliveries SET next_attempt_at = $2, last_error = $3 \
+                 WHERE id = $1 AND status = 'queued'",
+                *at,
+            ),
+            Outcome::GiveUp => (
+                "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = $2, \
+                 last_error = $3 WHERE id = $1 AND status = 'queued'",
+                a.at,
+            ),
         };
-        query.execute(&mut *c).await.map(|_| ())
-    })?;
+        in_tx!(&mut tx, |c| sqlx::query(sql)
+            .bind(&a.delivery_id)
+            .bind(next)
+            .bind(&a.error)
+            .execute(&mut *c)
+            .await
+            .map(|_| ()))?;
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -441,15 +486,4 @@ pub async fn queued(store: &Store) -> Result<i64, StoreError> {
     Ok(read!(store, |pool| sqlx::query_scalar(SQL)
         .fetch_one(pool)
         .await)?)
-}
-
-/// The event rows of some positions (a delivery's body).
-pub async fn events(store: &Store, seqs: &[i64]) -> Result<Vec<EventRow>, StoreError> {
-    let mut rows = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        if let Some(row) = super::events::get(store, *seq).await? {
-            rows.push(row);
-        }
-    }
-    Ok(rows)
 }

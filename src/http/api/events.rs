@@ -271,7 +271,7 @@ fn stream(
                 }
             }
             tokio::select! {
-                _ = s.wake.changed() => {}
+                _ = s.wake.changed() => tokio::time::sleep(events::WAKE_GATHER).await,
                 () = tokio::time::sleep(s.poll) => {}
                 () = tokio::time::sleep_until(s.ends_at) => return None,
             }
