@@ -239,6 +239,9 @@ impl Workers {
             oauth::backchannel::run(s.oauth(), &s.logout_wakeup, stop).await;
         });
         workers.push(("logout dispatcher", logouts));
+        let (s, stop) = (state.clone(), stopping.clone());
+        let checkpoints = tokio::spawn(async move { checkpoint_loop(&s.store, stop).await });
+        workers.push(("SQLite checkpointer", checkpoints));
         Self(workers)
     }
 
@@ -251,6 +254,24 @@ impl Workers {
                     "a worker did not finish its batch within the grace period"
                 );
             }
+        }
+    }
+}
+
+/// Keeps a SQLite file's WAL short from off the writer's path ([`Store::checkpoint`]).
+async fn checkpoint_loop(store: &Store, stop: CancellationToken) {
+    if store.backend() != store::Backend::Sqlite {
+        return;
+    }
+    let mut tick = tokio::time::interval(store::SQLITE_CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::debug!(error = %e, "WAL checkpoint failed");
         }
     }
 }
@@ -365,9 +386,9 @@ async fn maintenance_loop(state: AppState, stop: CancellationToken) {
         match events::prune(&state.events()).await {
             Ok(0) => {}
             Ok(rows) => {
-                metrics::counter!("gatehouse_pruned_rows_total", "table" => "change_events")
+                metrics::counter!("gatehouse_pruned_rows_total", "table" => "change_log")
                     .increment(rows);
-                tracing::debug!(table = "change_events", rows, "pruned");
+                tracing::debug!(table = "change_log", rows, "pruned");
             }
             Err(e) => tracing::warn!(error = %e, "event pruning failed"),
         }

@@ -58,11 +58,11 @@ pub async fn update(
         .ok_or(ApiError::NotFound)?;
     let case = Case::try_from(record)?;
     let response = reply(200, &case, false)?;
-    let mut events = TxEvents::default();
     let state = super::case_state(&case, &response.body);
-    events.push("case.updated", &changed, &state, &actor.author(ctx));
+    let mut events = TxEvents::new(&state, &actor.author(ctx));
+    events.push("case.updated", &changed);
     // Last before COMMIT: it holds the event log's lock until the transaction ends.
-    store_events::append(&mut tx, &events.into_events()).await?;
+    store_events::append(&mut tx, &[events.into_change()]).await?;
     tx.commit().await?;
     ctx.events.committed();
     Ok(response)
@@ -126,16 +126,11 @@ pub async fn append_line_items(
     if let Some(claim) = claim {
         claim.complete(&mut tx, &response).await?;
     }
-    let mut events = TxEvents::default();
     let state = super::case_state(&case, &response.body);
-    events.push(
-        "case.line_items_added",
-        &["line_items"],
-        &state,
-        &actor.author(ctx),
-    );
+    let mut events = TxEvents::new(&state, &actor.author(ctx));
+    events.push("case.line_items_added", &["line_items"]);
     // Last before COMMIT: it holds the event log's lock until the transaction ends.
-    store_events::append(&mut tx, &events.into_events()).await?;
+    store_events::append(&mut tx, &[events.into_change()]).await?;
     tx.commit().await?;
     ctx.events.committed();
     Ok(response)

@@ -235,7 +235,7 @@ async fn write_creates(
     let mut tx = store.begin().await?;
     let records = store_cases::insert_many(&mut tx, &inserts).await?;
     let mut responses = Vec::with_capacity(batch.len());
-    let mut events = Vec::with_capacity(batch.len() * 2);
+    let mut events = Vec::with_capacity(batch.len());
     for (pending, record) in batch.iter().zip(records) {
         let case = Case::try_from(record).map_err(corrupt)?;
         let response = reply(201, &case, true).map_err(corrupt)?;
@@ -245,23 +245,13 @@ async fn write_creates(
             claim.complete(&mut tx, &response).await?;
         }
         // Each create is its own transaction to subscribers, whatever batch carried it.
-        let mut tx_events = crate::events::TxEvents::default();
         let state = super::case_state(&case, &response.body);
-        tx_events.push(
-            "case.created",
-            &created_fields(&case),
-            &state,
-            &pending.author,
-        );
+        let mut change = crate::events::TxEvents::new(&state, &pending.author);
+        change.push("case.created", &created_fields(&case));
         if !case.line_items.is_empty() {
-            tx_events.push(
-                "case.line_items_added",
-                &["line_items"],
-                &state,
-                &pending.author,
-            );
+            change.push("case.line_items_added", &["line_items"]);
         }
-        events.extend(tx_events.into_events());
+        events.push(change.into_change());
         responses.push(response);
     }
     // Last before COMMIT: it holds the event log's lock until the transaction ends.

@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::{ApiError, FieldError};
 use crate::store::Store;
-use crate::store::events::{self as log, EventRow, EventScope, NewEvent};
+use crate::store::events::{self as log, EventRow, EventScope, NewChange, Part};
 
 /// The event types, in the order a composite create emits them.
 pub const TYPES: [&str; 3] = ["case.created", "case.updated", "case.line_items_added"];
@@ -90,8 +90,6 @@ impl TryFrom<EventRow> for Event {
                 row.seq
             ))
         };
-        let changed_fields: Vec<String> =
-            serde_json::from_str(&row.changed_fields).map_err(|e| corrupt("changed_fields", &e))?;
         let data = RawValue::from_string(row.data.clone()).map_err(|e| corrupt("data", &e))?;
         let at = time::OffsetDateTime::from_unix_timestamp_nanos(
             i128::from(row.committed_at) * 1_000_000,
@@ -104,7 +102,7 @@ impl TryFrom<EventRow> for Event {
             entity: row.entity,
             record_id: row.record_id,
             change_type: row.change_type,
-            changed_fields,
+            changed_fields: row.changed_fields,
             transaction_key: row.transaction_key,
             sequence_number: row.sequence_number,
             commit_user: row.commit_user,
@@ -260,21 +258,9 @@ pub struct Author {
     pub at_ms: i64,
 }
 
-/// One transaction's events about one record, numbered in order.
+/// One transaction's events about one record, numbered in order: one row of the log.
 #[derive(Debug)]
-pub struct TxEvents {
-    key: String,
-    events: Vec<NewEvent>,
-}
-
-impl Default for TxEvents {
-    fn default() -> Self {
-        Self {
-            key: uuid::Uuid::now_v7().to_string(),
-            events: Vec::new(),
-        }
-    }
-}
+pub struct TxEvents(NewChange);
 
 /// What a case event says about the case (who may read it, and the case itself).
 pub struct CaseState<'a> {
@@ -289,44 +275,45 @@ pub struct CaseState<'a> {
 }
 
 impl TxEvents {
-    /// Adds an event of `event_type` about `case`.
-    pub fn push(
-        &mut self,
-        event_type: &'static str,
-        changed_fields: &[&str],
-        case: &CaseState<'_>,
-        author: &Author,
-    ) {
-        let change_type = if event_type == "case.created" {
-            "CREATE"
-        } else {
-            "UPDATE"
-        };
-        self.events.push(NewEvent {
-            event_type,
+    /// No events yet about `case`, as changed by `author` in a new transaction.
+    pub fn new(case: &CaseState<'_>, author: &Author) -> Self {
+        Self(NewChange {
+            events: Vec::new(),
             entity: "case",
             record_id: case.id.to_owned(),
-            change_type,
-            changed_fields: serde_json::to_string(changed_fields).unwrap_or_else(|_| "[]".into()),
             committed_at: author.at_ms,
-            transaction_key: self.key.clone(),
-            sequence_number: self.events.len() as i64 + 1,
+            transaction_key: uuid::Uuid::now_v7().to_string(),
             commit_user: author.commit_user.clone(),
             client_id: author.client_id.clone(),
             owner_id: case.owner_id.map(str::to_owned),
             created_by: case.created_by.to_owned(),
             data: case.json.to_owned(),
+        })
+    }
+
+    /// Adds an event of `event_type` that changed `changed_fields`.
+    pub fn push(&mut self, event_type: &'static str, changed_fields: &[&str]) {
+        let change_type = if event_type == "case.created" {
+            "CREATE"
+        } else {
+            "UPDATE"
+        };
+        self.0.events.push(Part {
+            event_type: event_type.to_owned(),
+            change_type: change_type.to_owned(),
+            changed_fields: changed_fields.iter().map(|f| (*f).to_owned()).collect(),
         });
     }
 
-    /// The events, in order.
-    pub fn into_events(self) -> Vec<NewEvent> {
-        self.events
+    /// The change to append.
+    pub fn into_change(self) -> NewChange {
+        self.0
     }
 }
 
 /// Deletes events older than the retention window, oldest first, in batches; never one a
-/// webhook delivery or the NATS publisher still needs. Returns how many went.
+/// webhook delivery or the NATS publisher still needs. Returns how many rows of the log
+/// (changes) went.
 pub async fn prune(ctx: &Ctx<'_>) -> Result<u64, crate::store::StoreError> {
     let hours = ctx.config.events_retention_hours;
     if hours == 0 {

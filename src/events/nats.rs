@@ -127,7 +127,7 @@ pub async fn publish_once(ctx: &Ctx<'_>, js: &Context, holder: &str) -> anyhow::
     if !mine && until >= now {
         return Ok(0);
     }
-    let rows = log::after_of_types(ctx.store, after, &[], BATCH).await?;
+    let rows = log::after_all(ctx.store, after, BATCH).await?;
     if rows.is_empty() {
         return Ok(0);
     }

@@ -242,31 +242,39 @@ pub async fn run(ctx: Ctx<'_>, master: &MasterKey, wakeup: &Notify, stop: Cancel
     let poll = Duration::from_millis(ctx.config.events_poll_ms);
     let mut commits = ctx.hub.subscribe();
     loop {
-        if let Err(e) = relay_once(&ctx, master, &http).await {
-            tracing::warn!(error = %e, "webhook relay round failed");
-        }
+        // Without an active endpoint, commits do not wake the relay: it polls (and is
+        // woken when an endpoint is registered here) instead of reading the database
+        // after every commit for nothing.
+        let listening = match relay_once(&ctx, master, &http).await {
+            Ok(active) => active,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook relay round failed");
+                true
+            }
+        };
         tokio::select! {
             () = stop.cancelled() => return,
             () = wakeup.notified() => {}
-            Ok(()) = commits.changed() => tokio::time::sleep(super::WAKE_GATHER).await,
+            Ok(()) = commits.changed(), if listening => {
+                tokio::time::sleep(super::WAKE_GATHER).await;
+            }
             () = tokio::time::sleep(poll) => {}
         }
     }
 }
 
-/// One round: fan out, then send what is due (until nothing is); returns deliveries sent.
+/// One round: fan out, then send what is due (until nothing is); returns whether there
+/// is an active endpoint.
 pub async fn relay_once(
     ctx: &Ctx<'_>,
     master: &MasterKey,
     http: &reqwest::Client,
-) -> Result<usize, StoreError> {
-    store::fan_out(ctx.store, ctx.clock.unix(), wants).await?;
-    let mut total = 0;
+) -> Result<bool, StoreError> {
+    let fanned = store::fan_out(ctx.store, ctx.clock.unix(), wants).await?;
     loop {
         let n = dispatch_once(ctx, master, http).await?;
-        total += n;
         if n < BATCH as usize {
-            return Ok(total);
+            return Ok(fanned.active > 0);
         }
     }
 }

@@ -6,49 +6,60 @@
 //! a later writer takes its positions only after the earlier one committed (or rolled
 //! back, returning its positions with it): positions are dense and become visible in
 //! order. A reader that has seen position N never sees a new event below N appear later.
+//!
+//! One row of `change_log` holds a transaction's events about one record (a composite
+//! create's `case.created` and `case.line_items_added`): they share the record after the
+//! change, which is stored once. The row is keyed by the position of its last event; the
+//! readers here hand out single events.
 
+use serde::{Deserialize, Serialize};
 use sqlx::QueryBuilder;
 
 use super::{Store, StoreError, Tx, in_tx, read, write};
 
-/// An event to append: everything but its position.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
+/// One event of a change: what sets it apart from the change's other events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Part {
     /// `case.created`, `case.updated` or `case.line_items_added`.
-    pub event_type: &'static str,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `CREATE` or `UPDATE`.
+    pub change_type: String,
+    /// The fields the event changed.
+    pub changed_fields: Vec<String>,
+}
+
+/// A transaction's events about one record, to append: everything but their positions.
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    /// The events, in order (numbered 1, 2, … within the transaction).
+    pub events: Vec<Part>,
     /// The kind of record (`case`).
     pub entity: &'static str,
     /// The record's id.
     pub record_id: String,
-    /// `CREATE` or `UPDATE`.
-    pub change_type: &'static str,
-    /// The changed fields, as a JSON array.
-    pub changed_fields: String,
     /// Unix milliseconds.
     pub committed_at: i64,
     /// Shared by the events of one transaction.
     pub transaction_key: String,
-    /// 1, 2, … within the transaction.
-    pub sequence_number: i64,
     /// The subject of the token that made the change.
     pub commit_user: String,
     /// The client that made the change.
     pub client_id: String,
-    /// The record's owner (who may read the event).
+    /// The record's owner (who may read the events).
     pub owner_id: Option<String>,
-    /// The client that created the record (who may read the event).
+    /// The client that created the record (who may read the events).
     pub created_by: String,
     /// The record after the change, as JSON.
     pub data: String,
 }
 
-/// An event as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// An event as read back from the log.
+#[derive(Debug, Clone)]
 pub struct EventRow {
     /// Position in the log.
     pub seq: i64,
     /// The event type.
-    #[sqlx(rename = "type")]
     pub event_type: String,
     /// The kind of record.
     pub entity: String,
@@ -56,8 +67,8 @@ pub struct EventRow {
     pub record_id: String,
     /// `CREATE` or `UPDATE`.
     pub change_type: String,
-    /// A JSON array.
-    pub changed_fields: String,
+    /// The fields the event changed.
+    pub changed_fields: Vec<String>,
     /// Unix milliseconds.
     pub committed_at: i64,
     /// The transaction's key.
@@ -72,6 +83,71 @@ pub struct EventRow {
     pub data: String,
 }
 
+/// A stored row: the events at positions `first_seq..=last_seq`.
+#[derive(Debug, sqlx::FromRow)]
+struct ChangeRow {
+    last_seq: i64,
+    first_seq: i64,
+    first_number: i64,
+    events: String,
+    entity: String,
+    record_id: String,
+    committed_at: i64,
+    transaction_key: String,
+    commit_user: String,
+    client_id: String,
+    data: String,
+}
+
+impl ChangeRow {
+    /// The row's events at positions for which `keep` holds, in order.
+    fn expand(self, keep: impl Fn(i64) -> bool) -> Result<Vec<EventRow>, StoreError> {
+        let parts: Vec<Part> = serde_json::from_str(&self.events).map_err(|e| {
+            StoreError::Corrupt(format!("change {} has invalid events: {e}", self.last_seq))
+        })?;
+        let count = i64::try_from(parts.len()).unwrap_or(i64::MAX);
+        if count != self.last_seq - self.first_seq + 1 {
+            return Err(StoreError::Corrupt(format!(
+                "change {} holds {count} events for positions {}..={}",
+                self.last_seq, self.first_seq, self.last_seq
+            )));
+        }
+        Ok((self.first_seq..)
+            .zip(self.first_number..)
+            .zip(parts)
+            .filter(|((seq, _), _)| keep(*seq))
+            .map(|((seq, number), part)| EventRow {
+                seq,
+                event_type: part.event_type,
+                entity: self.entity.clone(),
+                record_id: self.record_id.clone(),
+                change_type: part.change_type,
+                changed_fields: part.changed_fields,
+                committed_at: self.committed_at,
+                transaction_key: self.transaction_key.clone(),
+                sequence_number: number,
+                commit_user: self.commit_user.clone(),
+                client_id: self.client_id.clone(),
+                data: self.data.clone(),
+            })
+            .collect())
+    }
+}
+
+/// The events of `rows` at positions after `after`, at most `limit`, in order.
+fn events_after(rows: Vec<ChangeRow>, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let mut events = Vec::new();
+    for row in rows {
+        if events.len() >= limit {
+            break;
+        }
+        events.extend(row.expand(|seq| seq > after)?);
+    }
+    events.truncate(limit);
+    Ok(events)
+}
+
 /// Which events a reader may see.
 #[derive(Debug, Clone)]
 pub enum EventScope {
@@ -83,15 +159,15 @@ pub enum EventScope {
     CreatedBy(String),
 }
 
-const COLUMNS: &str = "seq, type, entity, record_id, change_type, changed_fields, \
-    committed_at, transaction_key, sequence_number, commit_user, client_id, data";
+const COLUMNS: &str = "last_seq, first_seq, first_number, events, entity, record_id, \
+    committed_at, transaction_key, commit_user, client_id, data";
 
-/// Appends `events` in order inside `tx` and returns the position of the last one. Call
-/// it last, just before COMMIT: from here until the transaction ends, every other writer
-/// of events waits.
-pub async fn append(tx: &mut Tx, events: &[NewEvent]) -> Result<i64, StoreError> {
-    let n =
-        i64::try_from(events.len()).map_err(|_| StoreError::Corrupt("too many events".into()))?;
+/// Appends `changes` in order inside `tx` and returns the position of the last event.
+/// Call it last, just before COMMIT: from here until the transaction ends, every other
+/// writer of events waits.
+pub async fn append(tx: &mut Tx, changes: &[NewChange]) -> Result<i64, StoreError> {
+    let total: usize = changes.iter().map(|c| c.events.len()).sum();
+    let n = i64::try_from(total).map_err(|_| StoreError::Corrupt("too many events".into()))?;
     const TAKE: &str =
         "UPDATE event_counters SET value = value + $1 WHERE name = 'last_seq' RETURNING value";
     let last: i64 = in_tx!(tx, |c| sqlx::query_scalar(TAKE)
@@ -101,30 +177,38 @@ pub async fn append(tx: &mut Tx, events: &[NewEvent]) -> Result<i64, StoreError>
     if n == 0 {
         return Ok(last);
     }
-    let first = last - n + 1;
-    const HEAD: &str = "INSERT INTO change_events (seq, type, entity, record_id, change_type, \
-        changed_fields, committed_at, transaction_key, sequence_number, commit_user, client_id, \
-        owner_id, created_by, data) ";
-    // 14 values a row, within both backends' limits on bound values.
-    for (k, chunk) in events.chunks(2_000).enumerate() {
-        let base = first + (k * 2_000) as i64;
+    // Each change's positions, in order: the first takes the first `len` after the
+    // positions before this transaction's.
+    let mut next = last - n + 1;
+    let mut rows = Vec::with_capacity(changes.len());
+    for change in changes.iter().filter(|c| !c.events.is_empty()) {
+        let len = i64::try_from(change.events.len()).unwrap_or(i64::MAX);
+        let events = serde_json::to_string(&change.events)
+            .map_err(|e| StoreError::Corrupt(format!("events do not serialize: {e}")))?;
+        rows.push((next, next + len - 1, events, change));
+        next += len;
+    }
+    const HEAD: &str = "INSERT INTO change_log (last_seq, first_seq, first_number, events, \
+        entity, record_id, committed_at, transaction_key, commit_user, client_id, owner_id, \
+        created_by, data) ";
+    // 13 values a row, within both backends' limits on bound values.
+    for chunk in rows.chunks(2_000) {
         in_tx!(tx, |c| {
             let mut query = QueryBuilder::new(HEAD);
-            query.push_values(chunk.iter().enumerate(), |mut row, (i, e)| {
-                row.push_bind(base + i as i64)
-                    .push_bind(e.event_type)
-                    .push_bind(e.entity)
-                    .push_bind(&e.record_id)
-                    .push_bind(e.change_type)
-                    .push_bind(&e.changed_fields)
-                    .push_bind(e.committed_at)
-                    .push_bind(&e.transaction_key)
-                    .push_bind(e.sequence_number)
-                    .push_bind(&e.commit_user)
-                    .push_bind(&e.client_id)
-                    .push_bind(&e.owner_id)
-                    .push_bind(&e.created_by)
-                    .push_bind(&e.data);
+            query.push_values(chunk, |mut row, (first, last, events, change)| {
+                row.push_bind(*last)
+                    .push_bind(*first)
+                    .push_bind(1_i64)
+                    .push_bind(events)
+                    .push_bind(change.entity)
+                    .push_bind(&change.record_id)
+                    .push_bind(change.committed_at)
+                    .push_bind(&change.transaction_key)
+                    .push_bind(&change.commit_user)
+                    .push_bind(&change.client_id)
+                    .push_bind(&change.owner_id)
+                    .push_bind(&change.created_by)
+                    .push_bind(&change.data);
             });
             query.build().execute(&mut *c).await.map(|_| ())
         })?;
@@ -169,9 +253,11 @@ pub async fn after(
         EventScope::Owner(user) => (" AND owner_id = $3", Some(user.as_str())),
         EventScope::CreatedBy(client) => (" AND created_by = $3", Some(client.as_str())),
     };
-    let sql =
-        format!("SELECT {COLUMNS} FROM change_events WHERE seq > $1{filter} ORDER BY seq LIMIT $2");
-    Ok(read!(store, |pool| {
+    // Every row holds at least one event: `limit` rows hold at least `limit` events.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM change_log WHERE last_seq > $1{filter} ORDER BY last_seq LIMIT $2"
+    );
+    let rows: Vec<ChangeRow> = read!(store, |pool| {
         // Built from constants: nothing from a request.
         let query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(after)
@@ -181,32 +267,42 @@ pub async fn after(
             None => query,
         };
         query.fetch_all(pool).await
-    })?)
+    })?;
+    events_after(rows, after, limit)
 }
 
-/// Up to `limit` events after position `after` whose type is one of `types` (every type
-/// when empty), whoever they belong to: the fan-out to webhooks and the publisher.
-pub async fn after_of_types(
-    store: &Store,
+/// Up to `limit` events after position `after`, whoever they belong to (the publisher).
+pub async fn after_all(store: &Store, from: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    after(store, &EventScope::All, from, limit).await
+}
+
+/// The positions after `after` and their event types, in order, from at most `rows` rows
+/// of the log read in `tx` (the fan-out to webhooks).
+pub async fn types_after(
+    tx: &mut Tx,
     after: i64,
-    types: &[String],
-    limit: i64,
-) -> Result<Vec<EventRow>, StoreError> {
-    Ok(read!(store, |pool| {
-        let mut query =
-            QueryBuilder::new(format!("SELECT {COLUMNS} FROM change_events WHERE seq > "));
-        query.push_bind(after);
-        if !types.is_empty() {
-            query.push(" AND type IN (");
-            let mut list = query.separated(", ");
-            for t in types {
-                list.push_bind(t.as_str());
-            }
-            query.push(")");
-        }
-        query.push(" ORDER BY seq LIMIT ").push_bind(limit);
-        query.build_query_as().fetch_all(pool).await
-    })?)
+    rows: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    const SQL: &str = "SELECT first_seq, events FROM change_log WHERE last_seq > $1 \
+        ORDER BY last_seq LIMIT $2";
+    let rows: Vec<(i64, String)> = in_tx!(tx, |c| sqlx::query_as(SQL)
+        .bind(after)
+        .bind(rows)
+        .fetch_all(&mut *c)
+        .await)?;
+    let mut out = Vec::new();
+    for (first, events) in rows {
+        let parts: Vec<Part> = serde_json::from_str(&events).map_err(|e| {
+            StoreError::Corrupt(format!("change at {first} has invalid events: {e}"))
+        })?;
+        out.extend(
+            (first..)
+                .zip(parts)
+                .filter(|(seq, _)| *seq > after)
+                .map(|(seq, part)| (seq, part.event_type)),
+        );
+    }
+    Ok(out)
 }
 
 /// The events at some positions, whoever they belong to (those pruned are missing).
@@ -214,64 +310,72 @@ pub async fn by_seq(store: &Store, seqs: &[i64]) -> Result<Vec<EventRow>, StoreE
     if seqs.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(read!(store, |pool| {
-        let mut query = QueryBuilder::new(format!(
-            "SELECT {COLUMNS} FROM change_events WHERE seq IN ("
-        ));
-        let mut list = query.separated(", ");
-        for seq in seqs {
-            list.push_bind(*seq);
+    let mut wanted = seqs.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut events = Vec::with_capacity(wanted.len());
+    // The row holding position p is the first whose last position is at least p.
+    for chunk in wanted.chunks(500) {
+        let rows: Vec<ChangeRow> = read!(store, |pool| {
+            let mut query = QueryBuilder::new(format!(
+                "SELECT {COLUMNS} FROM change_log WHERE last_seq IN ("
+            ));
+            let mut list = query.separated(", ");
+            for seq in chunk {
+                list.push("(SELECT MIN(last_seq) FROM change_log WHERE last_seq >= ")
+                    .push_bind_unseparated(*seq)
+                    .push_unseparated(")");
+            }
+            query.push(")");
+            query.build_query_as().fetch_all(pool).await
+        })?;
+        for row in rows {
+            events.extend(row.expand(|seq| chunk.binary_search(&seq).is_ok())?);
         }
-        query.push(")");
-        query.build_query_as().fetch_all(pool).await
-    })?)
+    }
+    Ok(events)
 }
 
 /// One event by position, whoever it belongs to.
 pub async fn get(store: &Store, seq: i64) -> Result<Option<EventRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM change_events WHERE seq = $1");
-    Ok(read!(store, |pool| sqlx::query_as(sqlx::AssertSqlSafe(
-        sql.as_str()
-    ))
-    .bind(seq)
-    .fetch_optional(pool)
-    .await)?)
+    Ok(by_seq(store, &[seq]).await?.into_iter().next())
 }
 
-/// Deletes the oldest events committed before `cutoff_ms` (Unix milliseconds), at most
-/// `batch` of them, and never one at or after `keep_from` (an event a webhook delivery or
-/// the publisher still needs). Only a prefix of the log goes, so that `pruned_through`
-/// says exactly which positions are gone. Returns how many went.
+/// Deletes the oldest events committed before `cutoff_ms` (Unix milliseconds), the
+/// changes of at most `batch` rows, and never one at or after `keep_from` (an event a webhook
+/// delivery or the publisher still needs). Only a prefix of the log goes, a change's
+/// events together, so that `pruned_through` says exactly which positions are gone.
+/// Returns how many rows (changes) went.
 pub async fn prune_once(
     store: &Store,
     cutoff_ms: i64,
     keep_from: Option<i64>,
     batch: i64,
 ) -> Result<u64, StoreError> {
-    const OLDEST: &str = "SELECT seq, committed_at FROM change_events ORDER BY seq LIMIT $1";
-    let oldest: Vec<(i64, i64)> = read!(store, |pool| sqlx::query_as(OLDEST)
+    const OLDEST: &str =
+        "SELECT first_seq, last_seq, committed_at FROM change_log ORDER BY last_seq LIMIT $1";
+    let oldest: Vec<(i64, i64, i64)> = read!(store, |pool| sqlx::query_as(OLDEST)
         .bind(batch)
         .fetch_all(pool)
         .await)?;
-    let through = oldest
+    let gone: Vec<&(i64, i64, i64)> = oldest
         .iter()
-        .take_while(|(seq, at)| *at < cutoff_ms && keep_from.is_none_or(|k| *seq < k))
-        .map(|(seq, _)| *seq)
-        .last();
-    let Some(through) = through else {
+        .take_while(|(_, last, at)| *at < cutoff_ms && keep_from.is_none_or(|k| *last < k))
+        .collect();
+    let Some(through) = gone.last().map(|(_, last, _)| *last) else {
         return Ok(0);
     };
     let mut tx = store.begin().await?;
-    const DELETE: &str = "DELETE FROM change_events WHERE seq <= $1";
+    const DELETE: &str = "DELETE FROM change_log WHERE last_seq <= $1";
     const MARK: &str = "UPDATE event_counters SET value = $1 \
         WHERE name = 'pruned_through' AND value < $1";
-    let deleted = in_tx!(&mut tx, |c| {
-        let deleted = sqlx::query(DELETE).bind(through).execute(&mut *c).await?;
+    in_tx!(&mut tx, |c| {
+        sqlx::query(DELETE).bind(through).execute(&mut *c).await?;
         sqlx::query(MARK).bind(through).execute(&mut *c).await?;
-        Ok::<_, sqlx::Error>(deleted.rows_affected())
+        Ok::<_, sqlx::Error>(())
     })?;
     tx.commit().await?;
-    Ok(deleted)
+    Ok(gone.len() as u64)
 }
 
 /// The position relay `name` has published through and its lease (holder, until), if it

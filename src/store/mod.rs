@@ -45,6 +45,13 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How much of a SQLite file is memory-mapped (the address space, not resident memory).
 const SQLITE_MMAP_BYTES: u64 = 1 << 30;
+/// The WAL size (pages) at which SQLite's writer checkpoints by itself, inside a COMMIT.
+/// The server checkpoints from a reader connection every [`SQLITE_CHECKPOINT_EVERY`]
+/// instead, off the writer's path; this is the backstop should that fall behind (and
+/// what a CLI command, which runs no checkpointer, leaves to the server or to close).
+const SQLITE_WRITER_CHECKPOINT_PAGES: u32 = 16_384;
+/// How often the server checkpoints a SQLite file's WAL ([`Store::checkpoint`]).
+pub const SQLITE_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// How long SQLite waits on a lock held by another process before it gives up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -175,10 +182,18 @@ impl Store {
                 // connection's own cache, which a write on the writer invalidates.
                 .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string());
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            // SQLite's default checkpoints every 1,000 pages inside the COMMIT that crosses
+            // it: copying the WAL back into the file and syncing it, while every write
+            // waits. Measured under composite-create load, moving that to `checkpoint`
+            // (a reader connection) gave the writer about 10 % more creates a second.
+            let writer = options.clone().pragma(
+                "wal_autocheckpoint",
+                SQLITE_WRITER_CHECKPOINT_PAGES.to_string(),
+            );
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(options.clone())
+                .connect_with(writer)
                 .await?;
             // An in-memory database exists once per connection: readers must share the writer.
             let read = if in_memory {
@@ -262,6 +277,18 @@ impl Store {
             Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// Copies what the WAL of a SQLite file holds back into the file, as far as readers
+    /// allow, without waiting for the writer or readers (a passive checkpoint), from a
+    /// reader connection. Nothing for PostgreSQL; a no-op for an in-memory database.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if let Db::Sqlite { read, .. } = &self.db {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(read)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Closes every connection (on shutdown).

@@ -144,24 +144,33 @@ pub async fn delete(store: &Store, id: &str) -> Result<bool, StoreError> {
 /// Events fanned out per endpoint per round.
 const FAN_OUT: i64 = 500;
 
+/// What a fan-out round found and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FanOut {
+    /// Active endpoints (0: there is nothing to fan out to until one is registered).
+    pub active: i64,
+    /// Deliveries queued.
+    pub queued: usize,
+}
+
 /// Queues a delivery of each new event to each active endpoint that wants its type, and
-/// moves the endpoints' cursors past the events read; returns how many were queued.
+/// moves the endpoints' cursors past the events read.
 /// `wanted` says whether an endpoint (its `event_types` JSON) wants an event type.
 pub async fn fan_out(
     store: &Store,
     now: i64,
     wanted: impl Fn(&str, &str) -> bool,
-) -> Result<usize, StoreError> {
+) -> Result<FanOut, StoreError> {
     // A read first: with nothing to fan out (the usual case between commits, and always
     // without endpoints) no write transaction is opened, which on SQLite would hold the
     // one writer the requests need.
-    const BEHIND: &str = "SELECT COUNT(*) FROM webhook_endpoints WHERE status = 'active' \
-        AND cursor_seq < (SELECT value FROM event_counters WHERE name = 'last_seq')";
-    let behind: i64 = read!(store, |pool| sqlx::query_scalar(BEHIND)
-        .fetch_one(pool)
-        .await)?;
+    const BEHIND: &str = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN cursor_seq < \
+        (SELECT value FROM event_counters WHERE name = 'last_seq') THEN 1 ELSE 0 END), 0) \
+        FROM webhook_endpoints WHERE status = 'active'";
+    let (active, behind): (i64, i64) =
+        read!(store, |pool| sqlx::query_as(BEHIND).fetch_one(pool).await)?;
     if behind == 0 {
-        return Ok(0);
+        return Ok(FanOut { active, queued: 0 });
     }
     let mut tx = store.begin().await?;
     let lock = match store.db {
@@ -181,13 +190,7 @@ pub async fn fan_out(
     .await)?;
     let mut queued = 0;
     for (id, types, cursor) in endpoints {
-        const EVENTS: &str = "SELECT seq, type FROM change_events WHERE seq > $1 \
-            ORDER BY seq LIMIT $2";
-        let events: Vec<(i64, String)> = in_tx!(&mut tx, |c| sqlx::query_as(EVENTS)
-            .bind(cursor)
-            .bind(FAN_OUT)
-            .fetch_all(&mut *c)
-            .await)?;
+        let events = super::events::types_after(&mut tx, cursor, FAN_OUT).await?;
         let Some(last) = events.last().map(|(seq, _)| *seq) else {
             continue;
         };
@@ -222,7 +225,7 @@ pub async fn fan_out(
             .map(|_| ()))?;
     }
     tx.commit().await?;
-    Ok(queued)
+    Ok(FanOut { active, queued })
 }
 
 /// A claimed delivery, with the attempt this claim counts as.

@@ -274,7 +274,7 @@ async fn replay_ids_are_checked_and_retention_refuses_a_gap(#[case] backend: Bac
     gatehouse::events::prune(&app.app_state.events())
         .await
         .unwrap();
-    let left = crate::support::query_count(&app.db, "SELECT COUNT(*) FROM change_events").await;
+    let left = crate::support::query_count(&app.db, "SELECT COUNT(*) FROM change_log").await;
     assert_eq!(left, 1);
     let mark = crate::support::query_count(
         &app.db,
@@ -1024,4 +1024,118 @@ async fn private_targets_are_refused_unless_the_operator_allows_them(#[case] bac
         "{history:?}"
     );
     assert_eq!(receiver.count().await, 0);
+}
+
+/// Events written before a composite create's events shared one row of the log (one row
+/// per event, migration 17) read back unchanged after the upgrade, and new events
+/// continue after them.
+#[apply(both_backends)]
+async fn events_written_before_the_upgrade_read_back_unchanged(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let db = crate::support::TestDb::new(backend).await;
+    let dir = match backend {
+        Backend::Sqlite => {
+            // The test database comes migrated: start from an empty file instead.
+            std::fs::remove_file(db.path().join("gatehouse.db")).unwrap();
+            "migrations/sqlite"
+        }
+        Backend::Postgres => "migrations/postgres",
+    };
+    let mut before = sqlx::migrate::Migrator::new(manifest_path(dir))
+        .await
+        .unwrap();
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 20261206000017)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    const ROWS: &str = "INSERT INTO change_events (seq, type, entity, record_id, change_type, \
+        changed_fields, committed_at, transaction_key, sequence_number, commit_user, client_id, \
+        owner_id, created_by, data) VALUES \
+        (1, 'case.created', 'case', 'c1', 'CREATE', '[\"subject\",\"line_items\"]', \
+         1765000000000, 'tx1', 1, 'svc', 'svc', NULL, 'svc', '{\"id\":\"c1\",\"subject\":\"old\"}'), \
+        (2, 'case.line_items_added', 'case', 'c1', 'UPDATE', '[\"line_items\"]', \
+         1765000000000, 'tx1', 2, 'svc', 'svc', NULL, 'svc', '{\"id\":\"c1\",\"subject\":\"old\"}')";
+    const LAST: &str = "UPDATE event_counters SET value = 2 WHERE name = 'last_seq'";
+    match backend {
+        Backend::Sqlite => {
+            let options = std::str::FromStr::from_str(&db.url)
+                .map(|o: sqlx::sqlite::SqliteConnectOptions| o.create_if_missing(true))
+                .unwrap();
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            before.run(&pool).await.unwrap();
+            sqlx::query(ROWS).execute(&pool).await.unwrap();
+            sqlx::query(LAST).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            before.run(&pool).await.unwrap();
+            sqlx::query(ROWS).execute(&pool).await.unwrap();
+            sqlx::query(LAST).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+
+    // Kept forever: the events are from a year before.
+    let app = TestApp::spawn_on(db, |c| c.events_retention_hours = 0).await;
+    let (warehouse, secret) = app
+        .register(gatehouse::oauth::clients::NewClient {
+            name: "Warehouse sync".to_owned(),
+            client_type: "confidential".to_owned(),
+            grant_types: vec!["client_credentials".to_owned()],
+            scopes: vec!["events.read".to_owned()],
+            may_read_all_events: true,
+            ..Default::default()
+        })
+        .await;
+    let token = app
+        .access_token(&warehouse, &secret.unwrap(), Some("events.read"))
+        .await;
+    let old = items(&app, &token, "&from=earliest").await;
+    assert_eq!(
+        old,
+        [
+            ("case.created", "CREATE", json!(["subject", "line_items"])),
+            ("case.line_items_added", "UPDATE", json!(["line_items"])),
+        ]
+        .into_iter()
+        .zip(1..)
+        .map(|((kind, change, fields), n)| json!({
+            "id": format!("{n:016x}"),
+            "type": kind,
+            "entity": "case",
+            "record_id": "c1",
+            "change_type": change,
+            "changed_fields": fields,
+            "commit_timestamp": "2025-12-06T05:46:40.000Z",
+            "transaction_key": "tx1",
+            "sequence_number": n,
+            "commit_user": "svc",
+            "client_id": "svc",
+            "data": {"id": "c1", "subject": "old"},
+        }))
+        .collect::<Vec<_>>()
+    );
+    // One at a time, too.
+    let second = items(
+        &app,
+        &token,
+        &format!("&after={}&limit=1", "0000000000000001"),
+    )
+    .await;
+    assert_eq!(second, old[1..]);
+
+    let (_, writer) = service_token(&app, "cases.write").await;
+    create(&app, &writer, &contract_body()).await;
+    let new = items(&app, &token, "&after=0000000000000002").await;
+    assert_eq!(types(&new), ["case.created", "case.line_items_added"]);
+    assert_eq!(new[0]["id"], "0000000000000003");
+    assert_eq!(new[1]["id"], "0000000000000004");
+    assert_eq!(new[1]["sequence_number"], 2);
+    assert_eq!(new[0]["data"], new[1]["data"]);
 }
