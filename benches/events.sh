@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Change events under load, on SQLite:
-#  1. throughput: composite creates (benches/cases.lua) with events on (the log written in
-#     each create's transaction, published to NATS) next to EVENTS_OFF_BIN, a build of the
-#     commit before change events (skipped without it); ROUNDS alternating runs each;
+#  1. throughput: composite creates (benches/cases.lua, or BODY=PATH: benches/cases-nomail.lua
+#     leaves out the notification email, whose one file per email in the mail folder is the
+#     noisiest part of a run) next to EVENTS_OFF_BIN, a build of the commit before change
+#     events (skipped without it), with events on twice: the log alone (written in each
+#     create's transaction, ready for SSE and webhooks) and the log published to NATS (whose
+#     server shares the machine); ROUNDS alternating runs each;
 #  2. latency: commit-to-delivery p50/p99 for SSE, a webhook and NATS while wrk paces
 #     composite creates at RATE per second (benches/cases-paced.lua), for DURATION;
 #  3. backlog: BACKLOG creates written while NATS is unreachable and the webhook disabled,
@@ -10,9 +13,10 @@
 #     every one of their events.
 # Needs a NATS server with JetStream on NATS (default 127.0.0.1:4222).
 # Usage: benches/events.sh   (env: DURATION=10s CONC=32 ROUNDS=3 RATE=1000 BACKLOG=20000
-#   EVENTS_OFF_BIN=PATH NATS=127.0.0.1:4222)
+#   EVENTS_OFF_BIN=PATH NATS=127.0.0.1:4222 BODY=benches/cases.lua)
 source "$(dirname "$0")/lib.sh"
 RATE=${RATE:-1000} BACKLOG=${BACKLOG:-20000} NATS=${NATS:-127.0.0.1:4222}
+BODY=${BODY:-benches/cases.lua}
 secs=${DURATION%s}
 unset GATEHOUSE_DATABASE_URL
 tag=$$
@@ -48,9 +52,10 @@ client_for() { # BIN URL: a client that writes cases and reads every case's even
 creates() { # BIN LABEL: creates/s of one wrk run against a fresh database
   local bin=$1 label=$2 url id secret token rps extra=()
   url=$(fresh_db "tp-$label-$RANDOM" "$bin")
-  if [ "$label" = on ]; then
+  if [ "$label" != off ]; then
     read -r id secret < <(client_for "$bin" "$url")
-    extra=("${events_env[@]}" GATEHOUSE_NATS_URL="nats://$NATS")
+    extra=("${events_env[@]}")
+    [ "$label" = nats ] && extra+=(GATEHOUSE_NATS_URL="nats://$NATS")
   else
     read -r id secret < <(GATEHOUSE_DATABASE_URL=$url "$bin" client create --name off --type confidential \
       --grant client_credentials --scope cases.write --json |
@@ -59,7 +64,7 @@ creates() { # BIN LABEL: creates/s of one wrk run against a fresh database
   serve_with "$bin" "$url" "${extra[@]}"
   token=$(curl -sf -u "$id:$secret" -d grant_type=client_credentials -d scope=cases.write \
     "http://127.0.0.1:$PORT/oauth2/token" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
-  rps=$(load "creates, events $label" "http://127.0.0.1:$PORT/api/v1/cases" -s benches/cases.lua \
+  rps=$(load "creates, events $label" "http://127.0.0.1:$PORT/api/v1/cases" -s "$BODY" \
     -H "Authorization: Bearer $token")
   stop_server
   echo "$rps"
@@ -68,13 +73,15 @@ creates() { # BIN LABEL: creates/s of one wrk run against a fresh database
 echo "== 1. composite create throughput, events on vs off" >&2
 if [ -n "${EVENTS_OFF_BIN:-}" ]; then
   off_bin=$(cd "$(dirname "$EVENTS_OFF_BIN")" && pwd)/$(basename "$EVENTS_OFF_BIN")
-  on=() off=()
+  on=() nats=() off=()
   for _ in $(seq "$ROUNDS"); do
     off+=("$(creates "$off_bin" off)")
     on+=("$(creates "$gh" on)")
+    nats+=("$(creates "$gh" nats)")
   done
   m_on=$(printf '%s\n' "${on[@]}" | median) m_off=$(printf '%s\n' "${off[@]}" | median)
-  echo "creates/s: events on $m_on, off $m_off, on/off $(ratio "$m_on" "$m_off") (median of $ROUNDS, wrk $CONC connections, $DURATION)"
+  m_nats=$(printf '%s\n' "${nats[@]}" | median)
+  echo "creates/s ($BODY): events off $m_off; the log $m_on ($(ratio "$m_on" "$m_off") of off); the log published to NATS $m_nats ($(ratio "$m_nats" "$m_off")) (median of $ROUNDS, wrk $CONC connections, $DURATION)"
 else
   echo "skipped: set EVENTS_OFF_BIN to a build of the commit before change events" >&2
 fi
