@@ -102,9 +102,7 @@ struct ChangeRow {
 impl ChangeRow {
     /// The row's events at positions for which `keep` holds, in order.
     fn expand(self, keep: impl Fn(i64) -> bool) -> Result<Vec<EventRow>, StoreError> {
-        let parts: Vec<Part> = serde_json::from_str(&self.events).map_err(|e| {
-            StoreError::Corrupt(format!("change {} has invalid events: {e}", self.last_seq))
-        })?;
+        let parts = parts(&self.events, self.last_seq)?;
         let count = i64::try_from(parts.len()).unwrap_or(i64::MAX);
         if count != self.last_seq - self.first_seq + 1 {
             return Err(StoreError::Corrupt(format!(
@@ -132,6 +130,12 @@ impl ChangeRow {
             })
             .collect())
     }
+}
+
+/// A row's `events` column; `at` names the row in the error.
+fn parts(events: &str, at: i64) -> Result<Vec<Part>, StoreError> {
+    serde_json::from_str(events)
+        .map_err(|e| StoreError::Corrupt(format!("change at {at} has invalid events: {e}")))
 }
 
 /// The events of `rows` at positions after `after`, at most `limit`, in order.
@@ -292,9 +296,7 @@ pub async fn types_after(
         .await)?;
     let mut out = Vec::new();
     for (first, events) in rows {
-        let parts: Vec<Part> = serde_json::from_str(&events).map_err(|e| {
-            StoreError::Corrupt(format!("change at {first} has invalid events: {e}"))
-        })?;
+        let parts = parts(&events, first)?;
         out.extend(
             (first..)
                 .zip(parts)
