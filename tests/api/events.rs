@@ -48,6 +48,23 @@ fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
 
+/// A token of a client the operator lets read every case's events (an integration such as
+/// a warehouse sync), with `scopes`.
+async fn warehouse_token(app: &TestApp, scopes: &[&str]) -> String {
+    let (id, secret) = app
+        .register(gatehouse::oauth::clients::NewClient {
+            name: "Warehouse sync".to_owned(),
+            client_type: "confidential".to_owned(),
+            grant_types: vec!["client_credentials".to_owned()],
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            may_read_all_events: true,
+            ..Default::default()
+        })
+        .await;
+    app.access_token(&id, &secret.unwrap(), Some(&scopes.join(" ")))
+        .await
+}
+
 async fn service_token(app: &TestApp, scope: &str) -> (String, String) {
     let (id, secret) = app
         .service_client(&["cases.read", "cases.write", "events.read"])
@@ -189,19 +206,7 @@ async fn a_subscriber_sees_only_the_events_of_cases_its_token_may_read(#[case] b
     assert!(items(&app, &other_service, "").await.is_empty());
 
     // An integration the operator allows reads every case's events.
-    let (warehouse, secret) = app
-        .register(gatehouse::oauth::clients::NewClient {
-            name: "Warehouse sync".to_owned(),
-            client_type: "confidential".to_owned(),
-            grant_types: vec!["client_credentials".to_owned()],
-            scopes: vec!["events.read".to_owned()],
-            may_read_all_events: true,
-            ..Default::default()
-        })
-        .await;
-    let token = app
-        .access_token(&warehouse, &secret.unwrap(), Some("events.read"))
-        .await;
+    let token = warehouse_token(&app, &["events.read"]).await;
     assert_eq!(items(&app, &token, "").await.len(), 4);
 
     // events.read is needed; cases.read is not enough.
@@ -528,20 +533,7 @@ async fn concurrent_writers_on_several_replicas_never_hide_an_event_behind_a_res
     let first = TestApp::spawn(Backend::Postgres).await;
     let issuer = first.base.clone();
     let second = TestApp::spawn_on(first.db.share(), |c| c.issuer = Some(issuer)).await;
-    let (id, secret) = first
-        .register(gatehouse::oauth::clients::NewClient {
-            name: "Warehouse sync".to_owned(),
-            client_type: "confidential".to_owned(),
-            grant_types: vec!["client_credentials".to_owned()],
-            scopes: ["cases.write", "events.read"].map(String::from).to_vec(),
-            may_read_all_events: true,
-            ..Default::default()
-        })
-        .await;
-    let secret = secret.unwrap();
-    let token = first
-        .access_token(&id, &secret, Some("cases.write events.read"))
-        .await;
+    let token = warehouse_token(&first, &["cases.write", "events.read"]).await;
     let (writers, per_writer) = (16, 25);
     let writing = write_cases(
         [first.base.clone(), second.base.clone()],
@@ -1083,19 +1075,7 @@ async fn events_written_before_the_upgrade_read_back_unchanged(#[case] backend: 
 
     // Kept forever: the events are from a year before.
     let app = TestApp::spawn_on(db, |c| c.events_retention_hours = 0).await;
-    let (warehouse, secret) = app
-        .register(gatehouse::oauth::clients::NewClient {
-            name: "Warehouse sync".to_owned(),
-            client_type: "confidential".to_owned(),
-            grant_types: vec!["client_credentials".to_owned()],
-            scopes: vec!["events.read".to_owned()],
-            may_read_all_events: true,
-            ..Default::default()
-        })
-        .await;
-    let token = app
-        .access_token(&warehouse, &secret.unwrap(), Some("events.read"))
-        .await;
+    let token = warehouse_token(&app, &["events.read"]).await;
     let old = items(&app, &token, "&from=earliest").await;
     assert_eq!(
         old,
