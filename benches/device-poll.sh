@@ -6,7 +6,6 @@
 # Usage: benches/device-poll.sh   (env: DEVICES=1000 POLL_SECONDS=30)
 source "$(dirname "$0")/lib.sh"
 DEVICES=${DEVICES:-1000} SECONDS_=${POLL_SECONDS:-30} PG_PORT=${PG_PORT:-18082}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_case() { # LABEL URL PORT
   local label=$1 url=$2 port=$3 client pid before after result

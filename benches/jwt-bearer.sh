@@ -8,15 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 ASSERTIONS=${ASSERTIONS:-150000} RS_DURATION=${RS_DURATION:-5s} RS_ASSERTIONS=${RS_ASSERTIONS:-80000}
 PG_PORT=${PG_PORT:-18082}
-(cd benches/assertions && CARGO_TARGET_DIR="$PWD/../../target/assertions" cargo build --release --quiet)
-signer="$PWD/target/assertions/release/assertions"
-
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/ec.pem" 2>/dev/null
-openssl pkey -in "$work/ec.pem" -pubout -out "$work/ec.pub"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem" 2>/dev/null
-openssl pkey -in "$work/rsa.pem" -pubout -out "$work/rsa.pub"
-echo "crypto per call (one core, jsonwebtoken with aws-lc-rs):"
-"$signer" costs "$work/ec.pem" "$work/rsa.pem"
+signer_and_keys
 
 setup_db() { # URL: user `bench`, a partner client pre-authorized for it with both keys; prints its id
   GATEHOUSE_DATABASE_URL=$1 "$gh" migrate >/dev/null
@@ -36,7 +28,6 @@ serve_on() { # URL PORT: starts a gatehouse, sets served_pid
   served_pid=$!; pids+=("$served_pid")
   wait_ready "http://127.0.0.1:$2/readyz" 10
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 run_case() { # LABEL URL PORT
   local label=$1 url=$2 port=$3 id aud rates=() line before after rps

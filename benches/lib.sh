@@ -153,3 +153,20 @@ load() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+# signer_and_keys: builds benches/assertions (sets `signer`), makes an EC P-256 and an RSA
+# 2048 key pair in $work (ec.pem/ec.pub, rsa.pem/rsa.pub) and prints the crypto's cost per
+# call on one core.
+signer_and_keys() {
+  (cd benches/assertions && CARGO_TARGET_DIR="$PWD/../../target/assertions" cargo build --release --quiet)
+  signer="$PWD/target/assertions/release/assertions"
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/ec.pem" 2>/dev/null
+  openssl pkey -in "$work/ec.pem" -pubout -out "$work/ec.pub"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/rsa.pem" 2>/dev/null
+  openssl pkey -in "$work/rsa.pem" -pubout -out "$work/rsa.pub"
+  echo "crypto per call (one core, jsonwebtoken with aws-lc-rs):"
+  "$signer" costs "$work/ec.pem" "$work/rsa.pem"
+}
+
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -76,6 +76,7 @@ impl App {
         }
         let master = MasterKey::from_config(&config)?;
         let csrf_key = master.derive_hmac("csrf")?;
+        let dpop = oauth::dpop::Dpop::spawn(&master, &config, &store)?;
         let lines = keys::wanted_lines(&store, &config).await?;
         keys::ensure_lines(&store, clock.as_ref(), &master, &lines).await?;
         let ring = KeyRing::new(
@@ -95,7 +96,10 @@ impl App {
         tokens.revoked.sync(&store, clock.unix()).await?;
         tokens.cutoffs.sync(&store, clock.unix()).await?;
         let clients = oauth::ClientCache::new(config.sync_interval_ms);
-        let assertions = store::revocations::AssertionQueue::spawn(&store);
+        let assertions = store::revocations::AssertionQueue::spawn(
+            &store,
+            store::revocations::JtiTable::Assertions,
+        );
         let device_polls = oauth::device_polls(config.device_code_ttl_secs);
         let metrics = telemetry::metrics_handle();
         let refresh = store::grants::RefreshQueue::spawn(&store);
@@ -123,6 +127,7 @@ impl App {
             clients,
             device_polls,
             assertions,
+            dpop,
             csrf_key,
             cors_origins: http::cors::Origins::default(),
             events: events::Hub::default(),

@@ -20,6 +20,7 @@ pub fn rules(config: &Config, now: i64) -> Vec<(Rule, Cutoff)> {
             Cutoff::Unix(now - config.clock_skew_secs),
         ),
         (prune::DEVICE_CODES, Cutoff::Unix(now - DAY)),
+        (prune::PUSHED_REQUESTS, Cutoff::Unix(now)),
         (prune::IDEMPOTENCY, Cutoff::Unix(now)),
         (prune::LOGOUTS, Cutoff::Unix(now - DAY)),
     ];

@@ -238,6 +238,18 @@ pub(super) struct CreateClient {
     /// An integration: its tokens read every case's change events (confidential only)
     #[arg(long)]
     pub(super) may_read_all_events: bool,
+    /// Every token request must carry a DPoP proof; access tokens are bound to its key
+    #[arg(long)]
+    pub(super) dpop_bound: bool,
+    /// This client's DPoP proofs must carry a server nonce
+    #[arg(long)]
+    pub(super) dpop_nonce: bool,
+    /// The client must push its authorization requests to /oauth2/par (PAR)
+    #[arg(long)]
+    pub(super) require_par: bool,
+    /// Hold the client to a security profile: fapi2 (the FAPI 2.0 Security Profile)
+    #[arg(long, value_name = "PROFILE")]
+    pub(super) profile: Option<String>,
     /// Where RP-initiated logout may return, matched exactly (repeatable)
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     pub(super) post_logout_redirect_uris: Vec<String>,

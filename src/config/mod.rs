@@ -95,6 +95,15 @@ pub struct Config {
     pub clock_skew_secs: i64,
     /// Longest lifetime a client assertion may claim (`exp - now`).
     pub assertion_max_lifetime_secs: i64,
+    /// How old a DPoP proof may be (its `iat`, give or take `clock_skew_secs`); its `jti`
+    /// is remembered this long.
+    pub dpop_proof_lifetime_secs: i64,
+    /// Require a server nonce in every DPoP proof, of every client (otherwise only of
+    /// clients registered with `require_dpop_nonce`).
+    pub dpop_nonce_required: bool,
+    /// Rotate the refresh tokens of `fapi2` clients too (the profile advises against it:
+    /// without rotation a client keeps its refresh token for the family's life).
+    pub fapi2_refresh_token_rotation: bool,
     /// Lifetime of a device code and its user code (RFC 8628 `expires_in`).
     pub device_code_ttl_secs: i64,
     /// Seconds a device waits between polls (RFC 8628 `interval`).
@@ -249,6 +258,9 @@ impl Default for Config {
             key_publish_secs: 600,
             clock_skew_secs: 10,
             assertion_max_lifetime_secs: 300,
+            dpop_proof_lifetime_secs: 60,
+            dpop_nonce_required: false,
+            fapi2_refresh_token_rotation: false,
             device_code_ttl_secs: 600,
             device_poll_interval_secs: 5,
             activate_guesses: 5,

@@ -83,6 +83,7 @@ impl Config {
                 self.assertion_max_lifetime_secs,
                 1,
             ),
+            ("dpop_proof_lifetime_secs", self.dpop_proof_lifetime_secs, 1),
             ("device_code_ttl_secs", self.device_code_ttl_secs, 60),
             (
                 "device_poll_interval_secs",

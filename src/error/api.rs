@@ -47,6 +47,19 @@ pub enum ApiError {
         /// The scopes that would have sufficed (insufficient_scope).
         scope: Option<String>,
     },
+    /// A DPoP failure at a protected resource (RFC 9449 §7.1): `WWW-Authenticate: DPoP`
+    /// with the error, and a `DPoP-Nonce` when the proof must carry a (new) nonce.
+    #[error("{description}")]
+    Dpop {
+        /// 400 for a malformed request, else 401.
+        status: StatusCode,
+        /// `invalid_dpop_proof`, `use_dpop_nonce`, `invalid_token` or `invalid_request`.
+        error: &'static str,
+        /// What was wrong.
+        description: String,
+        /// The nonce the next proof must carry.
+        nonce: Option<String>,
+    },
     /// A rate limit or the daily API quota refused the request (429, `Retry-After`).
     #[error("{0}")]
     RateLimited(String),
@@ -112,6 +125,20 @@ impl IntoResponse for ApiError {
                 scope,
                 ..
             } => HeaderValue::from_str(&challenge(*error, description, scope.as_deref())).ok(),
+            ApiError::Dpop {
+                error, description, ..
+            } => HeaderValue::from_str(&dpop_challenge(Some(error), description)).ok(),
+            _ => None,
+        };
+        // A 401 names both schemes this server accepts (RFC 9449 §7.1).
+        let also_dpop = match &self {
+            ApiError::Bearer { status, .. } => *status == StatusCode::UNAUTHORIZED,
+            _ => false,
+        };
+        let nonce = match &self {
+            ApiError::Dpop { nonce, .. } => {
+                nonce.as_deref().and_then(|n| HeaderValue::from_str(n).ok())
+            }
             _ => None,
         };
         let mut response = self.into_problem().into_response();
@@ -121,6 +148,12 @@ impl IntoResponse for ApiError {
         }
         if let Some(challenge) = challenge {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if also_dpop && let Ok(dpop) = HeaderValue::from_str(&dpop_challenge(None, "")) {
+            headers.append(header::WWW_AUTHENTICATE, dpop);
+        }
+        if let Some(nonce) = nonce {
+            headers.insert(super::DPOP_NONCE, nonce);
         }
         response
     }
@@ -138,6 +171,14 @@ impl ApiError {
             } => {
                 let kind = error.map(|e| e.replace('_', "-"));
                 return Problem::new(status, kind.as_deref(), description);
+            }
+            ApiError::Dpop {
+                status,
+                error,
+                description,
+                ..
+            } => {
+                return Problem::new(status, Some(&error.replace('_', "-")), description);
             }
             ApiError::Validation(errors) => {
                 return Problem {
@@ -244,6 +285,20 @@ fn challenge(error: Option<&str>, description: &str, scope: Option<&str>) -> Str
         params.push(super::auth_param("scope", scope));
     }
     format!("Bearer {}", params.join(", "))
+}
+
+/// The RFC 9449 §7.1 challenge: the error, if any, and the proof algorithms accepted.
+fn dpop_challenge(error: Option<&str>, description: &str) -> String {
+    let mut params = vec![super::auth_param("realm", "gatehouse")];
+    if let Some(error) = error {
+        params.push(super::auth_param("error", error));
+        params.push(super::auth_param("error_description", description));
+    }
+    params.push(super::auth_param(
+        "algs",
+        &crate::oauth::dpop::ALGS.join(" "),
+    ));
+    format!("DPoP {}", params.join(", "))
 }
 
 impl From<crate::oauth::RegistryError> for ApiError {

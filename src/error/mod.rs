@@ -16,6 +16,9 @@ use utoipa::ToSchema;
 /// Media type of RFC 9457 problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The response header that hands a client the nonce for its next DPoP proof (RFC 9449 §8).
+pub const DPOP_NONCE: header::HeaderName = header::HeaderName::from_static("dpop-nonce");
+
 /// `name="value"` for a `WWW-Authenticate` challenge. The value keeps only the characters
 /// RFC 6749 allows in `error` and `error_description` (printable ASCII but `"` and `\`,
 /// which an auth-param's quoted-string would have to escape); any other becomes `?`.

@@ -36,6 +36,15 @@ pub enum OAuthErrorCode {
     SlowDown,
     /// RFC 8628 §3.5: the device code expired; start again.
     ExpiredToken,
+    /// RFC 6749 §4.1.2.1 (a pushed request, RFC 9126 §2.3): only `code` is supported.
+    UnsupportedResponseType,
+    /// OpenID Connect Core §3.1.2.6 (a pushed request): request objects are not supported.
+    RequestNotSupported,
+    /// RFC 9449 §5: the DPoP proof is missing (for a client that must send one) or invalid.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the nonce in the `DPoP-Nonce` header; retry
+    /// with a new proof that does.
+    UseDpopNonce,
 }
 
 impl OAuthErrorCode {
@@ -69,6 +78,8 @@ pub struct OAuthError {
     pub description: String,
     /// The status, when not the code's usual one (429 for a rate limit).
     pub status: Option<StatusCode>,
+    /// A DPoP nonce for the client's next proof (the `DPoP-Nonce` header, RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -78,6 +89,15 @@ impl OAuthError {
             code,
             description: description.into(),
             status: None,
+            dpop_nonce: None,
+        }
+    }
+
+    /// The same error, telling the client the nonce its next DPoP proof must carry.
+    pub fn with_dpop_nonce(self, nonce: Option<String>) -> Self {
+        Self {
+            dpop_nonce: nonce,
+            ..self
         }
     }
 
@@ -97,6 +117,7 @@ impl IntoResponse for OAuthError {
         }
         let status = self.status.unwrap_or_else(|| self.code.status());
         let code = self.code;
+        let nonce = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok());
         let description = (code != OAuthErrorCode::ServerError).then_some(self.description);
         let challenge = (status == StatusCode::UNAUTHORIZED)
             .then(|| basic_challenge(code, description.as_deref()))
@@ -114,6 +135,9 @@ impl IntoResponse for OAuthError {
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(challenge) = challenge {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(nonce) = nonce {
+            headers.insert(super::DPOP_NONCE, nonce);
         }
         response
     }

@@ -39,7 +39,7 @@ impl Origins {
 fn for_registered(path: &str) -> bool {
     matches!(
         path,
-        "/oauth2/token" | "/oauth2/userinfo" | "/oauth2/revoke"
+        "/oauth2/token" | "/oauth2/par" | "/oauth2/userinfo" | "/oauth2/revoke"
     ) || path.starts_with("/api/")
 }
 
@@ -69,6 +69,7 @@ pub fn layer(origins: Origins) -> CorsLayer {
             axum::http::header::CONTENT_TYPE,
             axum::http::header::IF_MATCH,
             HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("dpop"),
         ])
         .expose_headers([
             axum::http::header::ETAG,
@@ -80,6 +81,7 @@ pub fn layer(origins: Origins) -> CorsLayer {
             HeaderName::from_static("ratelimit"),
             HeaderName::from_static("ratelimit-policy"),
             HeaderName::from_static("gatehouse-limit-info"),
+            HeaderName::from_static("dpop-nonce"),
         ])
         .max_age(Duration::from_secs(600))
 }

@@ -1,19 +1,22 @@
-//! The resource-side guard (RFC 6750): a bearer token from the Authorization header (and,
-//! for userinfo's POST, a form body: §2.2), never the query string, verified against the
-//! in-memory key ring and revocation list, then the route's scopes.
+//! The resource-side guard (RFC 6750, RFC 9449 §7): an access token from the Authorization
+//! header (and, for userinfo's POST, a form body: RFC 6750 §2.2), never the query string,
+//! verified against the in-memory key ring and revocation list; a DPoP-bound token only
+//! with the `DPoP` scheme and a proof of its key, a bearer token only as `Bearer`; then
+//! the route's scopes.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 
 use crate::error::ApiError;
 use crate::http::extract::{is_form, raw_body};
 use crate::http::state::AppState;
 use crate::model::Scope;
+use crate::oauth::dpop::{Expect, ProofError};
 use crate::oauth::tokens::AccessClaims;
 use crate::ratelimit::{self, ApiLimitKey, DailyUsage, Policy};
 
@@ -64,8 +67,62 @@ impl<P: ScopePolicy> FromRequestParts<AppState> for Caller<P> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         refuse_query_token(parts)?;
-        let token = header_token(parts)?.ok_or_else(ApiError::no_token)?;
-        Self::admit(state, token).await
+        let (scheme, token) = header_token(parts)?.ok_or_else(ApiError::no_token)?;
+        let sender = Sender::of(parts, scheme)?;
+        Self::admit(state, token, &sender).await
+    }
+}
+
+/// The `Authorization` scheme a token came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// RFC 6750.
+    Bearer,
+    /// RFC 9449 §7.1.
+    Dpop,
+}
+
+/// What the request says about its sender: the scheme, and what a DPoP proof must match.
+struct Sender {
+    scheme: Scheme,
+    proof: Option<String>,
+    method: String,
+    path: String,
+}
+
+impl Sender {
+    fn of(parts: &Parts, scheme: Scheme) -> Result<Self, ApiError> {
+        let proof = dpop_header(&parts.headers).map_err(|why| ApiError::Dpop {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_dpop_proof",
+            description: why.to_owned(),
+            nonce: None,
+        })?;
+        // The path as the client sent it, also inside a nested router.
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |u| u.0.path());
+        Ok(Self {
+            scheme,
+            proof: proof.map(str::to_owned),
+            method: parts.method.as_str().to_owned(),
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// The one `DPoP` header of a request, if any (RFC 9449 §4.3: never two).
+pub fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    static DPOP: HeaderName = HeaderName::from_static("dpop");
+    let mut all = headers.get_all(&DPOP).iter();
+    match (all.next(), all.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| "the DPoP header is not a JWT"),
+        (Some(_), Some(_)) => Err("send one DPoP header, not several"),
     }
 }
 
@@ -84,8 +141,9 @@ fn refuse_query_token(parts: &Parts) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The token of an `Authorization: Bearer` header; `None` when there is no such header.
-fn header_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
+/// The scheme and token of an `Authorization: Bearer` or `Authorization: DPoP` header;
+/// `None` when there is no such header.
+fn header_token(parts: &Parts) -> Result<Option<(Scheme, &str)>, ApiError> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
@@ -93,14 +151,22 @@ fn header_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
         .to_str()
         .ok()
         .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|t| !t.is_empty())
+        .and_then(|(scheme, token)| {
+            let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+                Scheme::Bearer
+            } else if scheme.eq_ignore_ascii_case("dpop") {
+                Scheme::Dpop
+            } else {
+                return None;
+            };
+            let token = token.trim();
+            (!token.is_empty()).then_some((scheme, token))
+        })
         .map(Some)
         .ok_or_else(|| {
             ApiError::invalid_bearer_request(
                 StatusCode::UNAUTHORIZED,
-                "the Authorization header must be `Bearer <token>`",
+                "the Authorization header must be `Bearer <token>` or `DPoP <token>`",
             )
         })
 }
@@ -116,7 +182,8 @@ impl<P: ScopePolicy> FromRequest<AppState> for FormCaller<P> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
         refuse_query_token(&parts)?;
-        let in_header = header_token(&parts)?.map(str::to_owned);
+        let in_header = header_token(&parts)?.map(|(scheme, token)| (scheme, token.to_owned()));
+        let sender = Sender::of(&parts, in_header.as_ref().map_or(Scheme::Bearer, |h| h.0))?;
         let in_body: Vec<String> = if is_form(&parts.headers) {
             let bytes = raw_body(Request::from_parts(parts, body), state).await?;
             form_urlencoded::parse(&bytes)
@@ -127,7 +194,7 @@ impl<P: ScopePolicy> FromRequest<AppState> for FormCaller<P> {
             Vec::new()
         };
         let token = match (in_header, in_body.as_slice()) {
-            (Some(token), []) => token,
+            (Some((_, token)), []) => token,
             (None, [token]) if !token.is_empty() => token.clone(),
             (None, []) => return Err(ApiError::no_token()),
             (None, [_]) => {
@@ -143,13 +210,14 @@ impl<P: ScopePolicy> FromRequest<AppState> for FormCaller<P> {
                 ));
             }
         };
-        Caller::admit(state, &token).await.map(FormCaller)
+        Caller::admit(state, &token, &sender).await.map(FormCaller)
     }
 }
 
 impl<P: ScopePolicy> Caller<P> {
-    /// Verifies `token`, counts it against the API limits and checks the route's scopes.
-    async fn admit(state: &AppState, token: &str) -> Result<Self, ApiError> {
+    /// Verifies `token`, counts it against the API limits, checks its sender (a DPoP
+    /// proof for a bound token) and the route's scopes.
+    async fn admit(state: &AppState, token: &str, sender: &Sender) -> Result<Self, ApiError> {
         let claims = state
             .tokens
             .verify(token, state.clock.unix())
@@ -169,6 +237,7 @@ impl<P: ScopePolicy> Caller<P> {
         {
             return Err(ApiError::rate_limited(&decision));
         }
+        check_sender(state, &claims, token, sender).await?;
         let limit = state.config.api_daily_limit;
         let now = state.clock.unix();
         let per_user = acts_for_user && state.config.rate_limit_api_key != ApiLimitKey::Client;
@@ -199,4 +268,81 @@ impl<P: ScopePolicy> Caller<P> {
             policy: PhantomData,
         })
     }
+}
+
+/// A DPoP failure at a resource: 401 with the DPoP challenge.
+fn dpop_refusal(error: &'static str, description: impl Into<String>) -> ApiError {
+    ApiError::Dpop {
+        status: StatusCode::UNAUTHORIZED,
+        error,
+        description: description.into(),
+        nonce: None,
+    }
+}
+
+/// RFC 9449 §7: a DPoP-bound token only with the `DPoP` scheme and a valid proof of its
+/// key (for this method and URL, with the token's hash, and the nonce when the client
+/// must use one); a bearer token only as `Bearer`.
+async fn check_sender(
+    state: &AppState,
+    claims: &AccessClaims,
+    token: &str,
+    sender: &Sender,
+) -> Result<(), ApiError> {
+    let jkt = match (claims.jkt(), sender.scheme) {
+        (None, Scheme::Bearer) => return Ok(()),
+        (Some(jkt), Scheme::Dpop) => jkt,
+        (Some(_), Scheme::Bearer) => {
+            return Err(dpop_refusal(
+                "invalid_token",
+                "this token is DPoP-bound: send it as `Authorization: DPoP <token>` with a DPoP proof",
+            ));
+        }
+        (None, Scheme::Dpop) => {
+            return Err(dpop_refusal(
+                "invalid_token",
+                "this token is not DPoP-bound: send it as `Authorization: Bearer <token>`",
+            ));
+        }
+    };
+    let Some(proof) = sender.proof.as_deref() else {
+        return Err(dpop_refusal(
+            "invalid_dpop_proof",
+            "a DPoP token needs a DPoP proof in the DPoP header",
+        ));
+    };
+    let nonce = state.dpop.nonce_required(false)
+        || state
+            .oauth()
+            .client(&claims.client_id)
+            .await?
+            .is_some_and(|c| c.require_dpop_nonce);
+    let htu = format!("{}{}", state.issuer, sender.path);
+    let expect = Expect {
+        htm: &sender.method,
+        htu: &htu,
+        access_token: Some(token),
+        nonce,
+    };
+    let now = state.clock.unix();
+    let proof = match state.dpop.verify(proof, &expect, now).await {
+        Ok(proof) => proof,
+        Err(ProofError::Invalid(why)) => return Err(dpop_refusal("invalid_dpop_proof", why)),
+        Err(ProofError::UseNonce(why)) => {
+            return Err(ApiError::Dpop {
+                status: StatusCode::UNAUTHORIZED,
+                error: "use_dpop_nonce",
+                description: why,
+                nonce: Some(state.dpop.nonce(now)),
+            });
+        }
+        Err(ProofError::Unavailable(why)) => return Err(ApiError::Internal(anyhow::anyhow!(why))),
+    };
+    if proof.jkt != jkt {
+        return Err(dpop_refusal(
+            "invalid_dpop_proof",
+            "the proof is signed by another key than the one this token is bound to",
+        ));
+    }
+    Ok(())
 }

@@ -37,6 +37,8 @@ pub struct Inner {
     pub device_polls: crate::oauth::DevicePolls,
     /// Assertion ids marked used, batched across concurrent requests.
     pub assertions: store::revocations::AssertionQueue,
+    /// DPoP proofs (their ids marked used in batches) and nonces.
+    pub dpop: crate::oauth::dpop::Dpop,
     /// Signs the CSRF tokens of the HTML forms (derived from the master key).
     pub csrf_key: aws_lc_rs::hmac::Key,
     /// Browser origins registered by any client (CORS), refreshed every sync interval.
@@ -84,6 +86,7 @@ impl AppState {
             clients: &self.clients,
             device_polls: &self.device_polls,
             assertions: &self.assertions,
+            dpop: &self.dpop,
             refresh: &self.refresh,
             passwords: &self.passwords,
             audit: &self.audit,

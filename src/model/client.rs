@@ -4,8 +4,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, LogoutUri, RedirectUri, Scope,
-    ScopeSet, SigningAlg, Username,
+    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, LogoutUri, Profile, RedirectUri,
+    Scope, ScopeSet, SigningAlg, Username,
 };
 
 /// The SHA-256 of a secret, which is all the database keeps.
@@ -49,6 +49,18 @@ pub struct Client {
     pub may_introspect: bool,
     /// An integration (a warehouse sync): its tokens read every case's change events.
     pub may_read_all_events: bool,
+    /// Every token request must carry a DPoP proof, and its access tokens are bound to
+    /// the proof's key (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
+    /// The client's DPoP proofs must carry a server nonce (RFC 9449 §8), also when the
+    /// server does not require one of every client.
+    pub require_dpop_nonce: bool,
+    /// The client must push its authorization requests (RFC 9126 §6): the authorization
+    /// endpoint takes only a `request_uri` from `/oauth2/par`.
+    pub require_pushed_authorization_requests: bool,
+    /// A security profile the client is held to (`fapi2`: the FAPI 2.0 Security
+    /// Profile); `null` = none.
+    pub profile: Option<Profile>,
     /// Where RP-initiated logout may send the browser back to, matched exactly.
     pub post_logout_redirect_uris: Vec<RedirectUri>,
     /// Where the server POSTs a logout token when a session in which the client received
@@ -69,6 +81,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// Whether the client is held to the FAPI 2.0 Security Profile.
+    pub fn fapi2(&self) -> bool {
+        self.profile == Some(Profile::Fapi2)
+    }
+
     /// Whether the client may use `grant`.
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)

@@ -114,7 +114,7 @@ mod user;
 
 pub use client::{Client, SecretHash};
 pub use ids::{ClientId, Email, Username};
-pub use protocol::{AuthMethod, ClientType, GrantType, SigningAlg};
+pub use protocol::{AuthMethod, ClientType, GrantType, Profile, SigningAlg};
 pub use scope::{Scope, ScopeSet};
 pub use uri::{CorsOrigin, LogoutUri, RedirectUri};
 pub use user::User;

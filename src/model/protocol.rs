@@ -19,6 +19,16 @@ protocol_enum!(
 );
 
 protocol_enum!(
+    /// A security profile a client is held to.
+    Profile, "profile" {
+        /// The FAPI 2.0 Security Profile: pushed requests, PKCE S256, DPoP-bound tokens,
+        /// `private_key_jwt` with ES256, PS256 or EdDSA and the issuer as the assertion's
+        /// audience, ID tokens not in RS256, no refresh-token rotation.
+        Fapi2 = "fapi2",
+    }
+);
+
+protocol_enum!(
     /// How a client authenticates at the token endpoint (RFC 7591 §2).
     AuthMethod, "token endpoint auth method" {
         /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).

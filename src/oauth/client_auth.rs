@@ -34,6 +34,8 @@ pub struct Presented {
     pub origin: Option<String>,
     /// The caller's address as rate limits count it ([`crate::ratelimit::address_bucket`]).
     pub address: String,
+    /// The `DPoP` header: a proof of possession (RFC 9449), checked by the token endpoint.
+    pub dpop: Option<String>,
 }
 
 fn invalid_client(description: impl Into<String>) -> OAuthError {
@@ -176,6 +178,12 @@ async fn signed_claims(
             header.alg
         ));
     }
+    if client.fapi2() && header.alg == Algorithm::RS256 {
+        return Err(
+            "this client's fapi2 profile accepts ES256, PS256 or EdDSA assertions, not RS256"
+                .to_owned(),
+        );
+    }
     let keys = ctx
         .client_keys(client.client_id.as_str())
         .await
@@ -234,7 +242,15 @@ pub async fn verify_assertion(
         }
     };
     let token_endpoint = format!("{}/oauth2/token", ctx.issuer);
-    if !claims
+    if client.fapi2() && purpose == AssertionUse::ClientAuthentication {
+        // FAPI 2.0 Security Profile §5.3.2.1: the issuer, as a string, and nothing else.
+        if claims.aud != Some(super::tokens::Audience::One(ctx.issuer.to_owned())) {
+            return Err(format!(
+                "this client's fapi2 profile wants aud to be the issuer {} alone",
+                ctx.issuer
+            ));
+        }
+    } else if !claims
         .aud
         .is_some_and(|aud| aud.contains_any(&[&token_endpoint, ctx.issuer]))
     {

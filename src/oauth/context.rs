@@ -33,6 +33,8 @@ pub struct Ctx<'a> {
     pub device_polls: &'a DevicePolls,
     /// Assertion ids marked used, batched across concurrent requests.
     pub assertions: &'a store::revocations::AssertionQueue,
+    /// DPoP proofs and nonces.
+    pub dpop: &'a super::dpop::Dpop,
     /// Refresh-token reads and rotations, batched across concurrent requests.
     pub refresh: &'a store::grants::RefreshQueue,
     /// argon2id hashing off the async threads.

@@ -63,6 +63,11 @@ pub fn metadata(ctx: &Ctx<'_>) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        "dpop_signing_alg_values_supported": super::dpop::ALGS,
+        "pushed_authorization_request_endpoint": format!("{issuer}/oauth2/par"),
+        // Per client (`require_pushed_authorization_requests` in its registration), not
+        // server-wide (RFC 9126 §5).
+        "require_pushed_authorization_requests": false,
         "scopes_supported": scopes,
         "token_endpoint_auth_methods_supported": revoke_methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,

@@ -36,7 +36,8 @@ pub struct Introspection {
     /// The user's username, when the subject is a user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    /// `Bearer` for an access token, `refresh_token` for a refresh token.
+    /// `Bearer` or `DPoP` (a DPoP-bound token) for an access token, `refresh_token` for a
+    /// refresh token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
     /// Expiry (a refresh token without one is valid until revoked).
@@ -55,6 +56,10 @@ pub struct Introspection {
     /// Token id (access tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// A DPoP-bound token's key (RFC 9449 §6.2): the resource server checks the proof
+    /// against `cnf.jkt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<super::tokens::Confirmation>,
 }
 
 /// Introspects `token`. Only an authenticated (non-public) client may ask; a token issued
@@ -85,12 +90,17 @@ pub async fn introspect(
             client_id: Some(claims.client_id.clone()),
             sub: Some(claims.sub.clone()),
             username: username(ctx, &claims.client_id, &claims.sub).await?,
-            token_type: Some("Bearer"),
+            token_type: Some(if claims.cnf.is_some() {
+                super::dpop::TOKEN_TYPE
+            } else {
+                "Bearer"
+            }),
             exp: Some(claims.exp),
             iat: Some(claims.iat),
             iss: Some(claims.iss.clone()),
             aud: Some(claims.aud.clone()),
             jti: Some(claims.jti.clone()),
+            cnf: claims.cnf.clone(),
         });
     }
     // Not a valid access token: perhaps a refresh token. Those are base64url without
@@ -119,6 +129,7 @@ pub async fn introspect(
         iss: Some(ctx.issuer.to_owned()),
         aud: None,
         jti: None,
+        cnf: None,
     })
 }
 

@@ -5,7 +5,7 @@ use super::grants::{self, TokenResponse};
 use super::params::Params;
 use crate::audit::Event;
 use crate::error::{OAuthError, OAuthErrorCode};
-use crate::model::GrantType;
+use crate::model::{Client, GrantType};
 use crate::oauth::Ctx;
 use crate::ratelimit::Policy;
 
@@ -54,8 +54,66 @@ pub async fn exchange(
         &crate::ratelimit::client_key(&client, &presented.address),
     )
     .await?;
-    // A browser app may call from its own registered origins only (this server's own
-    // pages, such as /docs, are same-origin).
+    check_origin(ctx, &client, presented)?;
+    if !client.allows_grant(grant) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            format!("this client is not registered for {grant}"),
+        ));
+    }
+    let proof = super::dpop::at_endpoint(
+        ctx,
+        &client,
+        presented.dpop.as_deref(),
+        "/oauth2/token",
+        super::dpop::required_of(&client),
+    )
+    .await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    // The grants that reach the database are boxed: their futures are large (kilobytes),
+    // and inline they would make every token request's future that large, copied as
+    // the request moves through the server (client credentials included).
+    let mut response = match grant {
+        GrantType::ClientCredentials => {
+            grants::client_credentials::exchange(ctx, &client, params, jkt)?
+        }
+        GrantType::AuthorizationCode => {
+            Box::pin(grants::authorization_code::exchange(
+                ctx, &client, params, jkt,
+            ))
+            .await?
+        }
+        GrantType::RefreshToken => {
+            Box::pin(grants::refresh_token::exchange(ctx, &client, params, jkt)).await?
+        }
+        GrantType::JwtBearer => {
+            Box::pin(grants::jwt_bearer::exchange(ctx, &client, params, jkt)).await?
+        }
+        GrantType::DeviceCode => {
+            Box::pin(grants::device_code::exchange(ctx, &client, params, jkt)).await?
+        }
+    };
+    if ctx.dpop.nonce_required(client.require_dpop_nonce) {
+        response.dpop_nonce = Some(ctx.dpop.nonce(ctx.clock.unix()));
+    }
+    let mut event = Event::new("token.issued")
+        .client(client.client_id.as_str())
+        .detail("grant_type", grant.to_string())
+        .detail("scope", response.scope.clone());
+    if response.subject != client.client_id.as_str() {
+        event = event.user(response.subject.as_str());
+    }
+    ctx.audit.record(event).await;
+    Ok(response)
+}
+
+/// A browser app may call from its own registered origins only (this server's own pages,
+/// such as /docs, are same-origin).
+pub fn check_origin(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    presented: &Presented,
+) -> Result<(), OAuthError> {
     if let Some(origin) = &presented.origin
         && url::Url::parse(ctx.issuer)
             .map(|u| u.origin().ascii_serialization())
@@ -69,39 +127,7 @@ pub async fn exchange(
             format!("this client does not allow calls from origin {origin}"),
         ));
     }
-    if !client.allows_grant(grant) {
-        return Err(OAuthError::new(
-            OAuthErrorCode::UnauthorizedClient,
-            format!("this client is not registered for {grant}"),
-        ));
-    }
-    // The grants that reach the database are boxed: their futures are large (kilobytes),
-    // and inline they would make every token request's future that large, copied as
-    // the request moves through the server (client credentials included).
-    let response = match grant {
-        GrantType::ClientCredentials => grants::client_credentials::exchange(ctx, &client, params)?,
-        GrantType::AuthorizationCode => {
-            Box::pin(grants::authorization_code::exchange(ctx, &client, params)).await?
-        }
-        GrantType::RefreshToken => {
-            Box::pin(grants::refresh_token::exchange(ctx, &client, params)).await?
-        }
-        GrantType::JwtBearer => {
-            Box::pin(grants::jwt_bearer::exchange(ctx, &client, params)).await?
-        }
-        GrantType::DeviceCode => {
-            Box::pin(grants::device_code::exchange(ctx, &client, params)).await?
-        }
-    };
-    let mut event = Event::new("token.issued")
-        .client(client.client_id.as_str())
-        .detail("grant_type", grant.to_string())
-        .detail("scope", response.scope.clone());
-    if response.subject != client.client_id.as_str() {
-        event = event.user(response.subject.as_str());
-    }
-    ctx.audit.record(event).await;
-    Ok(response)
+    Ok(())
 }
 
 /// The client of a JWT bearer grant. Client authentication is optional there (RFC 7523

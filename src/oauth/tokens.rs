@@ -67,6 +67,23 @@ pub struct AccessClaims {
     pub client_id: String,
     /// Granted scopes, space-separated.
     pub scope: String,
+    /// The key a DPoP-bound token is bound to (RFC 9449 §6); absent on bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+impl AccessClaims {
+    /// The thumbprint of the key the token is bound to, if it is DPoP-bound.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
+}
+
+/// The `cnf` claim of a DPoP-bound token (RFC 7800, RFC 9449 §6.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+pub struct Confirmation {
+    /// The SHA-256 JWK thumbprint (RFC 7638) of the key, base64url.
+    pub jkt: String,
 }
 
 /// Why a token was refused; the text is the `error_description`.
@@ -174,7 +191,8 @@ impl Tokens {
         &self.audience
     }
 
-    /// Signs an access token for `sub` and `client_id` with `scope`, valid `ttl` seconds.
+    /// Signs an access token for `sub` and `client_id` with `scope`, valid `ttl` seconds,
+    /// bound to the DPoP key `jkt` when one is given.
     pub fn issue(
         &self,
         now: i64,
@@ -182,6 +200,7 @@ impl Tokens {
         client_id: &str,
         scope: &ScopeSet,
         ttl: i64,
+        jkt: Option<&str>,
     ) -> Result<Issued, TokenError> {
         let key = self
             .ring
@@ -197,6 +216,9 @@ impl Tokens {
             jti: super::secret::token_id(),
             client_id: client_id.to_owned(),
             scope: scope.to_string(),
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let token = key
             .sign_jws(&claims)

@@ -14,7 +14,9 @@ macro_rules! select_clients {
              scopes, cors_origins, access_token_ttl_secs, refresh_token_ttl_secs, \
              refresh_token_idle_secs, admin_approved_only, id_token_signed_response_alg, \
              may_introspect, may_read_all_events, post_logout_redirect_uris, \
-             backchannel_logout_uri, enabled, created_at, updated_at \
+             backchannel_logout_uri, dpop_bound_access_tokens, require_dpop_nonce, \
+             require_pushed_authorization_requests, profile, enabled, \
+             created_at, updated_at \
              FROM clients ",
             $($tail)?
         )
@@ -41,6 +43,10 @@ struct ClientRow {
     may_read_all_events: bool,
     post_logout_redirect_uris: Json<Vec<String>>,
     backchannel_logout_uri: Option<String>,
+    dpop_bound_access_tokens: bool,
+    require_dpop_nonce: bool,
+    require_pushed_authorization_requests: bool,
+    profile: Option<String>,
     enabled: bool,
     created_at: i64,
     updated_at: i64,
@@ -113,6 +119,13 @@ impl ClientRow {
                 )?),
                 None => None,
             },
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
+            require_dpop_nonce: self.require_dpop_nonce,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            profile: match self.profile {
+                Some(p) => Some(parse("profile", p.parse())?),
+                None => None,
+            },
             pre_authorized_users: pre_authorized,
             enabled: self.enabled,
             created_at: self.created_at,
@@ -136,9 +149,11 @@ pub async fn insert(
         redirect_uris, grant_types, scopes, cors_origins, access_token_ttl_secs, \
         refresh_token_ttl_secs, refresh_token_idle_secs, admin_approved_only, \
         id_token_signed_response_alg, may_introspect, post_logout_redirect_uris, \
-        backchannel_logout_uri, enabled, created_at, updated_at, may_read_all_events) \
+        backchannel_logout_uri, enabled, created_at, updated_at, may_read_all_events, \
+        dpop_bound_access_tokens, require_dpop_nonce, require_pushed_authorization_requests, \
+        profile) \
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-        $19, $20, $21)";
+        $19, $20, $21, $22, $23, $24, $25)";
     const PREAUTH: &str = "INSERT INTO client_preauthorized_users (client_id, user_id, created_at) VALUES ($1, $2, $3)";
     let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
     let scopes: Vec<&str> = client.scopes.iter().map(|s| s.as_str()).collect();
@@ -165,6 +180,10 @@ pub async fn insert(
             .bind(client.created_at)
             .bind(client.updated_at)
             .bind(client.may_read_all_events)
+            .bind(client.dpop_bound_access_tokens)
+            .bind(client.require_dpop_nonce)
+            .bind(client.require_pushed_authorization_requests)
+            .bind(client.profile.map(|p| p.as_str()))
             .execute(&mut *c)
             .await
             .map_err(|e| StoreError::on_unique(e, "a client with this id exists"))?;

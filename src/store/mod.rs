@@ -23,6 +23,7 @@ pub mod keys;
 pub mod logouts;
 pub mod outbox;
 pub mod prune;
+pub mod pushed;
 pub mod revocations;
 pub mod sessions;
 pub mod usage;

@@ -72,6 +72,12 @@ pub const DEVICE_CODES: Rule = Rule {
     key: "device_code_hash",
     expired: "expires_at < $1",
 };
+/// Pushed authorization requests once expired (RFC 9126).
+pub const PUSHED_REQUESTS: Rule = Rule {
+    table: "pushed_requests",
+    key: "uri_hash",
+    expired: "expires_at < $1",
+};
 /// Idempotency keys once expired (an unfinished one only once its claim lapsed too).
 pub const IDEMPOTENCY: Rule = Rule {
     table: "idempotency_keys",

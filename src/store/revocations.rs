@@ -36,22 +36,65 @@ pub async fn since(store: &Store, since: i64, now: i64) -> Result<Vec<(String, i
         .await)?)
 }
 
-/// Forgets used assertion ids that expired before `before` (no assertion they could
-/// refuse is still valid). Revocations are pruned by `store::prune`.
+/// Forgets used assertion ids and DPoP proof ids that expired before `before` (no JWT
+/// they could refuse is still valid). Revocations are pruned by `store::prune`.
 pub async fn forget_assertions(store: &Store, before: i64) -> Result<(), StoreError> {
-    const ASSERTIONS: &str = "DELETE FROM used_assertions WHERE expires_at < $1";
-    write!(store, |pool| sqlx::query(ASSERTIONS)
-        .bind(before)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+    for table in [JtiTable::Assertions, JtiTable::DpopProofs] {
+        let sql = table.forget();
+        write!(store, |pool| sqlx::query(sql)
+            .bind(before)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+    }
     Ok(())
 }
 
-/// An assertion to mark as used: its client, its `jti`, and until when to remember it.
+/// Where single-use JWT ids are remembered: client assertions by client, DPoP proofs by
+/// the key that signed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JtiTable {
+    /// `used_assertions`, keyed by (client_id, jti).
+    Assertions,
+    /// `used_dpop_proofs`, keyed by (jkt, jti).
+    DpopProofs,
+}
+
+impl JtiTable {
+    /// The batched insert's head and tail (rows go between them).
+    fn insert(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Assertions => (
+                "INSERT INTO used_assertions (client_id, jti, expires_at) ",
+                " ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti",
+            ),
+            Self::DpopProofs => (
+                "INSERT INTO used_dpop_proofs (jkt, jti, expires_at) ",
+                " ON CONFLICT (jkt, jti) DO NOTHING RETURNING jkt, jti",
+            ),
+        }
+    }
+
+    fn forget(self) -> &'static str {
+        match self {
+            Self::Assertions => "DELETE FROM used_assertions WHERE expires_at < $1",
+            Self::DpopProofs => "DELETE FROM used_dpop_proofs WHERE expires_at < $1",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Assertions => "assertion_jti",
+            Self::DpopProofs => "dpop_jti",
+        }
+    }
+}
+
+/// A JWT id to mark as used: whose it is (the client of an assertion, the key of a DPoP
+/// proof), its `jti`, and until when to remember it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedAssertion {
-    /// The client whose key signed it.
+    /// The client whose key signed it, or a DPoP proof's key thumbprint.
     pub client_id: String,
     /// Its `jti`.
     pub jti: String,
@@ -59,25 +102,25 @@ pub struct UsedAssertion {
     pub expires_at: i64,
 }
 
-/// Marks assertion ids as used in one statement; for each, false when it was used before
+/// Marks JWT ids as used in one statement; for each, false when it was used before
 /// (a replay), including earlier in the same list.
 pub async fn use_assertions(
     store: &Store,
+    table: JtiTable,
     assertions: &[UsedAssertion],
 ) -> Result<Vec<bool>, StoreError> {
     if assertions.is_empty() {
         return Ok(Vec::new());
     }
-    const HEAD: &str = "INSERT INTO used_assertions (client_id, jti, expires_at) ";
-    const TAIL: &str = " ON CONFLICT (client_id, jti) DO NOTHING RETURNING client_id, jti";
+    let (head, tail) = table.insert();
     let inserted: Vec<(String, String)> = write!(store, |pool| {
-        let mut query = sqlx::QueryBuilder::new(HEAD);
+        let mut query = sqlx::QueryBuilder::new(head);
         query.push_values(assertions, |mut row, a| {
             row.push_bind(&a.client_id)
                 .push_bind(&a.jti)
                 .push_bind(a.expires_at);
         });
-        query.push(TAIL);
+        query.push(tail);
         query.build_query_as().fetch_all(pool).await
     })?;
     // The first of duplicates within the list is the one that counts as new.
@@ -88,21 +131,21 @@ pub async fn use_assertions(
         .collect())
 }
 
-/// Assertion ids of every request of this process, marked used in batches (see
-/// [`super::batch`]): a JWT bearer grant or a private_key_jwt authentication costs a
-/// share of one write, not a write of its own.
+/// JWT ids of every request of this process, marked used in batches (see
+/// [`super::batch`]): a JWT bearer grant, a private_key_jwt authentication or a DPoP
+/// proof costs a share of one write, not a write of its own.
 #[derive(Debug)]
 pub struct AssertionQueue(super::batch::Batcher<UsedAssertion, bool>);
 
 impl AssertionQueue {
-    /// Starts the batching task on the current runtime.
-    pub fn spawn(store: &Store) -> Self {
+    /// Starts the batching task of `table` on the current runtime.
+    pub fn spawn(store: &Store, table: JtiTable) -> Self {
         Self(super::batch::Batcher::spawn(
-            "assertion_jti",
+            table.name(),
             store.clone(),
             256,
             1,
-            |store, all| async move { use_assertions(&store, &all).await },
+            move |store, all| async move { use_assertions(&store, table, &all).await },
         ))
     }
 

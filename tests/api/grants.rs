@@ -53,7 +53,7 @@ async fn client_credentials_grants_the_clients_own_scopes_and_never_a_users(
     let ctx = app.app_state.oauth();
     let partner = client(&ctx, &id).await;
 
-    let all = client_credentials::exchange(&ctx, &partner, &params(&[])).unwrap();
+    let all = client_credentials::exchange(&ctx, &partner, &params(&[]), None).unwrap();
     assert_eq!(all.scope, "api cases.read");
     assert_eq!(all.subject, id);
     assert!(all.refresh_token.is_none() && all.id_token.is_none());
@@ -63,12 +63,14 @@ async fn client_credentials_grants_the_clients_own_scopes_and_never_a_users(
         .verify(&all.access_token, ctx.clock.unix());
     assert_eq!(claims.unwrap().client_id, id);
 
-    let narrow = client_credentials::exchange(&ctx, &partner, &params(&[("scope", "cases.read")]));
+    let narrow =
+        client_credentials::exchange(&ctx, &partner, &params(&[("scope", "cases.read")]), None);
     assert_eq!(narrow.unwrap().scope, "cases.read");
 
-    let wider = client_credentials::exchange(&ctx, &partner, &params(&[("scope", "admin")]));
+    let wider = client_credentials::exchange(&ctx, &partner, &params(&[("scope", "admin")]), None);
     assert_eq!(code_of(&wider.unwrap_err()), OAuthErrorCode::InvalidScope);
-    let user_scope = client_credentials::exchange(&ctx, &partner, &params(&[("scope", "openid")]));
+    let user_scope =
+        client_credentials::exchange(&ctx, &partner, &params(&[("scope", "openid")]), None);
     let refused = user_scope.unwrap_err();
     assert_eq!(code_of(&refused), OAuthErrorCode::InvalidScope);
     assert!(
@@ -147,15 +149,19 @@ async fn a_code_is_redeemed_once_with_its_verifier_and_redirect_uri(#[case] back
         ])
     };
 
-    let wrong_verifier =
-        authorization_code::exchange(&ctx, &phone, &redeem("x".repeat(43).as_str(), REDIRECT))
-            .await;
+    let wrong_verifier = authorization_code::exchange(
+        &ctx,
+        &phone,
+        &redeem("x".repeat(43).as_str(), REDIRECT),
+        None,
+    )
+    .await;
     assert_eq!(
         code_of(&wrong_verifier.unwrap_err()),
         OAuthErrorCode::InvalidGrant
     );
 
-    let tokens = authorization_code::exchange(&ctx, &phone, &redeem(&verifier, REDIRECT))
+    let tokens = authorization_code::exchange(&ctx, &phone, &redeem(&verifier, REDIRECT), None)
         .await
         .unwrap();
     assert_eq!(tokens.scope, "openid api");
@@ -172,7 +178,8 @@ async fn a_code_is_redeemed_once_with_its_verifier_and_redirect_uri(#[case] back
             .is_ok()
     );
 
-    let replay = authorization_code::exchange(&ctx, &phone, &redeem(&verifier, REDIRECT)).await;
+    let replay =
+        authorization_code::exchange(&ctx, &phone, &redeem(&verifier, REDIRECT), None).await;
     assert_eq!(code_of(&replay.unwrap_err()), OAuthErrorCode::InvalidGrant);
     assert!(
         app.app_state
@@ -199,6 +206,7 @@ async fn a_refresh_token_rotates_and_its_reuse_revokes_the_family(#[case] backen
             ("code_verifier", verifier.as_str()),
             ("redirect_uri", REDIRECT),
         ]),
+        None,
     )
     .await
     .unwrap();
@@ -209,6 +217,7 @@ async fn a_refresh_token_rotates_and_its_reuse_revokes_the_family(#[case] backen
         &ctx,
         &phone,
         &params(&[("refresh_token", &old), ("scope", "api")]),
+        None,
     )
     .await
     .unwrap();
@@ -216,9 +225,9 @@ async fn a_refresh_token_rotates_and_its_reuse_revokes_the_family(#[case] backen
     let new = narrower.refresh_token.unwrap();
     assert_ne!(new, old, "every use rotates the token");
 
-    let reuse = refresh_token::exchange(&ctx, &phone, &refresh(&old)).await;
+    let reuse = refresh_token::exchange(&ctx, &phone, &refresh(&old), None).await;
     assert_eq!(code_of(&reuse.unwrap_err()), OAuthErrorCode::InvalidGrant);
-    let after = refresh_token::exchange(&ctx, &phone, &refresh(&new)).await;
+    let after = refresh_token::exchange(&ctx, &phone, &refresh(&new), None).await;
     assert_eq!(
         code_of(&after.unwrap_err()),
         OAuthErrorCode::InvalidGrant,
@@ -250,12 +259,12 @@ async fn a_device_waits_for_approval_at_its_interval_then_gets_tokens_once(
     let started = device::start(&ctx, &tv, &params(&[])).await.unwrap();
     let poll = params(&[("device_code", started.device_code.as_str())]);
 
-    let pending = device_code::exchange(&ctx, &tv, &poll).await;
+    let pending = device_code::exchange(&ctx, &tv, &poll, None).await;
     assert_eq!(
         code_of(&pending.unwrap_err()),
         OAuthErrorCode::AuthorizationPending
     );
-    let too_soon = device_code::exchange(&ctx, &tv, &poll).await;
+    let too_soon = device_code::exchange(&ctx, &tv, &poll, None).await;
     assert_eq!(code_of(&too_soon.unwrap_err()), OAuthErrorCode::SlowDown);
 
     let user_code = device::normalize_user_code(&started.user_code).unwrap();
@@ -264,14 +273,14 @@ async fn a_device_waits_for_approval_at_its_interval_then_gets_tokens_once(
     assert!(decided.await.unwrap());
     // slow_down added five seconds to the interval (RFC 8628 §3.5).
     clock.advance(started.interval + 5);
-    let tokens = device_code::exchange(&ctx, &tv, &poll).await.unwrap();
+    let tokens = device_code::exchange(&ctx, &tv, &poll, None).await.unwrap();
     assert_eq!(
         (tokens.scope.as_str(), tokens.subject.as_str()),
         ("api", ada.id.as_str())
     );
 
     clock.advance(started.interval + 5);
-    let again = device_code::exchange(&ctx, &tv, &poll).await;
+    let again = device_code::exchange(&ctx, &tv, &poll, None).await;
     assert_eq!(code_of(&again.unwrap_err()), OAuthErrorCode::InvalidGrant);
 }
 
@@ -315,7 +324,7 @@ async fn a_partner_assertion_acts_for_a_pre_authorized_enabled_user_only(#[case]
         params(&[("assertion", key.sign(claims).unwrap().as_str())])
     };
 
-    let tokens = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-1"))
+    let tokens = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-1"), None)
         .await
         .unwrap();
     assert_eq!(
@@ -325,9 +334,9 @@ async fn a_partner_assertion_acts_for_a_pre_authorized_enabled_user_only(#[case]
     );
     assert!(tokens.refresh_token.is_none() && tokens.id_token.is_none());
 
-    let replay = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-1")).await;
+    let replay = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-1"), None).await;
     assert_eq!(code_of(&replay.unwrap_err()), OAuthErrorCode::InvalidGrant);
-    let bob = jwt_bearer::exchange(&ctx, &partner, &assertion("bob", "a-2")).await;
+    let bob = jwt_bearer::exchange(&ctx, &partner, &assertion("bob", "a-2"), None).await;
     let refused = bob.unwrap_err();
     assert_eq!(code_of(&refused), OAuthErrorCode::InvalidGrant);
     assert!(
@@ -338,7 +347,7 @@ async fn a_partner_assertion_acts_for_a_pre_authorized_enabled_user_only(#[case]
     gatehouse::oauth::users::set_enabled(ctx.store, ctx.clock.as_ref(), "ada", false)
         .await
         .unwrap();
-    let disabled = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-3")).await;
+    let disabled = jwt_bearer::exchange(&ctx, &partner, &assertion("ada", "a-3"), None).await;
     let refused = disabled.unwrap_err();
     assert_eq!(code_of(&refused), OAuthErrorCode::InvalidGrant);
     assert!(refused.description.contains("disabled"), "{refused:?}");

@@ -248,16 +248,7 @@ async fn expired_tokens_are_rejected_after_the_skew(#[case] backend: Backend) {
             .unwrap()
             .contains("expired")
     );
-    let introspected: Value = app
-        .post_form(
-            "/oauth2/introspect",
-            Some((&id, &secret)),
-            &[("token", &token)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let introspected = app.introspect(&id, &secret, &token).await;
     assert_eq!(
         introspected,
         json!({"active": false}),

@@ -211,24 +211,10 @@ async fn a_resource_server_introspects_any_clients_tokens_and_others_only_their_
         })
         .await;
     let (other_id, other_secret) = app.service_client(&["api"]).await;
-    let introspect = |id: String, secret: String, token: String| {
-        let app = &app;
-        async move {
-            let res = app
-                .post_form(
-                    "/oauth2/introspect",
-                    Some((&id, &secret)),
-                    &[("token", &token)],
-                )
-                .await;
-            assert_eq!(res.status(), 200);
-            json(res).await
-        }
-    };
     let rs = (rs.0, rs.1.unwrap());
 
     // The resource server sees another client's access token, with the user's username.
-    let seen = introspect(rs.0.clone(), rs.1.clone(), access.clone()).await;
+    let seen = app.introspect(&rs.0, &rs.1, &access).await;
     assert_eq!(seen["active"], true, "{seen}");
     assert_eq!(seen["client_id"], app_id.as_str());
     assert_eq!(seen["sub"], ada.id.as_str());
@@ -241,7 +227,7 @@ async fn a_resource_server_introspects_any_clients_tokens_and_others_only_their_
         "{seen}"
     );
     // … and its refresh token.
-    let seen = introspect(rs.0.clone(), rs.1.clone(), refresh.clone()).await;
+    let seen = app.introspect(&rs.0, &rs.1, &refresh).await;
     assert_eq!(seen["active"], true, "{seen}");
     assert_eq!(seen["token_type"], "refresh_token");
     assert_eq!(seen["client_id"], app_id.as_str());
@@ -251,14 +237,14 @@ async fn a_resource_server_introspects_any_clients_tokens_and_others_only_their_
 
     // The client it was issued to sees both; another client sees neither.
     for token in [&access, &refresh] {
-        let own = introspect(app_id.clone(), app_secret.clone(), token.clone()).await;
+        let own = app.introspect(&app_id, &app_secret, token).await;
         assert_eq!(own["active"], true, "{own}");
-        let foreign = introspect(other_id.clone(), other_secret.clone(), token.clone()).await;
+        let foreign = app.introspect(&other_id, &other_secret, token).await;
         assert_eq!(foreign, json!({"active": false}));
     }
     // A client's own client-credentials token has no user behind it.
     let own = app.access_token(&other_id, &other_secret, None).await;
-    let seen = introspect(rs.0.clone(), rs.1.clone(), own).await;
+    let seen = app.introspect(&rs.0, &rs.1, &own).await;
     assert_eq!(seen["active"], true);
     assert_eq!(seen["sub"], other_id.as_str());
     assert!(seen.get("username").is_none(), "{seen}");
@@ -272,7 +258,7 @@ async fn a_resource_server_introspects_any_clients_tokens_and_others_only_their_
         )
         .await;
     assert_eq!(rotated.status(), 200);
-    let seen = introspect(rs.0.clone(), rs.1.clone(), refresh.clone()).await;
+    let seen = app.introspect(&rs.0, &rs.1, &refresh).await;
     assert_eq!(seen, json!({"active": false}));
 
     // Only a confidential client may be a resource server.
@@ -1176,5 +1162,48 @@ async fn back_channel_logout_tells_each_client_of_an_ended_session_once(#[case] 
             .unwrap()
             .contains(&json!("sid"))
     );
+    app.stop().await;
+}
+
+/// oauth4webapi's DPoP (RFC 9449) against a server that requires nonces: it is told the
+/// nonce (use_dpop_nonce), retries, gets a DPoP-bound token for its own key, and calls
+/// the API with proofs; the same token sent as a bearer token is refused.
+#[apply(both_backends)]
+async fn oauth4webapi_gets_and_uses_dpop_bound_tokens_with_server_nonces(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let app = TestApp::spawn_with(backend, |c| c.dpop_nonce_required = true).await;
+    let (id, secret) = app.service_client(&["api"]).await;
+    for alg in ["ES256", "EdDSA", "PS256"] {
+        let params = json!({"issuer": app.url(""), "client_id": id, "client_secret": secret,
+            "scope": "api", "resource": app.url("/api/v1/me"), "alg": alg});
+        let Some(answer) = rp(module_path!(), "dpop_client_credentials", params).await else {
+            return;
+        };
+        let ok = &answer["ok"];
+        assert_eq!(ok["token_type"], "dpop", "{alg}: {answer}");
+        assert_eq!(ok["status"], 200, "{alg}: {answer}");
+        assert_eq!(ok["body"]["client_id"], id.as_str(), "{alg}: {answer}");
+        assert_eq!(
+            ok["retries"], 1,
+            "{alg}: one nonce retry, at the token endpoint: {answer}"
+        );
+        let token = ok["access_token"].as_str().unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                token.split('.').nth(1).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            claims["cnf"]["jkt"], ok["jkt"],
+            "{alg}: bound to the library's key"
+        );
+        let as_bearer = app.get_bearer("/api/v1/me", token).await;
+        assert_eq!(as_bearer.status(), 401, "{alg}");
+    }
     app.stop().await;
 }

@@ -292,6 +292,7 @@ async fn a_code_is_redeemed_once_and_a_second_redemption_names_what_it_issued(
         expires_at: 1060,
         id_token_claims: None,
         sid: None,
+        dpop_jkt: None,
     };
     let hash = [9u8; 32];
     grants::insert_code(&store, &hash, &row, 1000)

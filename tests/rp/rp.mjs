@@ -138,6 +138,47 @@ const scenarios = {
     const tokens = await oauth.processClientCredentialsResponse(as, client, response);
     return { token_type: tokens.token_type, scope: tokens.scope };
   },
+
+  // oauth4webapi's client credentials grant with a DPoP key (`alg`, ES256 by default),
+  // then a DPoP-protected GET of `resource`. Each step retries once when the server asks
+  // for a nonce (use_dpop_nonce), as RFC 9449 §8 has clients do; `retries` counts them.
+  async dpop_client_credentials({ issuer, client_id, client_secret, scope, resource, alg }) {
+    const as = await discover(issuer);
+    const client = { client_id };
+    const keyPair = await oauth.generateKeyPair(alg ?? 'ES256');
+    const DPoP = oauth.DPoP(client, keyPair);
+    let retries = 0;
+    const once = async (step) => {
+      try {
+        return await step();
+      } catch (e) {
+        if (!oauth.isDPoPNonceError(e)) throw e;
+        retries += 1;
+        return step();
+      }
+    };
+    const tokens = await once(async () => {
+      const response = await oauth.clientCredentialsGrantRequest(
+        as, client, oauth.ClientSecretBasic(client_secret), new URLSearchParams({ scope }),
+        { DPoP, ...insecure },
+      );
+      return oauth.processClientCredentialsResponse(as, client, response);
+    });
+    const answer = await once(() =>
+      oauth.protectedResourceRequest(
+        tokens.access_token, 'GET', new URL(resource), new Headers(), null, { DPoP, ...insecure },
+      ),
+    );
+    const jkt = await jose.calculateJwkThumbprint(await jose.exportJWK(keyPair.publicKey));
+    return {
+      token_type: tokens.token_type,
+      access_token: tokens.access_token,
+      jkt,
+      status: answer.status,
+      body: await answer.json(),
+      retries,
+    };
+  },
 };
 
 function described(e) {

@@ -10,9 +10,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("sign") if args.len() == 8 => sign(&args[2..]),
+        Some("dpop") if args.len() == 7 => dpop(&args[2..]),
         Some("costs") if args.len() == 4 => costs(&args[2], &args[3]),
         _ => {
-            eprintln!("usage: assertions sign ES256|RS256 KEY.pem ISS SUB AUD COUNT\n       assertions costs EC_KEY.pem RSA_KEY.pem");
+            eprintln!("usage: assertions sign ES256|RS256 KEY.pem ISS SUB AUD COUNT\n       assertions dpop KEY.pem HTM HTU ACCESS_TOKEN|- COUNT\n       assertions costs EC_KEY.pem RSA_KEY.pem");
             std::process::exit(2);
         }
     }
@@ -52,6 +53,38 @@ fn sign(args: &[String]) {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for _ in 0..count {
         let jwt = jsonwebtoken::encode(&header, &claims(&args[2], &args[3], &args[4]), &key)
+            .expect("signs");
+        writeln!(out, "{jwt}").expect("stdout");
+    }
+}
+
+/// A DPoP proof's header (ES256, the public key of `key`) and the claims of one proof.
+fn dpop_header(key: &EncodingKey) -> Header {
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("dpop+jwt".to_owned());
+    header.jwk = Some(jsonwebtoken::jwk::Jwk::from_encoding_key(key, Algorithm::ES256).expect("a public JWK"));
+    header
+}
+
+fn dpop_claims(htm: &str, htu: &str, token: Option<&str>) -> Value {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut claims = json!({"htm": htm, "htu": htu, "iat": now(), "jti": uuid::Uuid::new_v4().to_string()});
+    if let Some(token) = token {
+        let hash = sha2::Sha256::digest(token.as_bytes());
+        claims["ath"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash));
+    }
+    claims
+}
+
+fn dpop(args: &[String]) {
+    let key = encoding_key(Algorithm::ES256, &read(&args[0]));
+    let token = (args[3] != "-").then_some(args[3].as_str());
+    let count: usize = args[4].parse().expect("COUNT");
+    let header = dpop_header(&key);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for _ in 0..count {
+        let jwt = jsonwebtoken::encode(&header, &dpop_claims(&args[1], &args[2], token), &key)
             .expect("signs");
         writeln!(out, "{jwt}").expect("stdout");
     }
@@ -97,5 +130,19 @@ fn costs(ec_path: &str, rsa_path: &str) {
         "iat": now(), "jti": "x", "client_id": "c", "scope": "api"});
     per_call("sign the ES256 access token", || {
         jsonwebtoken::encode(&Header::new(Algorithm::ES256), &access, &ec).expect("signs");
+    });
+    // A DPoP proof: the key comes with it, so every request parses it and verifies.
+    let proof = jsonwebtoken::encode(
+        &dpop_header(&ec),
+        &dpop_claims("GET", "http://127.0.0.1/api/v1/me", Some("token")),
+        &ec,
+    )
+    .expect("signs");
+    per_call("verify a DPoP proof (key from its jwk)", || {
+        let header = jsonwebtoken::decode_header(&proof).expect("a header");
+        let jwk = header.jwk.expect("a jwk");
+        let key = DecodingKey::from_jwk(&jwk).expect("a key");
+        jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).expect("a thumbprint");
+        jsonwebtoken::decode::<Value>(&proof, &key, &v_es).expect("verifies");
     });
 }

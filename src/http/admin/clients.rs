@@ -63,6 +63,20 @@ pub struct CreateClientRequest {
     /// (`GET /api/v1/events`), not only its own (confidential clients only).
     #[serde(default)]
     pub may_read_all_events: bool,
+    /// Every token request must carry a DPoP proof (RFC 9449 §5.2), and the access tokens
+    /// are bound to its key.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// The client's DPoP proofs must carry a server nonce (RFC 9449 §8).
+    #[serde(default)]
+    pub require_dpop_nonce: bool,
+    /// The client must push its authorization requests to `/oauth2/par` (RFC 9126 §6).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// `fapi2`: hold the client to the FAPI 2.0 Security Profile (confidential,
+    /// `private_key_jwt`, PAR, PKCE S256, DPoP-bound tokens, ID tokens not in RS256, no
+    /// refresh-token rotation).
+    pub profile: Option<String>,
     /// Where RP-initiated logout may send the browser back to (at most 32), matched
     /// exactly.
     #[serde(default)]
@@ -159,6 +173,10 @@ pub async fn create_client(
             id_token_alg: body.id_token_signed_response_alg,
             may_introspect: body.may_introspect,
             may_read_all_events: body.may_read_all_events,
+            dpop_bound_access_tokens: body.dpop_bound_access_tokens,
+            require_dpop_nonce: body.require_dpop_nonce,
+            require_pushed_authorization_requests: body.require_pushed_authorization_requests,
+            profile: body.profile,
             post_logout_redirect_uris: body.post_logout_redirect_uris,
             backchannel_logout_uri: body.backchannel_logout_uri,
         },

@@ -53,6 +53,9 @@ impl FromRequest<AppState> for OAuthRequest {
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let dpop = crate::http::guard::dpop_header(request.headers())
+            .map_err(crate::oauth::dpop::invalid_proof)?
+            .map(str::to_owned);
         let body = Bytes::from_request(request, state).await.map_err(|e| {
             OAuthError::new(
                 OAuthErrorCode::InvalidRequest,
@@ -70,6 +73,7 @@ impl FromRequest<AppState> for OAuthRequest {
             assertion: params.get("client_assertion").map(str::to_owned),
             origin,
             address,
+            dpop,
         };
         Ok(Self { params, presented })
     }
@@ -169,13 +173,18 @@ pub struct TokenOperand {
 }
 
 /// Issues tokens (RFC 6749 §3.2). Clients authenticate with their registered method:
-/// HTTP Basic, `client_secret` in the body, or a `client_assertion` (RFC 7523).
+/// HTTP Basic, `client_secret` in the body, or a `client_assertion` (RFC 7523). With a
+/// DPoP proof (RFC 9449) in the `DPoP` header, for any grant, the access token is bound to
+/// the proof's key (`token_type: DPoP`, `cnf.jkt`), and so is a public client's refresh
+/// token; clients registered with `dpop_bound_access_tokens` (and `fapi2` ones) must send
+/// one.
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
     security(("client_basic" = []), ()),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof JWT (RFC 9449 §4): `typ` dpop+jwt, ES256, PS256 or EdDSA, the public `jwk` in the header; claims `jti`, `htm` POST, `htu` this endpoint's URL, `iat`, and `nonce` when the server asks for one")),
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Tokens issued", body = TokenResponse),
-        (status = 400, description = "RFC 6749 §5.2 error (invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type); for the device grant also RFC 8628 §3.5's authorization_pending, slow_down, access_denied and expired_token", body = OAuthErrorBody),
+        (status = 200, description = "Tokens issued", body = TokenResponse, headers(("DPoP-Nonce" = String, description = "When DPoP nonces are required: the nonce for the next proof"))),
+        (status = 400, description = "RFC 6749 §5.2 error (invalid_request, invalid_grant, invalid_scope, unauthorized_client, unsupported_grant_type); for the device grant also RFC 8628 §3.5's authorization_pending, slow_down, access_denied and expired_token; RFC 9449's invalid_dpop_proof, and use_dpop_nonce with the nonce in DPoP-Nonce", body = OAuthErrorBody),
         (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"gatehouse\", charset=\"UTF-8\", error=\"invalid_client\", error_description=\"…\"`: the body's error, for clients that read the challenge first"))),
     ))]
 pub async fn issue_token(
@@ -184,7 +193,96 @@ pub async fn issue_token(
 ) -> Result<Response, OAuthError> {
     let response =
         token_endpoint::exchange(&state.oauth(), &request.params, &request.presented).await?;
-    Ok(no_store(Json(response).into_response()))
+    let nonce = response
+        .dpop_nonce
+        .as_deref()
+        .and_then(|n| HeaderValue::from_str(n).ok());
+    let mut response = no_store(Json(response).into_response());
+    if let Some(nonce) = nonce {
+        response
+            .headers_mut()
+            .insert(crate::error::DPOP_NONCE, nonce);
+    }
+    Ok(response)
+}
+
+/// A pushed authorization request (RFC 9126 §2.1): the parameters of GET
+/// /oauth2/authorize, and the client's authentication.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct PushedAuthorizationRequest {
+    /// `code`.
+    response_type: String,
+    /// The client (with client_secret_post or none; with Basic it may be left out).
+    client_id: Option<String>,
+    /// One of the client's registered redirect URIs, exactly.
+    redirect_uri: Option<String>,
+    /// Space-separated scopes.
+    scope: Option<String>,
+    /// Returned untouched.
+    state: Option<String>,
+    /// PKCE (RFC 7636): base64url SHA-256 of the verifier; required of public and
+    /// `fapi2` clients.
+    code_challenge: Option<String>,
+    /// `S256`.
+    code_challenge_method: Option<String>,
+    /// Echoed in the ID token.
+    nonce: Option<String>,
+    /// Binds the code to a DPoP key (RFC 9449 §10): its JWK SHA-256 thumbprint. A DPoP
+    /// proof sent with the push does the same.
+    dpop_jkt: Option<String>,
+    /// The other parameters of the authorization endpoint (`prompt`, `max_age`,
+    /// `login_hint`, `response_mode`, `claims`, `acr_values`) are taken as there.
+    prompt: Option<String>,
+    /// With client_secret_post.
+    client_secret: Option<String>,
+    /// With private_key_jwt.
+    client_assertion_type: Option<String>,
+    /// With private_key_jwt.
+    client_assertion: Option<String>,
+}
+
+/// Pushed authorization requests (RFC 9126). The client posts its authorization request
+/// here, authenticated as at the token endpoint, and sends the browser to
+/// `/oauth2/authorize?client_id=…&request_uri=…`: the parameters never pass through the
+/// browser. The `request_uri` expires after 60 s unopened; once opened it stays good while
+/// the user signs in and consents (10 minutes), and the code it ends in retires it.
+/// Clients registered with `require_pushed_authorization_requests` (and `fapi2` ones)
+/// may use no other way.
+#[utoipa::path(post, path = "/oauth2/par", tag = "oauth",
+    security(("client_basic" = []), ()),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449 §10.1): binds the code to its key")),
+    request_body(content = PushedAuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 201, description = "Stored; use the request_uri once", body = crate::oauth::par::PushedRequest),
+        (status = 400, description = "RFC 6749 §5.2 error: what the authorization endpoint would refuse (invalid_request, invalid_scope, unauthorized_client, unsupported_response_type, request_not_supported), or invalid_dpop_proof / use_dpop_nonce (with DPoP-Nonce)", body = OAuthErrorBody),
+        (status = 401, description = "Client authentication failed (invalid_client)", body = OAuthErrorBody, headers(("WWW-Authenticate" = String, description = "`Basic realm=\"gatehouse\", charset=\"UTF-8\", error=\"invalid_client\", error_description=\"…\"`: the body's error, for clients that read the challenge first"))),
+    ))]
+pub async fn push_authorization_request(
+    State(state): State<AppState>,
+    request: OAuthRequest,
+) -> Result<Response, OAuthError> {
+    let ctx = state.oauth();
+    let client = crate::oauth::client_auth::authenticate(&ctx, &request.presented).await?;
+    token_endpoint::check_origin(&ctx, &client, &request.presented)?;
+    token_endpoint::within_limit(
+        &ctx,
+        crate::ratelimit::Policy::TokenClient,
+        &crate::ratelimit::client_key(&client, &request.presented.address),
+    )
+    .await?;
+    let proof = crate::oauth::dpop::at_endpoint(
+        &ctx,
+        &client,
+        request.presented.dpop.as_deref(),
+        "/oauth2/par",
+        false,
+    )
+    .await?;
+    let pushed = crate::oauth::par::push(&ctx, &client, &request.params, proof.as_ref()).await?;
+    Ok(no_store(
+        (axum::http::StatusCode::CREATED, Json(pushed)).into_response(),
+    ))
 }
 
 /// The device authorization request (RFC 8628 §3.1–3.2).
@@ -357,6 +455,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(issue_token))
         .routes(routes!(device_authorization))
+        .routes(routes!(push_authorization_request))
         .routes(routes!(introspect_token))
         .routes(routes!(revoke_token))
         .routes(routes!(get_userinfo, post_userinfo))

@@ -205,7 +205,7 @@ async fn proceed(
                 "the user is not signed in",
             ));
         }
-        return Ok(see_other(&login_location(request, query)));
+        return to_login(state, request, query).await;
     };
     decide(state, request, &user, &sign_in, query).await
 }
@@ -240,9 +240,19 @@ pub async fn decide(
     Ok(
         match authorize::issue_code(&state.oauth(), request, &user.id, sign_in).await? {
             Some(response) => answer(&response),
-            None => see_other(&login_location(request, query)),
+            None => to_login(state, request, query).await?,
         },
     )
+}
+
+/// On to sign in, coming back to this request afterwards.
+async fn to_login(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    query: &str,
+) -> Result<Response, store::StoreError> {
+    authorize::forget_sign_in_demands(&state.oauth(), request).await?;
+    Ok(see_other(&login_location(request, query)))
 }
 
 /// Where to sign in, coming back to this request afterwards. The way back drops `prompt`

@@ -75,8 +75,13 @@ pub async fn issue_code(
         expires_at: now + CODE_TTL_SECS,
         id_token_claims: request.claims.id_token_names(),
         sid: Some(sign_in.sid.clone()),
+        dpop_jkt: request.dpop_jkt.clone(),
     };
     store::grants::insert_code(ctx.store, &secret::hash_secret(&code), &row, now).await?;
+    // A pushed request ends in one code (RFC 9126 §4: its request_uri is single-use).
+    if let Some(pushed) = &request.pushed {
+        store::pushed::delete(ctx.store, &pushed.uri_hash).await?;
+    }
     let mut params = vec![("code", code.expose_secret().to_owned())];
     if let Some(s) = &request.state {
         params.push(("state", s.clone()));
@@ -87,4 +92,27 @@ pub async fn issue_code(
         params,
         mode: request.response_mode,
     }))
+}
+
+/// Before the user is sent to sign in for a pushed request: its `prompt` and `max_age`
+/// go, as they go from the way back of a request in the query ([`super`]'s sign-in
+/// rule), since the sign-in about to happen satisfies both.
+pub async fn forget_sign_in_demands(
+    ctx: &Ctx<'_>,
+    request: &AuthorizationRequest,
+) -> Result<(), StoreError> {
+    let Some(pushed) = &request.pushed else {
+        return Ok(());
+    };
+    if !request.prompt.login && request.max_age.is_none() {
+        return Ok(());
+    }
+    let kept: Vec<(String, String)> = form_urlencoded::parse(pushed.params.as_bytes())
+        .filter(|(k, _)| k != "prompt" && k != "max_age")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let params = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish();
+    store::pushed::set_params(ctx.store, &pushed.uri_hash, &params).await
 }

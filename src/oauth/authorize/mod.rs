@@ -45,8 +45,6 @@ pub enum AuthorizeErrorCode {
     ConsentRequired,
     /// Request objects are not supported.
     RequestNotSupported,
-    /// Request URIs are not supported.
-    RequestUriNotSupported,
 }
 
 impl AuthorizeErrorCode {
@@ -62,7 +60,6 @@ impl AuthorizeErrorCode {
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
             Self::RequestNotSupported => "request_not_supported",
-            Self::RequestUriNotSupported => "request_uri_not_supported",
         }
     }
 }
@@ -114,4 +111,37 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     /// Claims asked of the ID token (`claims`, `acr_values`).
     pub claims: ClaimsRequest,
+    /// The DPoP key the code is bound to (RFC 9449 §10): its JWK thumbprint.
+    pub dpop_jkt: Option<String>,
+    /// The pushed request (RFC 9126) this request was opened from, if any.
+    pub pushed: Option<PushedRef>,
 }
+
+/// A pushed request the authorization endpoint opened: its `request_uri`'s hash, and the
+/// parameters it holds.
+#[derive(Debug, Clone)]
+pub struct PushedRef {
+    /// SHA-256 of the `request_uri`.
+    pub uri_hash: [u8; 32],
+    /// The pushed parameters, form-encoded.
+    pub params: String,
+}
+
+/// Where the parameters of a request come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The query or form of the authorization endpoint, as the browser brought them.
+    Browser,
+    /// A request being pushed (RFC 9126 §2.1): validated now, used later.
+    Pushing,
+    /// A pushed request, opened by its `request_uri`.
+    Pushed(PushedRef),
+}
+
+/// How long a pushed request waits for the authorization endpoint (RFC 9126 §2.2
+/// `expires_in`).
+pub const PUSHED_TTL_SECS: i64 = 60;
+/// Once opened, how long a pushed request waits for the user to sign in and consent.
+pub const INTERACTION_SECS: i64 = 600;
+/// The prefix of every `request_uri` (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";

@@ -22,11 +22,32 @@ pub(super) fn refuse<T>(
 }
 
 impl AuthorizationRequest {
-    /// Validates the query of an authorization request.
+    /// Validates the query of an authorization request; with `request_uri`, the pushed
+    /// request it names (RFC 9126 §4), whose parameters are the only ones that count.
     pub async fn parse(ctx: &Ctx<'_>, query: &str) -> Result<Self, Rejection> {
         let params = Params::parse(query.as_bytes()).map_err(|e| Rejection::Page(e.description))?;
+        let Some(uri) = params.get("request_uri") else {
+            return Self::from_params(ctx, &params, Source::Browser).await;
+        };
+        let pushed = open_pushed(ctx, &params, uri).await?;
+        let params =
+            Params::parse(pushed.params.as_bytes()).map_err(|e| Rejection::Page(e.description))?;
+        Self::from_params(ctx, &params, Source::Pushed(pushed)).await
+    }
+
+    /// Validates a request being pushed (RFC 9126 §2.1) as the authorization endpoint
+    /// will when it is used.
+    pub async fn validate_pushed(ctx: &Ctx<'_>, params: &Params) -> Result<Self, Rejection> {
+        Self::from_params(ctx, params, Source::Pushing).await
+    }
+
+    async fn from_params(
+        ctx: &Ctx<'_>,
+        params: &Params,
+        source: Source,
+    ) -> Result<Self, Rejection> {
         // 1. Who is asking, and where may the answer go? Until both are known: a page.
-        let (client, redirect_uri, redirect_url) = trusted_target(ctx, &params).await?;
+        let (client, redirect_uri, redirect_url) = trusted_target(ctx, params).await?;
         // 2. The rest of the request, answered at the redirect URI, in the response mode
         // asked for (an unknown mode is refused in the default one).
         let state = params.get("state").map(str::to_owned);
@@ -45,9 +66,10 @@ impl AuthorizationRequest {
                     "state is longer than 2048 characters",
                 )?;
             }
-            check_flow(&params, &client)?;
-            let scope = requested_scope(&params, &client)?;
-            let code_challenge = code_challenge(&params, &client)?;
+            check_flow(params, &client)?;
+            check_pushed(&client, &source)?;
+            let scope = requested_scope(params, &client)?;
+            let code_challenge = code_challenge(params, &client)?;
             let nonce = params.get("nonce").map(str::to_owned);
             if nonce.as_ref().is_some_and(|n| n.len() > MAX_STATE_LEN) {
                 refuse(
@@ -56,15 +78,14 @@ impl AuthorizationRequest {
                 )?;
             }
             Ok((
-                scope,
-                code_challenge,
-                nonce,
-                prompt(&params)?,
-                max_age(&params)?,
-                super::claims::parse(&params)?,
+                (scope, code_challenge, nonce),
+                prompt(params)?,
+                max_age(params)?,
+                super::claims::parse(params)?,
+                dpop_jkt(params)?,
             ))
         })();
-        let (scope, code_challenge, nonce, prompt, max_age, claims) =
+        let ((scope, code_challenge, nonce), prompt, max_age, claims, dpop_jkt) =
             rest.map_err(|(code, text)| {
                 Rejection::Redirect(error_response(
                     &redirect_url,
@@ -88,6 +109,11 @@ impl AuthorizationRequest {
             max_age,
             login_hint: params.get("login_hint").map(str::to_owned),
             claims,
+            dpop_jkt,
+            pushed: match source {
+                Source::Pushed(pushed) => Some(pushed),
+                Source::Browser | Source::Pushing => None,
+            },
         })
     }
 
@@ -164,8 +190,8 @@ fn check_flow(params: &Params, client: &Client) -> Result<(), Refusal> {
     }
     if params.get("request_uri").is_some() {
         refuse(
-            AuthorizeErrorCode::RequestUriNotSupported,
-            "request_uri is not supported",
+            AuthorizeErrorCode::InvalidRequest,
+            "a pushed request cannot itself carry a request_uri",
         )?;
     }
     match params.get("response_type") {
@@ -186,6 +212,48 @@ fn check_flow(params: &Params, client: &Client) -> Result<(), Refusal> {
         )?;
     }
     Ok(())
+}
+
+/// A client that must push its requests (its registration or its FAPI 2.0 profile says
+/// so) comes with a `request_uri`.
+fn check_pushed(client: &Client, source: &Source) -> Result<(), Refusal> {
+    let required = client.require_pushed_authorization_requests || client.fapi2();
+    if required && matches!(source, Source::Browser) {
+        refuse(
+            AuthorizeErrorCode::InvalidRequest,
+            "this application must push its authorization requests to /oauth2/par (RFC 9126) and send the request_uri",
+        )?;
+    }
+    Ok(())
+}
+
+/// Opens the pushed request `uri` names, if `client_id` pushed it and it has not expired.
+async fn open_pushed(ctx: &Ctx<'_>, outer: &Params, uri: &str) -> Result<PushedRef, Rejection> {
+    let client_id = outer
+        .get("client_id")
+        .ok_or_else(|| Rejection::Page("the request has no client_id".to_owned()))?;
+    let uri_hash = crate::oauth::secret::hash(uri);
+    let pushed = crate::store::pushed::open(
+        ctx.store,
+        &uri_hash,
+        client_id,
+        ctx.clock.unix(),
+        INTERACTION_SECS,
+    )
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "pushed request lookup failed");
+        Rejection::Page("the server could not look up the request".to_owned())
+    })?
+    .ok_or_else(|| {
+        Rejection::Page(
+            "the request_uri is unknown or expired, or another application pushed it; the application must push its request again".to_owned(),
+        )
+    })?;
+    Ok(PushedRef {
+        uri_hash,
+        params: pushed.params,
+    })
 }
 
 /// The scopes asked for (all the client may have without `scope`): only what a user may
@@ -232,7 +300,30 @@ fn code_challenge(params: &Params, client: &Client) -> Result<Option<String>, Re
             AuthorizeErrorCode::InvalidRequest,
             "PKCE is required for public clients: send code_challenge with code_challenge_method=S256",
         ),
+        None if client.fapi2() => refuse(
+            AuthorizeErrorCode::InvalidRequest,
+            "PKCE is required by this application's FAPI 2.0 profile: send code_challenge with code_challenge_method=S256",
+        ),
         None => Ok(None),
+    }
+}
+
+/// `dpop_jkt` (RFC 9449 §10): a SHA-256 JWK thumbprint, base64url (43 characters).
+fn dpop_jkt(params: &Params) -> Result<Option<String>, Refusal> {
+    match params.get("dpop_jkt") {
+        None => Ok(None),
+        Some(jkt)
+            if jkt.len() == 43
+                && jkt
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(Some(jkt.to_owned()))
+        }
+        Some(_) => refuse(
+            AuthorizeErrorCode::InvalidRequest,
+            "dpop_jkt must be a base64url SHA-256 JWK thumbprint (43 characters)",
+        ),
     }
 }
 

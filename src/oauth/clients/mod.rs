@@ -14,8 +14,8 @@ use crate::clock::Clock;
 use crate::fields::FieldErrors;
 use crate::model::Client;
 use crate::model::{
-    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, LogoutUri, RedirectUri, Scope,
-    ScopeSet, SigningAlg, Username,
+    AuthMethod, ClientId, ClientType, CorsOrigin, GrantType, LogoutUri, Profile, RedirectUri,
+    Scope, ScopeSet, SigningAlg, Username,
 };
 use crate::store::{self, Store};
 
@@ -56,6 +56,14 @@ pub struct NewClient {
     pub may_introspect: bool,
     /// An integration: its tokens read every case's change events.
     pub may_read_all_events: bool,
+    /// Its tokens must be DPoP-bound (every token request carries a proof).
+    pub dpop_bound_access_tokens: bool,
+    /// Its DPoP proofs must carry a server nonce.
+    pub require_dpop_nonce: bool,
+    /// It must push its authorization requests (PAR).
+    pub require_pushed_authorization_requests: bool,
+    /// A security profile (`fapi2`) that fixes the rest to what the profile allows.
+    pub profile: Option<String>,
     /// Where RP-initiated logout may return to.
     pub post_logout_redirect_uris: Vec<String>,
     /// Where to POST logout tokens (Back-Channel Logout 1.0).
@@ -117,21 +125,15 @@ pub async fn create(
 ) -> Result<Created, RegistryError> {
     let mut f = FieldErrors::new();
     check_list_sizes(&mut f, &new);
-    let name = new.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
-        f.fail("name", "invalid", "must be 1 to 200 characters");
-    }
+    let name = checked_name(&mut f, &new);
     let client_type = f.check("type", new.client_type.parse::<ClientType>());
     let redirect_uris = f.check_all("redirect_uris", &new.redirect_uris, RedirectUri::parse);
-    let openid = openid_metadata(&mut f, &new);
-    let mut grant_types = f.check_all("grant_types", &new.grant_types, str::parse::<GrantType>);
+    let mut openid = openid_metadata(&mut f, &new);
+    let grant_types = f.check_all("grant_types", &new.grant_types, str::parse::<GrantType>);
     let scopes = f.check_all("scopes", &new.scopes, str::parse::<Scope>);
     let cors_origins = f.check_all("cors_origins", &new.cors_origins, CorsOrigin::parse);
     let pre_authorize = f.check_all("pre_authorize", &new.pre_authorize, Username::parse);
-    let auth_method = new
-        .auth_method
-        .as_deref()
-        .and_then(|m| f.check("auth_method", m.parse::<AuthMethod>()));
+    let (auth_method, profile) = method_and_profile(&mut f, &new);
     check_lifetimes(&mut f, &new);
     let Some(client_type) = client_type else {
         return Err(f
@@ -140,24 +142,29 @@ pub async fn create(
             .map_or_else(internal, RegistryError::Invalid));
     };
 
+    let fapi2 = profile == Some(Profile::Fapi2);
     let auth_method = auth_method.unwrap_or(match client_type {
         ClientType::Public => AuthMethod::None,
+        ClientType::Confidential if fapi2 => AuthMethod::PrivateKeyJwt,
         ClientType::Confidential => AuthMethod::ClientSecretBasic,
     });
     check_auth_method(&mut f, client_type, auth_method);
-    grant_types.sort();
-    grant_types.dedup();
-    if grant_types.is_empty() && new.grant_types.is_empty() {
-        grant_types = default_grants(client_type, !redirect_uris.is_empty());
-    }
-    check_grants(&mut f, client_type, &grant_types, &redirect_uris);
-    let scopes = if scopes.is_empty() && new.scopes.is_empty() {
-        default_scopes(&grant_types)
-    } else {
-        ScopeSet::new(scopes)
-    };
-    check_scopes(&mut f, &scopes, &grant_types);
+    let (grant_types, scopes) = grants_and_scopes(
+        &mut f,
+        &new,
+        client_type,
+        (grant_types, scopes),
+        &redirect_uris,
+    );
     check_confidential_only(&mut f, &new, client_type);
+    if fapi2 {
+        check_fapi2(
+            &mut f,
+            (client_type, auth_method),
+            &grant_types,
+            &mut openid.1,
+        );
+    }
     f.finish()?;
 
     let now = clock.unix();
@@ -179,6 +186,10 @@ pub async fn create(
         id_token_signed_response_alg: openid.1,
         may_introspect: new.may_introspect,
         may_read_all_events: new.may_read_all_events,
+        dpop_bound_access_tokens: new.dpop_bound_access_tokens || fapi2,
+        require_dpop_nonce: new.require_dpop_nonce,
+        require_pushed_authorization_requests: new.require_pushed_authorization_requests || fapi2,
+        profile,
         post_logout_redirect_uris: openid.0,
         backchannel_logout_uri: openid.2,
         pre_authorized_users: pre_authorize,
@@ -262,6 +273,98 @@ fn check_lifetimes(f: &mut FieldErrors, new: &NewClient) {
 }
 
 /// A public client uses no authentication; a confidential one must authenticate.
+/// The grants (a default for the client's type and redirect URIs when none were asked
+/// for) and the scopes (a default for the grants), each checked against the other.
+fn grants_and_scopes(
+    f: &mut FieldErrors,
+    new: &NewClient,
+    client_type: ClientType,
+    (mut grant_types, scopes): (Vec<GrantType>, Vec<Scope>),
+    redirect_uris: &[RedirectUri],
+) -> (Vec<GrantType>, ScopeSet) {
+    grant_types.sort();
+    grant_types.dedup();
+    if grant_types.is_empty() && new.grant_types.is_empty() {
+        grant_types = default_grants(client_type, !redirect_uris.is_empty());
+    }
+    check_grants(f, client_type, &grant_types, redirect_uris);
+    let scopes = if scopes.is_empty() && new.scopes.is_empty() {
+        default_scopes(&grant_types)
+    } else {
+        ScopeSet::new(scopes)
+    };
+    check_scopes(f, &scopes, &grant_types);
+    (grant_types, scopes)
+}
+
+/// The authentication method and the profile asked for, if any (parsed; the rules come
+/// once the client type is known).
+fn method_and_profile(
+    f: &mut FieldErrors,
+    new: &NewClient,
+) -> (Option<AuthMethod>, Option<Profile>) {
+    let method = new.auth_method.as_deref();
+    let method = method.and_then(|m| f.check("auth_method", m.parse::<AuthMethod>()));
+    let profile = new.profile.as_deref();
+    let profile = profile.and_then(|p| f.check("profile", p.parse::<Profile>()));
+    (method, profile)
+}
+
+/// The display name: 1 to 200 characters, trimmed.
+fn checked_name(f: &mut FieldErrors, new: &NewClient) -> String {
+    let name = new.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        f.fail("name", "invalid", "must be 1 to 200 characters");
+    }
+    name
+}
+
+/// What the FAPI 2.0 Security Profile (§5.3.2) allows a client: confidential,
+/// authenticating with `private_key_jwt`, using the code flow (and refresh tokens, and
+/// client credentials), ID tokens in ES256 (the default), PS256 or EdDSA, never RS256.
+fn check_fapi2(
+    f: &mut FieldErrors,
+    (client_type, auth_method): (ClientType, AuthMethod),
+    grants: &[GrantType],
+    id_token_alg: &mut Option<SigningAlg>,
+) {
+    match id_token_alg {
+        None => *id_token_alg = Some(SigningAlg::ES256),
+        Some(SigningAlg::RS256) => f.fail(
+            "id_token_alg",
+            "invalid",
+            "the fapi2 profile signs ID tokens with PS256, ES256 or EdDSA, not RS256",
+        ),
+        Some(_) => {}
+    }
+    if client_type != ClientType::Confidential {
+        f.fail(
+            "type",
+            "invalid",
+            "the fapi2 profile needs a confidential client",
+        );
+    }
+    if auth_method != AuthMethod::PrivateKeyJwt {
+        f.fail(
+            "auth_method",
+            "invalid",
+            "the fapi2 profile authenticates clients with private_key_jwt only",
+        );
+    }
+    let allowed = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+    ];
+    if let Some(other) = grants.iter().find(|g| !allowed.contains(g)) {
+        f.fail(
+            "grant_types",
+            "invalid",
+            format!("the fapi2 profile does not allow {other} (authorization_code, refresh_token, client_credentials)"),
+        );
+    }
+}
+
 fn check_auth_method(f: &mut FieldErrors, client_type: ClientType, auth_method: AuthMethod) {
     match (client_type, auth_method) {
         (ClientType::Public, AuthMethod::None) => {}

@@ -18,6 +18,7 @@ pub async fn exchange(
     ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<super::TokenResponse, OAuthError> {
     let code = params.require("code")?;
     let code_hash = secret::hash(code);
@@ -56,6 +57,14 @@ pub async fn exchange(
             ));
         }
     }
+    // A code requested with `dpop_jkt` is bound to that key (RFC 9449 §10).
+    if let Some(bound) = &row.dpop_jkt
+        && jkt != Some(bound.as_str())
+    {
+        return Err(crate::oauth::dpop::invalid_proof(
+            "the code is bound to a DPoP key (dpop_jkt): redeem it with a proof of that key",
+        ));
+    }
     match (&row.code_challenge, params.get("code_verifier")) {
         (Some(challenge), Some(verifier)) => {
             pkce::verify(verifier, challenge).map_err(|e| invalid_grant(e.to_string()))?;
@@ -82,6 +91,7 @@ pub async fn exchange(
         nonce: row.nonce.as_deref(),
         id_token_claims: row.id_token_claims.as_deref(),
         sid: row.sid.as_deref(),
+        jkt,
     };
     let issuance = issue_for_user(ctx, &mut tx, &grant).await?;
     store::grants::record_code_issue(&mut tx, &code_hash, &issuance.issued).await?;

@@ -21,6 +21,7 @@ pub fn exchange(
     ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     if client.client_type != ClientType::Confidential {
         return Err(OAuthError::new(
@@ -40,5 +41,5 @@ pub fn exchange(
             None => super::exceeds_client(allowed),
         }
     })?;
-    super::access_token_only(ctx, client, super::Subject::Client, &scope)
+    super::access_token_only(ctx, client, super::Subject::Client, &scope, jkt)
 }

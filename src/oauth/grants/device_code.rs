@@ -20,6 +20,7 @@ pub async fn exchange(
     ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<super::TokenResponse, OAuthError> {
     let code = params.require("device_code")?;
     let hash = secret::hash(code);
@@ -98,6 +99,7 @@ pub async fn exchange(
         // The device is not part of the browser session that approved it: signing out
         // there does not sign the device out.
         sid: None,
+        jkt,
     };
     let issuance = issue_for_user(ctx, &mut tx, &grant).await?;
     tx.commit().await?;

@@ -20,6 +20,7 @@ pub async fn exchange(
     ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let assertion = params.require("assertion")?;
     let subject =
@@ -45,5 +46,5 @@ pub async fn exchange(
     let delegable = client.scopes.delegable();
     let allowed = ScopeSet::new(delegable.iter().filter(|s| !NOT_GRANTED.contains(s)));
     let scope = narrow_scope(params, &allowed, super::exceeds_delegable(params))?;
-    access_token_only(ctx, client, Subject::User(&user.id), &scope)
+    access_token_only(ctx, client, Subject::User(&user.id), &scope, jkt)
 }

@@ -24,7 +24,8 @@ use crate::store::{self, Tx};
 pub struct TokenResponse {
     /// The access token: an RFC 9068 JWT.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to the key of the request's DPoP proof
+    /// (send it as `Authorization: DPoP <token>` with a proof).
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -40,6 +41,10 @@ pub struct TokenResponse {
     #[serde(skip)]
     #[schema(ignore)]
     pub subject: String,
+    /// The nonce for the client's next DPoP proof (the `DPoP-Nonce` header).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub dpop_nonce: Option<String>,
 }
 
 /// Tokens for a user, from a code, a refresh token or (later) a device code.
@@ -60,6 +65,8 @@ pub struct UserGrant<'a> {
     pub id_token_claims: Option<&'a str>,
     /// The browser session the grant came from (the ID token's `sid`), if one.
     pub sid: Option<&'a str>,
+    /// The DPoP key the access token is bound to, if the request carried a proof.
+    pub jkt: Option<&'a str>,
 }
 
 /// What an issuance wrote, for a replayed code to revoke.
@@ -84,14 +91,24 @@ impl Signed {
     /// The token response, with `refresh_token` if one was issued.
     pub fn into_response(self, refresh_token: Option<String>) -> TokenResponse {
         TokenResponse {
+            token_type: token_type(&self.access.claims),
             access_token: self.access.token,
-            token_type: "Bearer",
             expires_in: self.ttl,
             scope: self.access.claims.scope,
             refresh_token,
             id_token: self.id_token,
             subject: self.access.claims.sub,
+            dpop_nonce: None,
         }
+    }
+}
+
+/// `DPoP` for a token bound to a key, else `Bearer`.
+fn token_type(claims: &super::tokens::AccessClaims) -> &'static str {
+    if claims.cnf.is_some() {
+        super::dpop::TOKEN_TYPE
+    } else {
+        "Bearer"
     }
 }
 
@@ -105,6 +122,7 @@ pub fn sign_for_user(ctx: &Ctx<'_>, grant: &UserGrant<'_>, now: i64) -> Result<S
         grant.scope,
         ttl,
         now,
+        grant.jkt,
     )?;
     let id_token = if grant.scope.contains(Scope::OpenId) {
         Some(id_token::sign(ctx, grant, &access.token, now, ttl).map_err(server_error)?)
@@ -165,6 +183,12 @@ pub async fn issue_for_user(
             auth_time: grant.auth_time,
             expires_at: (lifetime > 0).then_some(now + lifetime),
             sid: grant.sid.map(str::to_owned),
+            // A public client's refresh token is as good as its key (RFC 9449 §5): bound
+            // to it. A confidential client's is bound by its authentication.
+            dpop_jkt: grant
+                .jkt
+                .filter(|_| grant.client.client_type == crate::model::ClientType::Public)
+                .map(str::to_owned),
         };
         store::grants::insert_family(tx, &family, now).await?;
         let (token, row) =
@@ -297,6 +321,7 @@ fn issue_access(
     scope: &ScopeSet,
     ttl: i64,
     now: i64,
+    jkt: Option<&str>,
 ) -> Result<super::tokens::Issued, OAuthError> {
     let sub = match subject {
         Subject::User(id) => {
@@ -311,27 +336,30 @@ fn issue_access(
         Subject::Client => client.client_id.as_str(),
     };
     ctx.tokens
-        .issue(now, sub, client.client_id.as_str(), scope, ttl)
+        .issue(now, sub, client.client_id.as_str(), scope, ttl, jkt)
         .map_err(server_error)
 }
 
-/// An access token alone (no refresh token, no ID token) for `subject`.
+/// An access token alone (no refresh token, no ID token) for `subject`, bound to the
+/// DPoP key `jkt` if one is given.
 pub fn access_token_only(
     ctx: &Ctx<'_>,
     client: &Client,
     subject: Subject<'_>,
     scope: &ScopeSet,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let ttl = ctx.access_token_ttl(client);
-    let issued = issue_access(ctx, client, subject, scope, ttl, ctx.clock.unix())?;
+    let issued = issue_access(ctx, client, subject, scope, ttl, ctx.clock.unix(), jkt)?;
     Ok(TokenResponse {
+        token_type: token_type(&issued.claims),
         access_token: issued.token,
-        token_type: "Bearer",
         expires_in: ttl,
         scope: issued.claims.scope,
         refresh_token: None,
         id_token: None,
         subject: issued.claims.sub,
+        dpop_nonce: None,
     })
 }
 

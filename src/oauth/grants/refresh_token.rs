@@ -25,6 +25,7 @@ pub async fn exchange(
     ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<super::TokenResponse, OAuthError> {
     let token = params.require("refresh_token")?;
     let hash = secret::hash(token);
@@ -46,6 +47,14 @@ pub async fn exchange(
             ));
         }
     }
+    // A public client's refresh token is bound to the key of its first tokens.
+    if let Some(bound) = &family.dpop_jkt
+        && jkt != Some(bound.as_str())
+    {
+        return Err(crate::oauth::dpop::invalid_proof(
+            "the refresh token is bound to a DPoP key: refresh with a proof of that key",
+        ));
+    }
     let granted = ScopeSet::parse(&family.scope).map_err(|e| invalid_grant(e.message))?;
     let scope = super::narrow_scope(params, &granted, |granted| {
         format!("a refresh may narrow the scope, not widen it (granted: {granted})")
@@ -63,9 +72,19 @@ pub async fn exchange(
         nonce: None,
         id_token_claims: None,
         sid: family.sid.as_deref(),
+        jkt,
     };
     let signed = sign_for_user(ctx, &grant, now)?;
     let (successor, row) = new_refresh_token(ctx, client, family.expires_at, &signed.access, now);
+    // The FAPI 2.0 Security Profile (§5.3.2.1) has a confidential client keep its refresh
+    // token: it is bound to the client's authentication, and rotation only loses tokens
+    // to network failures.
+    if client.fapi2() && !ctx.config.fapi2_refresh_token_rotation {
+        if !store::grants::keep(ctx.store, &hash, &row).await? {
+            return Err(invalid());
+        }
+        return Ok(signed.into_response(None));
+    }
     let won = ctx
         .refresh
         .rotate(store::grants::Rotation {

@@ -33,6 +33,9 @@ pub struct CodeRow {
     pub id_token_claims: Option<String>,
     /// The browser session that approved it (OpenID Connect `sid`).
     pub sid: Option<String>,
+    /// The DPoP key the code is bound to (`dpop_jkt` of the request): redeemed only with
+    /// a proof of it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Stores a new code.
@@ -43,8 +46,8 @@ pub async fn insert_code(
     now: i64,
 ) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO authorization_codes (code_hash, client_id, user_id, redirect_uri, \
-        scope, code_challenge, nonce, auth_time, created_at, expires_at, id_token_claims, sid) \
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+        scope, code_challenge, nonce, auth_time, created_at, expires_at, id_token_claims, sid, \
+        dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
     write!(store, |pool| sqlx::query(SQL)
         .bind(code_hash.as_slice())
         .bind(&row.client_id)
@@ -58,6 +61,7 @@ pub async fn insert_code(
         .bind(row.expires_at)
         .bind(&row.id_token_claims)
         .bind(&row.sid)
+        .bind(&row.dpop_jkt)
         .execute(pool)
         .await
         .map(|_| ()))?;
@@ -99,7 +103,7 @@ pub async fn redeem_code(
     const CLAIM: &str = "UPDATE authorization_codes SET used_at = $2 \
         WHERE code_hash = $1 AND used_at IS NULL \
         RETURNING client_id, user_id, redirect_uri, scope, code_challenge, nonce, auth_time, expires_at, \
-        id_token_claims, sid";
+        id_token_claims, sid, dpop_jkt";
     const USED: &str = "SELECT client_id, access_jti, access_exp, family_id \
         FROM authorization_codes WHERE code_hash = $1";
     let claimed: Option<CodeRow> = in_tx!(tx, |c| sqlx::query_as(CLAIM)

@@ -23,6 +23,8 @@ pub struct FamilyRow {
     pub expires_at: Option<i64>,
     /// The browser session the grant came from (its ID tokens' `sid`), if one.
     pub sid: Option<String>,
+    /// The DPoP key a public client's family is bound to: every refresh must prove it.
+    pub dpop_jkt: Option<String>,
 }
 
 /// One refresh token of a family.
@@ -39,7 +41,7 @@ pub struct RefreshRow {
 /// Starts a family.
 pub async fn insert_family(tx: &mut Tx, family: &FamilyRow, now: i64) -> Result<(), StoreError> {
     const SQL: &str = "INSERT INTO refresh_families (id, client_id, user_id, scope, auth_time, \
-        created_at, expires_at, sid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        created_at, expires_at, sid, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     in_tx!(tx, |c| sqlx::query(SQL)
         .bind(&family.id)
         .bind(&family.client_id)
@@ -49,6 +51,7 @@ pub async fn insert_family(tx: &mut Tx, family: &FamilyRow, now: i64) -> Result<
         .bind(now)
         .bind(family.expires_at)
         .bind(&family.sid)
+        .bind(&family.dpop_jkt)
         .execute(&mut *c)
         .await
         .map(|_| ()))?;
@@ -145,6 +148,7 @@ pub(super) struct LookupRow {
     auth_time: i64,
     family_expires_at: Option<i64>,
     sid: Option<String>,
+    dpop_jkt: Option<String>,
     revoked_at: Option<i64>,
     idle_expires_at: Option<i64>,
     rotated_at: Option<i64>,
@@ -166,6 +170,7 @@ impl TryFrom<LookupRow> for RefreshLookup {
                 auth_time: row.auth_time,
                 expires_at: row.family_expires_at,
                 sid: row.sid,
+                dpop_jkt: row.dpop_jkt,
             },
             revoked_at: row.revoked_at,
             idle_expires_at: row.idle_expires_at,
@@ -204,7 +209,7 @@ pub async fn lookup_refresh(
     static SELECT: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT t.token_hash, f.id AS family_id, f.client_id, f.scope, f.auth_time, \
-             f.expires_at AS family_expires_at, f.sid, f.revoked_at, t.idle_expires_at, t.rotated_at, \
+             f.expires_at AS family_expires_at, f.sid, f.dpop_jkt, f.revoked_at, t.idle_expires_at, t.rotated_at, \
              t.created_at AS issued_at, {} \
              FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
              JOIN users u ON u.id = f.user_id WHERE t.token_hash",
@@ -411,4 +416,26 @@ impl RefreshQueue {
     pub async fn rotate(&self, rotation: Rotation) -> Result<bool, StoreError> {
         self.rotations.call(rotation).await
     }
+}
+
+/// Keeps a refresh token that does not rotate (a FAPI 2.0 client's): its idle expiry
+/// moves on and it records the access token just issued with it. False when the token
+/// was rotated or its family revoked meanwhile.
+pub async fn keep(
+    store: &Store,
+    token_hash: &[u8; 32],
+    row: &RefreshRow,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "UPDATE refresh_tokens SET idle_expires_at = $2, access_jti = $3, \
+        access_exp = $4 WHERE token_hash = $1 AND rotated_at IS NULL AND family_id IN \
+        (SELECT id FROM refresh_families WHERE revoked_at IS NULL)";
+    let done = crate::store::write!(store, |pool| sqlx::query(SQL)
+        .bind(token_hash.as_slice())
+        .bind(row.idle_expires_at)
+        .bind(&row.access_jti)
+        .bind(row.access_exp)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
 }

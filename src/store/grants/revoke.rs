@@ -9,7 +9,8 @@ pub async fn family_of(
     token_hash: &[u8; 32],
 ) -> Result<Option<FamilyRow>, StoreError> {
     const SQL: &str = "SELECT f.id, f.client_id, f.user_id, f.scope, f.auth_time, f.expires_at, \
-        f.sid FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1";
+        f.sid, f.dpop_jkt FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+        WHERE t.token_hash = $1";
     Ok(read!(store, |pool| sqlx::query_as(SQL)
         .bind(token_hash.as_slice())
         .fetch_optional(pool)

@@ -158,6 +158,19 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// What introspection answers client `id` (Basic `secret`) about `token`.
+    pub async fn introspect(&self, id: &str, secret: &str, token: &str) -> serde_json::Value {
+        let res = self
+            .post_form(
+                "/oauth2/introspect",
+                Some((id, secret)),
+                &[("token", token)],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
     /// A client_credentials access token.
     pub async fn access_token(&self, id: &str, secret: &str, scope: Option<&str>) -> String {
         let mut form = vec![("grant_type", "client_credentials")];
