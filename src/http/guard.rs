@@ -82,9 +82,14 @@ enum Scheme {
     Dpop,
 }
 
-/// What the request says about its sender: the scheme, and what a DPoP proof must match.
+/// What the request says about its sender: with the `DPoP` scheme, what the proof must
+/// match (a bearer request copies nothing).
 struct Sender {
-    scheme: Scheme,
+    dpop: Option<DpopRequest>,
+}
+
+/// The proof of a `DPoP` request and the method and path it must name.
+struct DpopRequest {
     proof: Option<String>,
     method: String,
     path: String,
@@ -92,6 +97,9 @@ struct Sender {
 
 impl Sender {
     fn of(parts: &Parts, scheme: Scheme) -> Result<Self, ApiError> {
+        if scheme == Scheme::Bearer {
+            return Ok(Self { dpop: None });
+        }
         let proof = dpop_header(&parts.headers).map_err(|why| ApiError::Dpop {
             status: StatusCode::BAD_REQUEST,
             error: "invalid_dpop_proof",
@@ -104,10 +112,11 @@ impl Sender {
             .get::<OriginalUri>()
             .map_or_else(|| parts.uri.path(), |u| u.0.path());
         Ok(Self {
-            scheme,
-            proof: proof.map(str::to_owned),
-            method: parts.method.as_str().to_owned(),
-            path: path.to_owned(),
+            dpop: Some(DpopRequest {
+                proof: proof.map(str::to_owned),
+                method: parts.method.as_str().to_owned(),
+                path: path.to_owned(),
+            }),
         })
     }
 }
@@ -237,7 +246,10 @@ impl<P: ScopePolicy> Caller<P> {
         {
             return Err(ApiError::rate_limited(&decision));
         }
-        check_sender(state, &claims, token, sender).await?;
+        // Boxed: a bearer token never waits on a proof, and its request's future stays small.
+        if claims.cnf.is_some() || sender.dpop.is_some() {
+            Box::pin(check_sender(state, &claims, token, sender)).await?;
+        }
         let limit = state.config.api_daily_limit;
         let now = state.clock.unix();
         let per_user = acts_for_user && state.config.rate_limit_api_key != ApiLimitKey::Client;
@@ -289,23 +301,23 @@ async fn check_sender(
     token: &str,
     sender: &Sender,
 ) -> Result<(), ApiError> {
-    let jkt = match (claims.jkt(), sender.scheme) {
-        (None, Scheme::Bearer) => return Ok(()),
-        (Some(jkt), Scheme::Dpop) => jkt,
-        (Some(_), Scheme::Bearer) => {
+    let (jkt, request) = match (claims.jkt(), &sender.dpop) {
+        (None, None) => return Ok(()),
+        (Some(jkt), Some(request)) => (jkt, request),
+        (Some(_), None) => {
             return Err(dpop_refusal(
                 "invalid_token",
                 "this token is DPoP-bound: send it as `Authorization: DPoP <token>` with a DPoP proof",
             ));
         }
-        (None, Scheme::Dpop) => {
+        (None, Some(_)) => {
             return Err(dpop_refusal(
                 "invalid_token",
                 "this token is not DPoP-bound: send it as `Authorization: Bearer <token>`",
             ));
         }
     };
-    let Some(proof) = sender.proof.as_deref() else {
+    let Some(proof) = request.proof.as_deref() else {
         return Err(dpop_refusal(
             "invalid_dpop_proof",
             "a DPoP token needs a DPoP proof in the DPoP header",
@@ -317,9 +329,9 @@ async fn check_sender(
             .client(&claims.client_id)
             .await?
             .is_some_and(|c| c.require_dpop_nonce);
-    let htu = format!("{}{}", state.issuer, sender.path);
+    let htu = format!("{}{}", state.issuer, request.path);
     let expect = Expect {
-        htm: &sender.method,
+        htm: &request.method,
         htu: &htu,
         access_token: Some(token),
         nonce,

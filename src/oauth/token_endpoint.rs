@@ -61,14 +61,22 @@ pub async fn exchange(
             format!("this client is not registered for {grant}"),
         ));
     }
-    let proof = super::dpop::at_endpoint(
-        ctx,
-        &client,
-        presented.dpop.as_deref(),
-        "/oauth2/token",
-        super::dpop::required_of(&client),
-    )
-    .await?;
+    // Boxed, and only when there is a proof to check (or one is missing): the request
+    // of a bearer client carries no part of it.
+    let required = super::dpop::required_of(&client);
+    let proof = if presented.dpop.is_some() || required {
+        let dpop = presented.dpop.as_deref();
+        Box::pin(super::dpop::at_endpoint(
+            ctx,
+            &client,
+            dpop,
+            "/oauth2/token",
+            required,
+        ))
+        .await?
+    } else {
+        None
+    };
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     // The grants that reach the database are boxed: their futures are large (kilobytes),
     // and inline they would make every token request's future that large, copied as

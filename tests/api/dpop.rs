@@ -360,6 +360,27 @@ async fn the_token_endpoint_checks_proofs_and_dpop_bound_clients(#[case] backend
     let res = dpop_token(&app, &bound, &bound_secret, Some(&proof)).await;
     assert_eq!(res.status(), 200);
 
+    // A client registered to use nonces is asked for one, though the server asks no other.
+    let (careful, careful_secret) = app
+        .register(gatehouse::oauth::clients::NewClient {
+            name: "careful".to_owned(),
+            client_type: "confidential".to_owned(),
+            grant_types: vec!["client_credentials".to_owned()],
+            scopes: vec!["api".to_owned()],
+            require_dpop_nonce: true,
+            ..Default::default()
+        })
+        .await;
+    let careful_secret = careful_secret.unwrap();
+    let proof = key.proof("POST", &app.url("/oauth2/token"), None, &json!({}));
+    let asked = dpop_token(&app, &careful, &careful_secret, Some(&proof)).await;
+    let nonce = asked.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    assert_eq!(asked.json::<Value>().await.unwrap()["error"], "use_dpop_nonce");
+    let proof = key.proof("POST", &app.url("/oauth2/token"), None, &json!({"nonce": nonce}));
+    let res = dpop_token(&app, &careful, &careful_secret, Some(&proof)).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("dpop-nonce"), "the next nonce comes with the tokens");
+
     let discovery: Value = app
         .get("/.well-known/oauth-authorization-server")
         .await
@@ -370,6 +391,11 @@ async fn the_token_endpoint_checks_proofs_and_dpop_bound_clients(#[case] backend
         discovery["dpop_signing_alg_values_supported"],
         json!(["ES256", "PS256", "EdDSA", "Ed25519"])
     );
+    assert_eq!(
+        discovery["pushed_authorization_request_endpoint"],
+        app.url("/oauth2/par")
+    );
+    assert_eq!(discovery["require_pushed_authorization_requests"], false);
 }
 
 #[apply(both_backends)]

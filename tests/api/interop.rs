@@ -1207,3 +1207,57 @@ async fn oauth4webapi_gets_and_uses_dpop_bound_tokens_with_server_nonces(#[case]
     }
     app.stop().await;
 }
+
+/// oauth4webapi pushes an authorization request (RFC 9126) found through discovery; the
+/// browser opens its request_uri, and the code redeems as any other.
+#[apply(both_backends)]
+async fn oauth4webapi_pushes_an_authorization_request(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let app = TestApp::spawn(backend).await;
+    user(&app, "ada").await;
+    let (id, secret) = app
+        .register(gatehouse::oauth::clients::NewClient {
+            name: "Pushing app".to_owned(),
+            client_type: "confidential".to_owned(),
+            redirect_uris: vec![REDIRECT.to_owned()],
+            require_pushed_authorization_requests: true,
+            ..Default::default()
+        })
+        .await;
+    let secret = secret.unwrap();
+    let params = json!({"issuer": app.url(""), "client_id": id, "client_secret": secret,
+        "redirect_uri": REDIRECT, "scope": "openid api", "extra": {"state": "par-1"}});
+    let Some(pushed) = rp(module_path!(), "par", params).await else {
+        return;
+    };
+    let ok = &pushed["ok"];
+    assert_eq!(ok["endpoint"], app.url("/oauth2/par"), "{pushed}");
+    assert_eq!(ok["expires_in"], 60, "{pushed}");
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &id)
+        .append_pair("request_uri", ok["request_uri"].as_str().unwrap())
+        .finish();
+    let callback = Browser::new(&app)
+        .authorize(&format!("/oauth2/authorize?{query}"), "ada")
+        .await;
+    assert_eq!(crate::flow::param(&callback, "state").as_deref(), Some("par-1"));
+    let code = crate::flow::param(&callback, "code").unwrap();
+    let tokens = json(
+        app.post_form(
+            "/oauth2/token",
+            Some((&id, &secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", ok["code_verifier"].as_str().unwrap()),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert!(tokens["id_token"].is_string(), "{tokens}");
+    app.stop().await;
+}

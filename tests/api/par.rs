@@ -558,3 +558,32 @@ async fn a_fapi2_client_gets_dpop_bound_tokens_and_keeps_its_refresh_token(
         );
     }
 }
+
+#[apply(both_backends)]
+async fn a_pushed_request_expires_unopened_after_a_minute(#[case] backend: Backend) {
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let clock = gatehouse::clock::ManualClock::at(1_900_000_000);
+    let app = TestApp::spawn_with_clock(backend, clock.clone(), |_| {}).await;
+    user(&app, "ada").await;
+    let (id, secret) = web_client(&app, true).await;
+    let form = [("response_type", "code"), ("scope", "api")];
+    let (_, late) = push(&app, Some((&id, &secret)), &form, None).await;
+    let (_, opened) = push(&app, Some((&id, &secret)), &form, None).await;
+    let browser = Browser::new(&app);
+    // Opened within the minute: the user then has time to sign in.
+    let first = browser
+        .get(&authorize_uri(&id, opened["request_uri"].as_str().unwrap()))
+        .await;
+    assert!(location(&first).starts_with("/login"), "{}", location(&first));
+    clock.advance(61);
+    let expired = browser
+        .get(&authorize_uri(&id, late["request_uri"].as_str().unwrap()))
+        .await;
+    assert_eq!(expired.status(), 400, "unopened for 61 s: expired");
+    let callback = browser
+        .authorize(&authorize_uri(&id, opened["request_uri"].as_str().unwrap()), "ada")
+        .await;
+    assert!(param(&callback, "code").is_some(), "{callback}");
+}

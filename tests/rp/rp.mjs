@@ -139,6 +139,28 @@ const scenarios = {
     return { token_type: tokens.token_type, scope: tokens.scope };
   },
 
+  // oauth4webapi's pushed authorization request (RFC 9126) with client_secret_basic, PKCE
+  // and `extra` parameters: the request_uri for the test's browser and the PKCE verifier
+  // for the redemption.
+  async par({ issuer, client_id, client_secret, redirect_uri, scope, extra }) {
+    const as = await discover(issuer);
+    const client = { client_id };
+    const code_verifier = oauth.generateRandomCodeVerifier();
+    const parameters = new URLSearchParams({
+      response_type: 'code',
+      redirect_uri,
+      scope,
+      code_challenge: await oauth.calculatePKCECodeChallenge(code_verifier),
+      code_challenge_method: 'S256',
+      ...(extra ?? {}),
+    });
+    const response = await oauth.pushedAuthorizationRequest(
+      as, client, oauth.ClientSecretBasic(client_secret), parameters, insecure,
+    );
+    const pushed = await oauth.processPushedAuthorizationResponse(as, client, response);
+    return { ...pushed, code_verifier, endpoint: as.pushed_authorization_request_endpoint };
+  },
+
   // oauth4webapi's client credentials grant with a DPoP key (`alg`, ES256 by default),
   // then a DPoP-protected GET of `resource`. Each step retries once when the server asks
   // for a nonce (use_dpop_nonce), as RFC 9449 §8 has clients do; `retries` counts them.
