@@ -375,11 +375,22 @@ async fn the_token_endpoint_checks_proofs_and_dpop_bound_clients(#[case] backend
     let proof = key.proof("POST", &app.url("/oauth2/token"), None, &json!({}));
     let asked = dpop_token(&app, &careful, &careful_secret, Some(&proof)).await;
     let nonce = asked.headers()["dpop-nonce"].to_str().unwrap().to_owned();
-    assert_eq!(asked.json::<Value>().await.unwrap()["error"], "use_dpop_nonce");
-    let proof = key.proof("POST", &app.url("/oauth2/token"), None, &json!({"nonce": nonce}));
+    assert_eq!(
+        asked.json::<Value>().await.unwrap()["error"],
+        "use_dpop_nonce"
+    );
+    let proof = key.proof(
+        "POST",
+        &app.url("/oauth2/token"),
+        None,
+        &json!({"nonce": nonce}),
+    );
     let res = dpop_token(&app, &careful, &careful_secret, Some(&proof)).await;
     assert_eq!(res.status(), 200);
-    assert!(res.headers().contains_key("dpop-nonce"), "the next nonce comes with the tokens");
+    assert!(
+        res.headers().contains_key("dpop-nonce"),
+        "the next nonce comes with the tokens"
+    );
 
     let discovery: Value = app
         .get("/.well-known/oauth-authorization-server")

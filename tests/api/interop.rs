@@ -1242,7 +1242,10 @@ async fn oauth4webapi_pushes_an_authorization_request(#[case] backend: Backend) 
     let callback = Browser::new(&app)
         .authorize(&format!("/oauth2/authorize?{query}"), "ada")
         .await;
-    assert_eq!(crate::flow::param(&callback, "state").as_deref(), Some("par-1"));
+    assert_eq!(
+        crate::flow::param(&callback, "state").as_deref(),
+        Some("par-1")
+    );
     let code = crate::flow::param(&callback, "code").unwrap();
     let tokens = json(
         app.post_form(

@@ -576,14 +576,21 @@ async fn a_pushed_request_expires_unopened_after_a_minute(#[case] backend: Backe
     let first = browser
         .get(&authorize_uri(&id, opened["request_uri"].as_str().unwrap()))
         .await;
-    assert!(location(&first).starts_with("/login"), "{}", location(&first));
+    assert!(
+        location(&first).starts_with("/login"),
+        "{}",
+        location(&first)
+    );
     clock.advance(61);
     let expired = browser
         .get(&authorize_uri(&id, late["request_uri"].as_str().unwrap()))
         .await;
     assert_eq!(expired.status(), 400, "unopened for 61 s: expired");
     let callback = browser
-        .authorize(&authorize_uri(&id, opened["request_uri"].as_str().unwrap()), "ada")
+        .authorize(
+            &authorize_uri(&id, opened["request_uri"].as_str().unwrap()),
+            "ada",
+        )
         .await;
     assert!(param(&callback, "code").is_some(), "{callback}");
 }
