@@ -100,8 +100,6 @@ struct Claims {
 /// Verifies proofs, issues and checks nonces, remembers proof ids.
 pub struct Dpop {
     nonce_key: hmac::Key,
-    /// A nonce is accepted in the step it was issued in and the next one.
-    nonce_secs: i64,
     /// Every client's proofs must carry a nonce.
     nonce_required: bool,
     /// How old a proof's `iat` may be.
@@ -120,7 +118,6 @@ impl Dpop {
     ) -> Result<Self, super::keys::KeyError> {
         Ok(Self {
             nonce_key: master.derive_hmac("dpop-nonce")?,
-            nonce_secs: NONCE_STEP_SECS,
             nonce_required: config.dpop_nonce_required,
             proof_lifetime: config.dpop_proof_lifetime_secs,
             skew: config.clock_skew_secs,
@@ -136,7 +133,7 @@ impl Dpop {
 
     /// The nonce to hand out at `now`.
     pub fn nonce(&self, now: i64) -> String {
-        self.nonce_at(now.div_euclid(self.nonce_secs))
+        self.nonce_at(now.div_euclid(NONCE_STEP_SECS))
     }
 
     fn nonce_at(&self, step: i64) -> String {
@@ -146,7 +143,7 @@ impl Dpop {
 
     /// Whether `nonce` was issued in this step or the one before (on any replica).
     fn nonce_valid(&self, nonce: &str, now: i64) -> bool {
-        let step = now.div_euclid(self.nonce_secs);
+        let step = now.div_euclid(NONCE_STEP_SECS);
         [step, step - 1].iter().any(|s| {
             let expected = self.nonce_at(*s);
             bool::from(expected.as_bytes().ct_eq(nonce.as_bytes()))
