@@ -181,9 +181,9 @@ pub struct Config {
     pub rate_limit_redis_prefix: String,
     /// The window every rate limit below is counted over.
     pub rate_limit_window_secs: u64,
-    /// Token requests per window of one client (0 = no limit).
+    /// Token and pushed authorization requests per window of one client (0 = no limit).
     pub rate_limit_token_per_client: u32,
-    /// Token requests per window from one address (0 = no limit).
+    /// Token and pushed authorization requests per window from one address (0 = no limit).
     pub rate_limit_token_per_address: u32,
     /// Device authorization requests per window of one client (0 = no limit).
     pub rate_limit_device_per_client: u32,

@@ -168,7 +168,7 @@ fn document_rate_limits(spec: &mut Spec) {
     for (path, item) in spec.paths.paths.iter_mut() {
         let oauth = matches!(
             path.as_str(),
-            "/oauth2/token" | "/oauth2/device_authorization"
+            "/oauth2/token" | "/oauth2/par" | "/oauth2/device_authorization"
         );
         let bearer =
             path.starts_with("/api/") || path.starts_with("/admin/") || path == "/oauth2/userinfo";

@@ -34,7 +34,9 @@ use crate::ratelimit::{self, Decision, Outcome, Policy, Report};
 /// trip).
 fn address_policy(path: &str) -> Option<(Policy, bool)> {
     match path {
-        "/oauth2/token" => Some((Policy::TokenAddress, true)),
+        // A pushed request authenticates the client as the token endpoint does, and counts
+        // in the same limits.
+        "/oauth2/token" | "/oauth2/par" => Some((Policy::TokenAddress, true)),
         "/oauth2/device_authorization" => Some((Policy::DeviceAddress, true)),
         "/login" => Some((Policy::LoginAddress, false)),
         "/activate" => Some((Policy::ActivateAddress, false)),

@@ -12,10 +12,10 @@ use crate::chromium::Chromium;
 use crate::flow::{Browser, PASSWORD, input_value, json, user};
 use crate::support::TestApp;
 
-const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// A public TV app registered for the device grant (and refresh tokens).
-async fn tv_app(app: &TestApp) -> String {
+pub async fn tv_app(app: &TestApp) -> String {
     app.register(gatehouse::oauth::clients::NewClient {
         name: "Living Room TV".to_owned(),
         client_type: "public".to_owned(),
@@ -29,7 +29,7 @@ async fn tv_app(app: &TestApp) -> String {
     .0
 }
 
-async fn start(app: &TestApp, client: &str, scope: &str) -> Value {
+pub async fn start(app: &TestApp, client: &str, scope: &str) -> Value {
     let res = app
         .post_form(
             "/oauth2/device_authorization",

@@ -578,3 +578,84 @@ async fn a_code_bound_by_dpop_jkt_and_a_public_clients_refresh_token_need_the_ke
     let location = answer.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.contains("error=invalid_request"), "{location}");
 }
+
+#[apply(both_backends)]
+async fn the_device_and_partner_grants_bind_their_tokens_to_the_proofs_key(
+    #[case] backend: Backend,
+) {
+    use crate::flow::{Browser, user};
+    use jwt_simple::prelude::{ECDSAP256KeyPairLike as _, ES256KeyPair};
+    if unavailable(backend, module_path!()) {
+        return;
+    }
+    let app = TestApp::spawn(backend).await;
+    user(&app, "ada").await;
+    let htu = app.url("/oauth2/token");
+
+    // The device grant: a public TV app's access and refresh tokens are bound to its key.
+    let tv = crate::device::tv_app(&app).await;
+    let codes = crate::device::start(&app, &tv, "api offline_access").await;
+    let user_code = codes["user_code"].as_str().unwrap();
+    Browser::new(&app).approve_device(user_code, "ada").await;
+    let key = Key::new();
+    let form = [
+        ("grant_type", crate::device::GRANT),
+        ("client_id", tv.as_str()),
+        ("device_code", codes["device_code"].as_str().unwrap()),
+    ];
+    let tokens = public_token(&app, &form, Some(key.proof("POST", &htu, None, &json!({})))).await;
+    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(payload(access)["cnf"]["jkt"], key.jkt());
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("client_id", tv.as_str()),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ];
+    let other = Key::new().proof("POST", &htu, None, &json!({}));
+    let stolen = public_token(&app, &refresh, Some(other)).await;
+    assert_eq!(stolen["error"], "invalid_dpop_proof", "{stolen}");
+    let renewed = public_token(
+        &app,
+        &refresh,
+        Some(key.proof("POST", &htu, None, &json!({}))),
+    )
+    .await;
+    assert_eq!(renewed["token_type"], "DPoP", "{renewed}");
+
+    // The JWT bearer grant: a partner's assertion with a proof gets a token bound to the
+    // proof's key (not to the assertion's), usable for ada with that key only.
+    let partner = crate::jwt_bearer::partner(&app).await;
+    let signer = ES256KeyPair::generate();
+    gatehouse::oauth::clients::add_key(
+        &app.app_state.store,
+        app.app_state.clock.as_ref(),
+        &partner,
+        &signer.public_key().to_pem().unwrap(),
+    )
+    .await
+    .unwrap();
+    let claims = crate::jwt_bearer::claims(&partner, "ada", &htu, 120, "dpop-partner-1");
+    let assertion = signer.sign(claims).unwrap();
+    let form = [
+        ("grant_type", crate::jwt_bearer::GRANT),
+        ("assertion", assertion.as_str()),
+    ];
+    let partner_key = Key::new();
+    let proof = partner_key.proof("POST", &htu, None, &json!({}));
+    let tokens = public_token(&app, &form, Some(proof)).await;
+    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(payload(access)["cnf"]["jkt"], partner_key.jkt());
+    let me = app.url("/api/v1/me");
+    let proof = partner_key.proof("GET", &me, Some(access), &json!({}));
+    let answer = get_with(&app, "/api/v1/me", "DPoP", access, Some(&proof)).await;
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["client_id"], partner);
+    let proof = key.proof("GET", &me, Some(access), &json!({}));
+    let (status, error, _) =
+        dpop_error(get_with(&app, "/api/v1/me", "DPoP", access, Some(&proof)).await).await;
+    assert_eq!((status, error.as_str()), (401, "invalid_dpop_proof"));
+    app.stop().await;
+}

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use crate::flow::user;
 use crate::support::{TestApp, cli};
 
-const GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A partner client pre-authorized for `ada`; returns its id.
-async fn partner(app: &TestApp) -> String {
+pub async fn partner(app: &TestApp) -> String {
     let (id, _) = app
         .register(NewClient {
             name: "partner".to_owned(),
@@ -36,7 +36,7 @@ async fn partner(app: &TestApp) -> String {
     id
 }
 
-fn claims(
+pub fn claims(
     iss: &str,
     sub: &str,
     aud: &str,

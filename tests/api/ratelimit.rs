@@ -72,11 +72,12 @@ async fn token_endpoint_limits_each_client_with_headers_and_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_and_device_endpoint_limit_each_address() {
+async fn pages_device_and_par_endpoints_limit_each_address() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
         c.rate_limit_login_per_address = 2;
         c.rate_limit_activate_per_address = 1;
         c.rate_limit_device_per_address = 1;
+        c.rate_limit_token_per_address = 1;
     })
     .await;
     for _ in 0..2 {
@@ -109,6 +110,28 @@ async fn pages_and_device_endpoint_limit_each_address() {
     assert_eq!(second.status(), 429);
     let body: serde_json::Value = second.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
+
+    // A pushed request checks a client secret as the token endpoint does, and shares its
+    // per-address limit: guessing secrets there is no cheaper.
+    let form = [("response_type", "code"), ("client_id", "nobody")];
+    let first = app
+        .post_form("/oauth2/par", Some(("nobody", "guess")), &form)
+        .await;
+    assert_eq!(first.status(), 401);
+    assert!(header(&first, "ratelimit").contains("\"token-address\";r=0;"));
+    let second = app
+        .post_form("/oauth2/par", Some(("nobody", "guess")), &form)
+        .await;
+    assert_eq!(second.status(), 429);
+    assert_eq!(header(&second, "cache-control"), "no-store");
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let token = client_credentials(&app, "nobody", "guess").await;
+    assert_eq!(
+        token.status(),
+        429,
+        "the token endpoint counts in the same limit"
+    );
     app.stop().await;
 }
 

@@ -26,8 +26,9 @@ use crate::store;
 /// trusted. Until then errors are shown as a page and never redirected.
 #[utoipa::path(get, path = "/oauth2/authorize", tag = "oauth",
     params(
-        ("response_type" = String, Query, description = "`code`"),
+        ("response_type" = Option<String>, Query, description = "`code`: required, except with a `request_uri`, which holds it"),
         ("client_id" = String, Query, description = "The client"),
+        ("request_uri" = Option<String>, Query, description = "A pushed request's `request_uri` (RFC 9126), from POST /oauth2/par: then the pushed parameters are the only ones that count, and only `client_id` need come with it. Once only; required of clients registered with `require_pushed_authorization_requests` and `fapi2` ones"),
         ("redirect_uri" = Option<String>, Query, description = "One of the client's registered URIs, exactly (a loopback IP URI may differ in port, RFC 8252 §7.3); may be left out when exactly one is registered"),
         ("scope" = Option<String>, Query, description = "Space-separated scopes; default: every user scope the client may have. `refresh_token` is an alias of `offline_access`"),
         ("state" = Option<String>, Query, description = "Returned untouched (at most 2048 characters)"),
@@ -40,6 +41,7 @@ use crate::store;
         ("response_mode" = Option<String>, Query, description = "`query` (default) or `form_post`: the answer is POSTed to the redirect URI by an auto-submitting form"),
         ("claims" = Option<String>, Query, description = "OpenID Connect Core §5.5: a JSON object whose `id_token` member names claims for the ID token (released within the granted scopes); at most 4096 characters"),
         ("acr_values" = Option<String>, Query, description = "Asks for `acr` in the ID token; Gatehouse asserts `urn:gatehouse:acr:password`"),
+        ("dpop_jkt" = Option<String>, Query, description = "Binds the code to a DPoP key (RFC 9449 §10): the JWK SHA-256 thumbprint of the key whose proof must come with the code at the token endpoint"),
     ),
     responses(
         (status = 200, description = "`response_mode=form_post`: the auto-submitting form to the client", body = String, content_type = "text/html"),
@@ -92,10 +94,12 @@ pub async fn authorize_post(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct AuthorizationForm {
-    /// `code`.
-    response_type: String,
+    /// `code`: required, except with a `request_uri`.
+    response_type: Option<String>,
     /// The client.
     client_id: String,
+    /// A pushed request's `request_uri` (RFC 9126).
+    request_uri: Option<String>,
     /// One of the client's registered URIs, exactly.
     redirect_uri: Option<String>,
     /// Space-separated scopes.
@@ -120,6 +124,8 @@ pub struct AuthorizationForm {
     claims: Option<String>,
     /// Asks for `acr`.
     acr_values: Option<String>,
+    /// Binds the code to a DPoP key (RFC 9449 §10).
+    dpop_jkt: Option<String>,
 }
 
 /// A request POSTed without a session cookie — a cross-site POST brings no
