@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod outbound;
 pub mod paging;
 pub mod ratelimit;
+pub mod redis_connection;
 pub mod retention;
 pub mod seed;
 pub mod store;

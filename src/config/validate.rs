@@ -51,6 +51,14 @@ impl Config {
                 "must be a redis:// or rediss:// URL",
             ));
         }
+        if self.dpop_replay_store == crate::oauth::dpop::ReplayStore::Redis
+            && self.redis_url.is_none()
+        {
+            return Err(ConfigError::key(
+                "dpop_replay_store",
+                "redis needs redis_url",
+            ));
+        }
         if self.request_timeout_secs == 0 {
             return Err(ConfigError::key(
                 "request_timeout_secs",

@@ -71,8 +71,9 @@ pub enum ApiError {
         /// Seconds until it starts again.
         retry_after: i64,
     },
-    /// The shared rate limiter did not answer and the server fails closed (503).
-    #[error("the rate limiter is unavailable; retry shortly")]
+    /// A store the replicas share did not answer and the server fails closed (503,
+    /// `Retry-After`): the rate limiter, or where spent DPoP proofs are kept.
+    #[error("a shared store (rate limits, spent DPoP proofs) is unavailable; retry shortly")]
     Unavailable,
     /// A replay id from before the event retention window: the events after it are gone
     /// (410), and resuming from it would hide the gap.
@@ -113,7 +114,7 @@ impl From<crate::store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let retry_after = match &self {
-            ApiError::IdempotencyKeyInFlight => Some(1),
+            ApiError::IdempotencyKeyInFlight | ApiError::Unavailable => Some(1),
             ApiError::QuotaSpent { retry_after, .. } => Some((*retry_after).max(1)),
             ApiError::StreamsFull => Some(5),
             _ => None,

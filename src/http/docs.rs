@@ -185,7 +185,7 @@ fn document_rate_limits(spec: &mut Spec) {
                 ),
                 (
                     "503",
-                    "The shared rate limiter did not answer and the server fails closed",
+                    "A store the replicas share (the rate limiter, or where spent DPoP proofs are kept) did not answer, and the server fails closed",
                 ),
             ] {
                 op.responses

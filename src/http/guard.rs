@@ -348,7 +348,7 @@ async fn check_sender(
                 nonce: Some(state.dpop.nonce(now)),
             });
         }
-        Err(ProofError::Unavailable(why)) => return Err(ApiError::Internal(anyhow::anyhow!(why))),
+        Err(ProofError::Unavailable(_)) => return Err(ApiError::Unavailable),
     };
     if proof.jkt != jkt {
         return Err(dpop_refusal(

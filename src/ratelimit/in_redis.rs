@@ -1,11 +1,11 @@
 //! GCRA in Redis: one atomic script per check, refusals remembered, the fail mode when Redis is away.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use crate::redis_connection::RedisConnection;
 
 use super::*;
 
@@ -41,13 +41,12 @@ return out
 pub(super) const MAX_REMEMBERED_REFUSALS: usize = 65_536;
 
 /// How long a check may wait for Redis before the fail mode decides.
-pub(super) const REDIS_TIMEOUT: Duration = Duration::from_millis(200);
+pub(super) use crate::redis_connection::REDIS_TIMEOUT;
 /// After a failure, how long the fail mode answers before Redis is asked again.
 pub(super) const REDIS_RETRY_MS: u64 = 1000;
 
 pub(super) struct Shared {
-    client: redis::Client,
-    connection: ArcSwapOption<redis::aio::ConnectionManager>,
+    redis: RedisConnection,
     script: redis::Script,
     prefix: String,
     fail: FailMode,
@@ -74,10 +73,8 @@ pub(super) struct Refusal {
 impl Shared {
     /// The limiter state at `url`, keys under `prefix`; connects on first use.
     pub(super) fn open(url: &str, prefix: String, fail: FailMode) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("redis_url: {e}"))?;
         Ok(Self {
-            client,
-            connection: ArcSwapOption::empty(),
+            redis: RedisConnection::open(url)?,
             script: redis::Script::new(GCRA_SCRIPT),
             prefix,
             fail,
@@ -104,7 +101,7 @@ impl Shared {
                 .arg(interval_us);
         }
         tokio::time::timeout(REDIS_TIMEOUT, async {
-            let mut connection = self.connection().await?;
+            let mut connection = self.redis.get().await?;
             invocation
                 .invoke_async::<Vec<i64>>(&mut connection)
                 .await
@@ -221,24 +218,6 @@ impl Shared {
         let now = Instant::now();
         let mut refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
         refusals.retain(|_, r| r.until > now);
-    }
-
-    /// The shared connection, connecting on first use (and again after a failed connect).
-    pub(super) async fn connection(&self) -> anyhow::Result<redis::aio::ConnectionManager> {
-        if let Some(connection) = self.connection.load_full() {
-            return Ok((*connection).clone());
-        }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = self
-            .client
-            .get_connection_manager_with_config(config)
-            .await?;
-        self.connection.store(Some(Arc::new(connection.clone())));
-        Ok(connection)
     }
 
     pub(super) fn elapsed_ms(&self) -> u64 {

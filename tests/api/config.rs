@@ -60,6 +60,16 @@ async fn bad_values_exit_2_and_name_the_key() {
             "listen_adress",
         ),
         (&[], Some("log_format = \"xml\"\n"), "log_format"),
+        (
+            &[("GATEHOUSE_DPOP_REPLAY_STORE", "redis")],
+            None,
+            "dpop_replay_store",
+        ),
+        (
+            &[("GATEHOUSE_DPOP_REPLAY_STORE", "memory")],
+            None,
+            "dpop_replay_store",
+        ),
     ];
     for (env, toml, key) in cases {
         let out = serve_with(env, *toml).await;

@@ -659,3 +659,80 @@ async fn the_device_and_partner_grants_bind_their_tokens_to_the_proofs_key(
     assert_eq!((status, error.as_str()), (401, "invalid_dpop_proof"));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spent_proofs_kept_in_redis_hold_across_replicas_and_a_silent_redis_refuses_proofs() {
+    use crate::support::{query_count, redis_prefix, redis_url};
+    use gatehouse::oauth::dpop::ReplayStore;
+    let Some(redis) = redis_url(module_path!()) else {
+        return;
+    };
+    let prefix = redis_prefix();
+    let in_redis = |c: &mut gatehouse::config::Config| {
+        c.redis_url = Some(redis.clone().into());
+        c.rate_limit_redis_prefix = prefix.clone();
+        c.dpop_replay_store = ReplayStore::Redis;
+    };
+    let a = TestApp::spawn_with(Backend::Sqlite, in_redis).await;
+    // Both replicas are one issuer (one URL behind a load balancer), so a proof for one
+    // is valid at the other: once.
+    let issuer = a.url("");
+    let b = TestApp::spawn_on(a.db.share(), |c| {
+        in_redis(c);
+        c.issuer = Some(issuer.clone());
+    })
+    .await;
+    let (_, _, token, key) = bound_token(&a).await;
+    let proof = key.proof("GET", &a.url("/api/v1/me"), Some(&token), &json!({}));
+    let ok = get_with(&a, "/api/v1/me", "DPoP", &token, Some(&proof)).await;
+    assert_eq!(ok.status(), 200);
+
+    // Kept in Redis until the proof is too old anyway, not in the database.
+    let jti = payload(&proof)["jti"].as_str().unwrap().to_owned();
+    let spent = format!("{prefix}:dpop:{}:{jti}", key.jkt());
+    let mut connection = redis::Client::open(redis.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&spent)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        (1..=60 + 2 * 10).contains(&ttl),
+        "{spent} expires in {ttl} s"
+    );
+    let rows = query_count(&a.db, "SELECT COUNT(*) FROM used_dpop_proofs").await;
+    assert_eq!(rows, 0);
+
+    // The other replica refuses it.
+    let replayed = get_with(&b, "/api/v1/me", "DPoP", &token, Some(&proof)).await;
+    let (status, error, detail) = dpop_error(replayed).await;
+    assert_eq!((status, error.as_str()), (401, "invalid_dpop_proof"));
+    assert!(detail.contains("used before"), "{detail}");
+
+    // With Redis silent, a proof is refused (503), never accepted unchecked; bearer
+    // requests go on (the rate limits fail open by default).
+    let silent = TestApp::spawn_on(a.db.share(), |c| {
+        in_redis(c);
+        c.issuer = Some(issuer.clone());
+        c.redis_url = Some("redis://127.0.0.1:1".to_owned().into());
+    })
+    .await;
+    let proof = key.proof("GET", &a.url("/api/v1/me"), Some(&token), &json!({}));
+    let refused = get_with(&silent, "/api/v1/me", "DPoP", &token, Some(&proof)).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let (id, secret) = silent.service_client(&["api"]).await;
+    let proof = key.proof("POST", &a.url("/oauth2/token"), None, &json!({}));
+    let refused = dpop_token(&silent, &id, &secret, Some(&proof)).await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert_eq!(dpop_token(&silent, &id, &secret, None).await.status(), 200);
+    for app in [a, b, silent] {
+        app.stop().await;
+    }
+}

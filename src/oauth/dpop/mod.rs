@@ -6,7 +6,10 @@
 //! Nonces (§8) are stateless: an HMAC of the current time step under a key derived from
 //! the master key, so every replica issues and accepts the same ones. Proof ids are
 //! single-use across replicas: each one is recorded in the database (batched with the
-//! other requests of the moment) until the proof would be too old anyway.
+//! other requests of the moment) or in Redis until the proof would be too old anyway
+//! ([`replay`]).
+
+mod replay;
 
 use aws_lc_rs::hmac;
 use base64::Engine as _;
@@ -21,7 +24,9 @@ use subtle::ConstantTimeEq as _;
 use crate::error::{OAuthError, OAuthErrorCode};
 use crate::model::Client;
 use crate::oauth::Ctx;
-use crate::store::revocations::{AssertionQueue, UsedAssertion};
+use crate::store::revocations::UsedAssertion;
+pub use replay::ReplayStore;
+use replay::SpentProofs;
 
 /// The proof algorithms accepted (`dpop_signing_alg_values_supported`): asymmetric only,
 /// never `none`, an HMAC or RS256 (FAPI 2.0 allows only these). `Ed25519` is RFC 9864's
@@ -70,7 +75,7 @@ pub enum ProofError {
     Invalid(String),
     /// `use_dpop_nonce`: the proof lacks the nonce this server requires, or has an old one.
     UseNonce(String),
-    /// The replay check could not be made (the database failed).
+    /// The replay check could not be made (the database or Redis did not answer).
     Unavailable(String),
 }
 
@@ -105,23 +110,24 @@ pub struct Dpop {
     /// How old a proof's `iat` may be.
     proof_lifetime: i64,
     skew: i64,
-    proofs: AssertionQueue,
+    proofs: SpentProofs,
 }
 
 impl Dpop {
     /// A verifier whose nonces are keyed by a key derived from the master key, and whose
-    /// proof ids are marked used in batches on the current runtime.
+    /// proof ids are marked spent in the store `dpop_replay_store` names (in batches on the
+    /// current runtime, for the database).
     pub fn spawn(
         master: &super::keys::MasterKey,
         config: &crate::config::Config,
         store: &crate::store::Store,
-    ) -> Result<Self, super::keys::KeyError> {
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             nonce_key: master.derive_hmac("dpop-nonce")?,
             nonce_required: config.dpop_nonce_required,
             proof_lifetime: config.dpop_proof_lifetime_secs,
             skew: config.clock_skew_secs,
-            proofs: AssertionQueue::spawn(store, crate::store::revocations::JtiTable::DpopProofs),
+            proofs: SpentProofs::open(config, store)?,
         })
     }
 
@@ -185,12 +191,10 @@ impl Dpop {
             jti,
             expires_at: now + self.proof_lifetime + 2 * self.skew,
         };
-        match self.proofs.use_once(used).await {
+        match self.proofs.spend(used, now).await {
             Ok(true) => Ok(Proof { jkt }),
             Ok(false) => invalid("this proof was used before (its jti is spent)"),
-            Err(e) => Err(ProofError::Unavailable(format!(
-                "the proof replay check failed: {e}"
-            ))),
+            Err(why) => Err(ProofError::Unavailable(why)),
         }
     }
 
@@ -387,7 +391,9 @@ pub async fn at_endpoint(
         Err(ProofError::UseNonce(why)) => {
             Err(OAuthError::new(OAuthErrorCode::UseDpopNonce, why).with_dpop_nonce(fresh_nonce()))
         }
-        Err(ProofError::Unavailable(why)) => Err(OAuthError::new(OAuthErrorCode::ServerError, why)),
+        Err(ProofError::Unavailable(why)) => {
+            Err(OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, why))
+        }
     }
 }
 
