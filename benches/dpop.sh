@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# DPoP (RFC 9449) under wrk, next to the bearer equivalents, on SQLite and — with
-# BENCH_POSTGRES_URL — on PostgreSQL:
+# DPoP (RFC 9449) under wrk, next to the bearer equivalents, on SQLite, with
+# BENCH_POSTGRES_URL on PostgreSQL, and with BENCH_REDIS_URL on SQLite with the spent
+# proof ids in Redis (`dpop_replay_store = redis`; the rate limits are off, as in every
+# benchmark, so Redis is asked only by the replay check):
 #   GET /api/v1/me with a DPoP-bound token and a fresh proof per request, against the same
 #     GET with a bearer token (goal: at least half its rate);
 #   client_credentials with a proof per request, against plain client_credentials.
@@ -8,9 +10,10 @@
 # (benches/assertions) and the proof lifetime is raised to cover the run. The server's
 # CPU per request is read from /proc; `assertions costs` prints the proof's crypto alone,
 # so what the jti replay check costs is the rest.
-# Usage: benches/dpop.sh   (env: DURATION=10s CONC=32 ROUNDS=3 PROOFS=400000 BENCH_POSTGRES_URL=…)
+# Usage: benches/dpop.sh   (env: DURATION=10s CONC=32 ROUNDS=3 PROOFS=400000 BENCH_POSTGRES_URL=…
+#                          BENCH_REDIS_URL=redis://127.0.0.1:6379)
 source "$(dirname "$0")/lib.sh"
-PROOFS=${PROOFS:-400000} PG_PORT=${PG_PORT:-18082}
+PROOFS=${PROOFS:-400000} PG_PORT=${PG_PORT:-18082} REDIS_PORT=${REDIS_PORT:-18083}
 signer_and_keys
 export GATEHOUSE_DPOP_PROOF_LIFETIME_SECS=3600
 printf 'wrk.method = "POST"\nwrk.body = "grant_type=client_credentials"\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n' > "$work/token.lua"
@@ -43,7 +46,7 @@ run_case() { # LABEL URL PORT
     "$signer" dpop "$work/ec.pem" GET "$base/api/v1/me" "$dpop_token" "$PROOFS" > "$work/get.txt"
     dpop+=("$(measure "DPoP GET /me ($label)" "$pid" "$base/api/v1/me" -s benches/dpop.lua -- "$work/get.txt" 2 GET "DPoP $dpop_token")")
     plain+=("$(measure "client_credentials ($label)" "$pid" "$base/oauth2/token" -s "$work/token.lua" -H "Authorization: $basic")")
-    "$signer" dpop "$work/ec.pem" POST "$base/oauth2/token" - $((PROOFS / 4)) > "$work/token.txt"
+    "$signer" dpop "$work/ec.pem" POST "$base/oauth2/token" - "$PROOFS" > "$work/token.txt"
     bound+=("$(measure "DPoP client_credentials ($label)" "$pid" "$base/oauth2/token" -s benches/dpop.lua -- "$work/token.txt" 2 POST "$basic" grant_type=client_credentials)")
   done
   local b d p q
@@ -56,4 +59,11 @@ run_case() { # LABEL URL PORT
 run_case sqlite "sqlite://$work/dpop.db" "$PORT"
 if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
   run_case postgres "$BENCH_POSTGRES_URL" "$PG_PORT"
+fi
+if [ -n "${BENCH_REDIS_URL:-}" ]; then
+  (
+    export GATEHOUSE_REDIS_URL=$BENCH_REDIS_URL GATEHOUSE_DPOP_REPLAY_STORE=redis \
+           GATEHOUSE_RATE_LIMIT_REDIS_PREFIX="gatehouse_bench_$$"
+    run_case "sqlite, proofs in redis" "sqlite://$work/dpop-redis.db" "$REDIS_PORT"
+  )
 fi
