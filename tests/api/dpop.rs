@@ -488,6 +488,20 @@ async fn public_token(app: &TestApp, form: &[(&str, &str)], proof: Option<String
     request.send().await.unwrap().json().await.unwrap()
 }
 
+/// A DPoP-bound refresh token: refused with another key's proof, renewed with its own.
+async fn refresh_needs_the_key(app: &TestApp, refresh: &[(&str, &str)], key: &Key) {
+    let htu = app.url("/oauth2/token");
+    let other = Key::new().proof("POST", &htu, None, &json!({}));
+    let stolen = public_token(app, refresh, Some(other)).await;
+    assert_eq!(
+        stolen["error"], "invalid_dpop_proof",
+        "another key: {stolen}"
+    );
+    let own = key.proof("POST", &htu, None, &json!({}));
+    let renewed = public_token(app, refresh, Some(own)).await;
+    assert_eq!(renewed["token_type"], "DPoP", "{renewed}");
+}
+
 #[apply(both_backends)]
 async fn a_code_bound_by_dpop_jkt_and_a_public_clients_refresh_token_need_the_key(
     #[case] backend: Backend,
@@ -548,23 +562,7 @@ async fn a_code_bound_by_dpop_jkt_and_a_public_clients_refresh_token_need_the_ke
     ];
     let bare = public_token(&app, &refresh, None).await;
     assert_eq!(bare["error"], "invalid_dpop_proof", "no proof: {bare}");
-    let stolen = public_token(
-        &app,
-        &refresh,
-        Some(Key::new().proof("POST", &htu, None, &json!({}))),
-    )
-    .await;
-    assert_eq!(
-        stolen["error"], "invalid_dpop_proof",
-        "another key: {stolen}"
-    );
-    let renewed = public_token(
-        &app,
-        &refresh,
-        Some(key.proof("POST", &htu, None, &json!({}))),
-    )
-    .await;
-    assert_eq!(renewed["token_type"], "DPoP", "{renewed}");
+    refresh_needs_the_key(&app, &refresh, &key).await;
 
     let bad_jkt = authorize_path(&[
         ("response_type", "code"),
@@ -584,7 +582,7 @@ async fn the_device_and_partner_grants_bind_their_tokens_to_the_proofs_key(
     #[case] backend: Backend,
 ) {
     use crate::flow::{Browser, user};
-    use jwt_simple::prelude::{ECDSAP256KeyPairLike as _, ES256KeyPair};
+    use jwt_simple::prelude::ECDSAP256KeyPairLike as _;
     if unavailable(backend, module_path!()) {
         return;
     }
@@ -612,29 +610,12 @@ async fn the_device_and_partner_grants_bind_their_tokens_to_the_proofs_key(
         ("client_id", tv.as_str()),
         ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
     ];
-    let other = Key::new().proof("POST", &htu, None, &json!({}));
-    let stolen = public_token(&app, &refresh, Some(other)).await;
-    assert_eq!(stolen["error"], "invalid_dpop_proof", "{stolen}");
-    let renewed = public_token(
-        &app,
-        &refresh,
-        Some(key.proof("POST", &htu, None, &json!({}))),
-    )
-    .await;
-    assert_eq!(renewed["token_type"], "DPoP", "{renewed}");
+    refresh_needs_the_key(&app, &refresh, &key).await;
 
     // The JWT bearer grant: a partner's assertion with a proof gets a token bound to the
     // proof's key (not to the assertion's), usable for ada with that key only.
     let partner = crate::jwt_bearer::partner(&app).await;
-    let signer = ES256KeyPair::generate();
-    gatehouse::oauth::clients::add_key(
-        &app.app_state.store,
-        app.app_state.clock.as_ref(),
-        &partner,
-        &signer.public_key().to_pem().unwrap(),
-    )
-    .await
-    .unwrap();
+    let signer = crate::jwt_bearer::es256_key(&app, &partner).await;
     let claims = crate::jwt_bearer::claims(&partner, "ada", &htu, 120, "dpop-partner-1");
     let assertion = signer.sign(claims).unwrap();
     let form = [

@@ -36,6 +36,21 @@ pub async fn partner(app: &TestApp) -> String {
     id
 }
 
+/// A new ES256 key of `client`, registered through the library.
+pub async fn es256_key(app: &TestApp, client: &str) -> ES256KeyPair {
+    let key = ES256KeyPair::generate();
+    gatehouse::oauth::clients::add_key(
+        &app.app_state.store,
+        app.app_state.clock.as_ref(),
+        client,
+        &key.public_key().to_pem().unwrap(),
+    )
+    .await
+    .unwrap();
+    app.app_state.clients.changed(client);
+    key
+}
+
 pub fn claims(
     iss: &str,
     sub: &str,
@@ -129,16 +144,7 @@ async fn a_partner_assertion_gets_a_token_that_acts_as_the_user(#[case] backend:
 
     // ES256 with a key registered through the library, tried without a kid; the
     // issuer as audience; the scope narrowed.
-    let ec = ES256KeyPair::generate();
-    gatehouse::oauth::clients::add_key(
-        &app.app_state.store,
-        app.app_state.clock.as_ref(),
-        &id,
-        &ec.public_key().to_pem().unwrap(),
-    )
-    .await
-    .unwrap();
-    app.app_state.clients.changed(&id);
+    let ec = es256_key(&app, &id).await;
     let answer = grant(
         &app,
         &ec.sign(claims(&id, "ADA", &app.url(""), 60, "e-1"))
