@@ -21,18 +21,21 @@ pub enum ReplayStore {
     Redis,
 }
 
-/// The store spent proof ids go to.
-pub enum SpentProofs {
+/// The store spent proof ids go to, and when its last failure was logged.
+pub struct SpentProofs {
+    store: Store,
+    /// Unix second of the last logged failure: one warning per 10 s, however many
+    /// requests a store outage refuses.
+    last_warning: AtomicI64,
+}
+
+enum Store {
     /// Batched inserts into `used_dpop_proofs`.
     Database(AssertionQueue),
-    /// `SET NX EX` in Redis.
+    /// `SET NX EX` in Redis, keys under the deployment's prefix.
     Redis {
-        /// The shared connection.
         redis: RedisConnection,
-        /// The deployment's key prefix.
         prefix: String,
-        /// Unix second of the last logged failure: one warning per 10 s.
-        last_warning: AtomicI64,
     },
 }
 
@@ -43,64 +46,65 @@ impl SpentProofs {
         store: &crate::store::Store,
     ) -> anyhow::Result<Self> {
         use secrecy::ExposeSecret as _;
-        Ok(match (config.dpop_replay_store, &config.redis_url) {
-            (ReplayStore::Redis, Some(url)) => Self::Redis {
+        let store = match (config.dpop_replay_store, &config.redis_url) {
+            (ReplayStore::Redis, Some(url)) => Store::Redis {
                 redis: RedisConnection::open(url.expose_secret())?,
                 prefix: config.rate_limit_redis_prefix.clone(),
-                last_warning: AtomicI64::new(i64::MIN),
             },
             (ReplayStore::Redis, None) => {
                 anyhow::bail!("dpop_replay_store = redis needs redis_url")
             }
             (ReplayStore::Database, _) => {
-                Self::Database(AssertionQueue::spawn(store, JtiTable::DpopProofs))
+                Store::Database(AssertionQueue::spawn(store, JtiTable::DpopProofs))
             }
+        };
+        Ok(Self {
+            store,
+            last_warning: AtomicI64::new(i64::MIN),
         })
     }
 
     /// Marks `proof`'s id as spent until its `expires_at`; false when it was spent before.
     /// An error says only that the store did not answer (its cause is logged here).
     pub async fn spend(&self, proof: UsedAssertion, now: i64) -> Result<bool, String> {
-        match self {
-            Self::Database(queue) => queue.use_once(proof).await.map_err(|e| {
-                tracing::error!(error = %e, "the DPoP proof replay check failed");
-                "the proof replay check failed".to_owned()
-            }),
-            Self::Redis {
-                redis,
-                prefix,
-                last_warning,
-            } => {
+        let spent = match &self.store {
+            Store::Database(queue) => queue.use_once(proof).await.map_err(anyhow::Error::from),
+            Store::Redis { redis, prefix } => {
                 let key = format!("{prefix}:dpop:{}:{}", proof.client_id, proof.jti);
-                let ttl = (proof.expires_at - now).max(1);
-                let set = tokio::time::timeout(REDIS_TIMEOUT, async {
-                    let mut connection = redis.get().await?;
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(1)
-                        .arg("NX")
-                        .arg("EX")
-                        .arg(ttl)
-                        .query_async::<Option<String>>(&mut connection)
-                        .await
-                        .map_err(anyhow::Error::from)
-                })
-                .await
-                .map_err(|_| anyhow::anyhow!("no answer within {} ms", REDIS_TIMEOUT.as_millis()))
-                .and_then(|r| r);
-                set.map(|reply| reply.is_some()).map_err(|e| {
-                    metrics::counter!("gatehouse_dpop_replay_errors_total").increment(1);
-                    let last = last_warning.load(Ordering::Relaxed);
-                    if now.saturating_sub(last) >= 10
-                        && last_warning
-                            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                            .is_ok()
-                    {
-                        tracing::warn!(error = %e, "Redis did not answer the DPoP proof replay check; DPoP requests are refused until it does");
-                    }
-                    "the proof replay check is unavailable".to_owned()
-                })
+                set_once(redis, &key, (proof.expires_at - now).max(1)).await
             }
-        }
+        };
+        spent.map_err(|e| {
+            metrics::counter!("gatehouse_dpop_replay_errors_total").increment(1);
+            let last = self.last_warning.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= 10
+                && self
+                    .last_warning
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                tracing::warn!(error = %e, "the DPoP proof replay check failed; DPoP requests are refused until its store answers");
+            }
+            "the proof replay check is unavailable".to_owned()
+        })
     }
+}
+
+/// Sets `key` for `ttl_secs` unless it exists; true when it did not.
+async fn set_once(redis: &RedisConnection, key: &str, ttl_secs: i64) -> anyhow::Result<bool> {
+    let reply = tokio::time::timeout(REDIS_TIMEOUT, async {
+        let mut connection = redis.get().await?;
+        redis::cmd("SET")
+            .arg(key)
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs)
+            .query_async::<Option<String>>(&mut connection)
+            .await
+            .map_err(anyhow::Error::from)
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within {} ms", REDIS_TIMEOUT.as_millis()))??;
+    Ok(reply.is_some())
 }
